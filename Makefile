@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make run` and `make test`. Needs Python 3.11+, make and git.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8001
+SANDBOX_SELLER_PORT ?= 8010
+# pytest-xdist processes; `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
+
+.PHONY: install run migrate test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	@touch $@
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	PORT=$(PORT) SANDBOX_SELLER_PORT=$(SANDBOX_SELLER_PORT) $(PY) -m buyer.stack
+
+test: install
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,44 @@
+"""The root REST API. Every route needs an API key except the public ones (health and the docs)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError
+
+from buyer.apikeys.auth import read_auth
+from buyer.events.api import router as events_router
+from campaigns.api import router as bookings_router
+
+api = NinjaAPI(
+    title="Media Buyer Agent API",
+    version=settings.VERSION,
+    description=(
+        "Submit campaign briefs, review and approve recommendations priced by real seller quotes, and read "
+        "the seller-issued deals. Authenticate with the `X-API-Key` header."
+    ),
+    auth=read_auth,
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+    urls_namespace="api",
+)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return api.create_response(request, {"detail": "Invalid or missing API key"}, status=401)
+
+
+class HealthOut(Schema):
+    status: str
+    version: str
+
+
+@api.get("/health", auth=None, response=HealthOut, tags=["health"], summary="Liveness: the web process answers")
+def health(request: HttpRequest):
+    return {"status": "healthy", "version": settings.VERSION}
+
+
+api.add_router("", bookings_router)
+api.add_router("", events_router)

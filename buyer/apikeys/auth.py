@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja.errors import HttpError
+from ninja.security import APIKeyHeader
+
+from buyer.apikeys.models import Scope
+from buyer.apikeys.services import Principal, api_key_authenticate
+
+
+class ApiKeyAuth(APIKeyHeader):
+    """``X-API-Key`` header auth for the REST API: 401 without a valid key, 403 when it lacks ``scope``.
+
+    Checked before the body is parsed, so a read-only key learns nothing from validation errors."""
+
+    param_name = "X-API-Key"
+
+    def __init__(self, scope: Scope = Scope.READ) -> None:
+        super().__init__()
+        self.scope = scope
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
+        principal = api_key_authenticate(key)
+        if principal is not None and not principal.has_scope(self.scope):
+            raise HttpError(403, f"This API key lacks the '{self.scope}' scope")
+        return principal
+
+
+read_auth = ApiKeyAuth(Scope.READ)
+write_auth = ApiKeyAuth(Scope.WRITE)

@@ -1,0 +1,18 @@
+"""One error type for everything a seller can answer badly, whatever its envelope."""
+
+from __future__ import annotations
+
+
+class SellerError(Exception):
+    """A seller call that failed: HTTP status (None for transport faults), the seller's code, its message."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = "error", retryable: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status}" if self.status is not None else "transport"
+        return f"{self.code} ({where}): {self.message}"

@@ -1,0 +1,238 @@
+"""Settings, read from the environment and an optional ``.env`` file (the shell wins over ``.env``).
+
+Variable names and meanings follow the operations guide; ``.env.example`` documents every one of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+import buyer
+from buyer.env import (
+    check_http_url,
+    env_bool,
+    env_choice,
+    env_decimal,
+    env_int,
+    env_list,
+    env_optional_str,
+    env_required_str,
+    env_str,
+    env_url,
+    env_url_list,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("BUYER_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+environ.Env.read_env(os.environ.get("BUYER_ENV_FILE", BASE_DIR / ".env"))
+
+# --- Environment -------------------------------------------------------------------------------------------
+ENVIRONMENT = env_choice("ENVIRONMENT", "development", ["development", "testing", "staging", "production"])
+IS_DEVELOPMENT = ENVIRONMENT in {"development", "testing"}
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+if IS_DEVELOPMENT:
+    SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
+else:
+    SECRET_KEY = env_required_str("SECRET_KEY", f"ENVIRONMENT={ENVIRONMENT} has no default secret key")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- Guide variables ---------------------------------------------------------------------------------------
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+API_KEY = env_str("API_KEY")
+SELLER_ENDPOINTS = env_url_list("SELLER_ENDPOINTS")
+IAB_SERVER_URL = env_url("IAB_SERVER_URL", "http://localhost:8001")
+# Only an explicitly set IAB_SERVER_URL names a seller; its default points at this service itself.
+IAB_SERVER_URL_IS_SET = env_optional_str("IAB_SERVER_URL") is not None
+OPENDIRECT_BASE_URL = env_url("OPENDIRECT_BASE_URL", "http://localhost:3000/api/v2.1")
+OPENDIRECT_TOKEN = env_optional_str("OPENDIRECT_TOKEN")
+OPENDIRECT_API_KEY = env_optional_str("OPENDIRECT_API_KEY")
+DEFAULT_LLM_MODEL = env_str("DEFAULT_LLM_MODEL", "anthropic/claude-sonnet-4-5-20250929")
+MANAGER_LLM_MODEL = env_str("MANAGER_LLM_MODEL", "anthropic/claude-opus-4-20250514")
+LLM_TEMPERATURE = float(env_decimal("LLM_TEMPERATURE", "0.3", minimum="0", maximum="2"))
+LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 4096, minimum=1, maximum=200_000)
+REDIS_URL = env_optional_str("REDIS_URL")
+CREW_MEMORY_ENABLED = env_bool("CREW_MEMORY_ENABLED", True)
+CREW_VERBOSE = env_bool("CREW_VERBOSE", True)
+CREW_MAX_ITERATIONS = env_int("CREW_MAX_ITERATIONS", 15, minimum=1, maximum=1000)
+CORS_ALLOWED_ORIGINS = [
+    check_http_url("CORS_ALLOWED_ORIGINS", origin)
+    for origin in env_list("CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8080")
+]
+
+if REDIS_URL is not None and urlsplit(REDIS_URL).scheme not in {"redis", "rediss"}:
+    raise ImproperlyConfigured(f"Invalid value for REDIS_URL: {REDIS_URL!r} (expected redis:// or rediss://).")
+
+# --- Seller calls and the job engine -----------------------------------------------------------------------
+SELLER_TIMEOUT_SECONDS = float(env_decimal("SELLER_TIMEOUT_SECONDS", "10", minimum="0.1", maximum="300"))
+SELLER_MAX_RETRIES = env_int("SELLER_MAX_RETRIES", 2, minimum=0, maximum=10)
+SELLER_MAX_PARALLEL = env_int("SELLER_MAX_PARALLEL", 8, minimum=1, maximum=64)
+# Lease a worker holds on a job step; a step still leased past this is presumed dead and may be resumed.
+JOB_STEP_LEASE_SECONDS = env_int("JOB_STEP_LEASE_SECONDS", 600, minimum=5, maximum=86_400)
+# A job with no progress for this long is picked up by the sweeper.
+JOB_STALL_SECONDS = env_int("JOB_STALL_SECONDS", 300, minimum=5, maximum=86_400)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
+APPROVAL_TTL_HOURS = env_int("APPROVAL_TTL_HOURS", 72, minimum=1, maximum=24 * 90)
+MAX_CANDIDATES_PER_CHANNEL = env_int("MAX_CANDIDATES_PER_CHANNEL", 3, minimum=1, maximum=20)
+
+# --- Django ------------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "ninja",
+    "buyer.events",
+    "buyer.sellers",
+    "buyer.apikeys",
+    "campaigns",
+    "pacing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "buyer.urls"
+WSGI_APPLICATION = "buyer.wsgi.application"
+ASGI_APPLICATION = "buyer.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_config(url: str) -> dict:
+    try:
+        config = environ.Env.db_url_config(url)
+    except (ImproperlyConfigured, KeyError, ValueError) as exc:
+        raise ImproperlyConfigured(f"Invalid value for DATABASE_URL: {url!r} ({exc}).") from None
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        name = Path(config["NAME"])
+        if str(name) != ":memory:" and not name.is_absolute():
+            name = (BASE_DIR / name).resolve()
+        config["NAME"] = str(name)
+        # Web and worker share the file: WAL plus IMMEDIATE transactions avoid "database is locked".
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test-{worker}.sqlite3")}
+    elif engine in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
+        config["ENGINE"] = "django.db.backends.postgresql"
+        config["CONN_HEALTH_CHECKS"] = True
+        if env_bool("DATABASE_POOL", False):
+            config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 10, minimum=1)}}
+        else:
+            config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+    else:
+        raise ImproperlyConfigured(
+            f"Invalid value for DATABASE_URL: {url!r} (expected sqlite:///path or postgresql://...)."
+        )
+    return config
+
+
+DATABASE_URL = env_str("DATABASE_URL", "sqlite:///./ad_buyer.db")
+DATABASES = {"default": _database_config(DATABASE_URL)}
+DATABASE_ENGINE = "postgresql" if DATABASES["default"]["ENGINE"].endswith("postgresql") else "sqlite"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve static files straight from the finders, so `make run` needs no collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = IS_DEVELOPMENT
+
+if not IS_DEVELOPMENT:
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Celery ------------------------------------------------------------------------------------------------
+# Without REDIS_URL a real worker still runs, over kombu's SQLAlchemy transport on a SQLite file.
+CELERY_EMBEDDED_BROKER_URL = f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+CELERY_BROKER_URL = REDIS_URL or env_str("CELERY_BROKER_URL", CELERY_EMBEDDED_BROKER_URL)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Must exceed the longest task plus its hard time limit, or a long task is delivered twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOB_STEP_LEASE_SECONDS * 2 + 600}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "buyer")
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stalled-jobs": {
+        "task": "campaigns.tasks.sweep_stalled_jobs",
+        "schedule": float(JOB_SWEEP_INTERVAL_SECONDS),
+    },
+}
+
+# --- Logging -----------------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
+
+VERSION = buyer.__version__

@@ -1,0 +1,211 @@
+"""Start the whole product as separate processes: web (uvicorn), worker (Celery, with beat) and, when no
+seller is configured, the built-in sandbox seller. ``make run`` uses it; so do the end-to-end tests and the
+benchmarks, so what they exercise is what users run.
+
+    python -m buyer.stack [--port 8001] [--sandbox-port 8010] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        stdout = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            self.argv, cwd=BASE_DIR, env=self.env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, *, kill: bool = False, timeout: float = 20) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        if kill:
+            self.process.kill()
+        else:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@dataclass
+class Stack:
+    web_url: str
+    seller_url: str | None
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def start(self, *names: str) -> None:
+        for name in names or tuple(self.services):
+            self.services[name].start()
+
+    def stop(self, *names: str, kill: bool = False) -> None:
+        for name in reversed(names or tuple(self.services)):
+            self.services[name].stop(kill=kill)
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        urls = [self.web_url + "/health"] + ([self.seller_url + "/health"] if self.seller_url else [])
+        deadline = time.monotonic() + timeout
+        for url in urls:
+            while True:
+                dead = [s.name for s in self.services.values() if s.process is not None and not s.alive()]
+                if dead:
+                    raise RuntimeError(f"{', '.join(dead)} exited during start-up; see its log")
+                try:
+                    if httpx.get(url, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} did not become healthy within {timeout:.0f} s")
+                time.sleep(0.2)
+
+
+def build_stack(
+    *,
+    port: int = 8001,
+    sandbox_port: int | None = 8010,
+    workers: int = 2,
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    sandbox_args: list[str] | None = None,
+    web_workers: int = 1,
+) -> Stack:
+    """Describe the processes; ``sandbox_port=None`` leaves sellers to ``SELLER_ENDPOINTS``."""
+    python = sys.executable
+    base_env = {**os.environ, **(env or {})}
+    seller_url = None
+    services: dict[str, Service] = {}
+
+    def log(name: str) -> Path | None:
+        return log_dir / f"{name}.log" if log_dir else None
+
+    if sandbox_port is not None:
+        seller_url = f"http://127.0.0.1:{sandbox_port}"
+        base_env.setdefault("SELLER_ENDPOINTS", seller_url)
+        argv = [
+            python,
+            "-m",
+            "buyer.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(sandbox_port),
+            *(sandbox_args or []),
+        ]
+        services["sandbox"] = Service("sandbox", argv, base_env, log("sandbox"))
+    services["worker"] = Service(
+        "worker",
+        [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "buyer",
+            "worker",
+            "--beat",
+            "--loglevel",
+            base_env.get("LOG_LEVEL", "INFO"),
+            "--concurrency",
+            str(workers),
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"buyer-{port}@%h",
+        ],
+        base_env,
+        log("worker"),
+    )
+    services["web"] = Service(
+        "web",
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "buyer.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(web_workers),
+            "--no-access-log",
+            "--lifespan",
+            "off",
+        ],
+        base_env,
+        log("web"),
+    )
+    return Stack(web_url=f"http://127.0.0.1:{port}", seller_url=seller_url, services=services)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8001")))
+    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_SELLER_PORT", "8010")))
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
+    # Reads .env and validates every variable before anything starts.
+    from django.conf import settings
+
+    use_sandbox = not settings.SELLER_ENDPOINTS and not settings.IAB_SERVER_URL_IS_SET
+    stack = build_stack(port=args.port, sandbox_port=args.sandbox_port if use_sandbox else None, workers=args.workers)
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    stack.start()
+    try:
+        stack.wait_healthy()
+        sellers = (
+            stack.seller_url + " (built-in sandbox seller)" if use_sandbox else ", ".join(settings.SELLER_ENDPOINTS)
+        )
+        print(
+            f"\nMedia buyer agent on {stack.web_url}  (API docs {stack.web_url}/docs)\n"
+            f"Sellers: {sellers}\nCtrl-C stops.\n",
+            flush=True,
+        )
+        while not stopping:
+            dead = [s.name for s in stack.services.values() if not s.alive()]
+            if dead:
+                print(f"{', '.join(dead)} stopped; shutting down.", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+from ninja.openapi.docs import Redoc
+
+from buyer.api import api
+
+
+def redoc(request: HttpRequest) -> HttpResponse:
+    return Redoc().render_page(request, api)
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("redoc", redoc, name="redoc"),
+    path("", api.urls),
+]

@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Header, Query, Router, Status
+from ninja.errors import HttpError
+
+from buyer.apikeys.auth import write_auth
+from buyer.sellers.money import micros_to_decimal
+from campaigns import selectors, services
+from campaigns.models import BookingJob
+from campaigns.schemas import (
+    ApproveAllOut,
+    ApproveIn,
+    ApproveOut,
+    BookingCreatedOut,
+    BookingIn,
+    CancelIn,
+    JobDetailOut,
+    JobFilters,
+    JobListOut,
+)
+
+router = Router(tags=["bookings"])
+
+JOB_NOT_FOUND = "Job not found"
+
+
+def _job_or_404(job_id: str) -> BookingJob:
+    job = selectors.job_get(job_id)
+    if job is None:
+        raise HttpError(404, JOB_NOT_FOUND)
+    return job
+
+
+def _job_detail(job: BookingJob) -> dict:
+    recommendations = list(job.recommendations.all())
+    deals = list(job.deals.all())
+    return {
+        "job_id": str(job.pk),
+        "status": job.status,
+        "stage": job.stage,
+        "progress": round(job.progress, 3),
+        "campaign_id": str(job.campaign_id),
+        "campaign_name": job.campaign.name,
+        "budget": float(job.campaign.budget),
+        "auto_approve": job.auto_approve,
+        "budget_allocations": job.budget_allocations,
+        "recommendations": [
+            {
+                "recommendation_id": str(r.pk),
+                "product_id": r.product_id,
+                "product_name": r.product_name,
+                "publisher": r.publisher,
+                "seller_id": str(r.seller_id or ""),
+                "seller_name": r.seller_name,
+                "channel": r.channel,
+                "format": r.format,
+                "deal_type": r.deal_type,
+                "impressions": r.impressions,
+                "cpm": float(r.cpm),
+                "list_cpm": float(micros_to_decimal(r.base_cpm_micros)),
+                "cost": float(r.cost),
+                "buyer_tier": r.buyer_tier,
+                "quote_id": r.quote_id,
+                "quote_expires_at": r.quote_expires_at,
+                "targeting": r.targeting,
+                "priority": r.priority,
+                "status": r.status,
+                "status_reason": r.status_reason,
+                "rationale": r.rationale,
+            }
+            for r in recommendations
+        ],
+        "booked_lines": [
+            {
+                "deal_id": d.deal_id,
+                "quote_id": d.quote_id,
+                "product_id": d.product_id,
+                "product_name": d.product_name,
+                "channel": d.channel,
+                "deal_type": d.deal_type,
+                "impressions": d.impressions,
+                "cpm": float(d.cpm),
+                "cost": float(d.cost),
+                "booking_status": d.status,
+                "booked_at": d.booked_at,
+                "seller_id": str(d.seller_id or ""),
+                "seller_url": d.seller_url,
+                "buyer_tier": d.buyer_tier,
+                "flight_start": d.flight_start,
+                "flight_end": d.flight_end,
+                "activation_instructions": d.activation_instructions,
+                "rationale": d.recommendation.rationale,
+                "line_id": str(d.recommendation_id),
+                "order_id": None,
+            }
+            for d in deals
+        ],
+        "total_cost": float(micros_to_decimal(sum(d.cost_micros for d in deals))),
+        "errors": job.errors,
+        "failure_reason": job.failure_reason or None,
+        "approval_expires_at": job.approval_expires_at,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+    }
+
+
+@router.post(
+    "/bookings", auth=write_auth, response={202: BookingCreatedOut}, summary="Submit a campaign brief for booking"
+)
+def create_booking(
+    request: HttpRequest,
+    payload: BookingIn,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200),
+):
+    """Stores the brief and starts the booking flow on a worker. Send an ``Idempotency-Key`` header to make
+    retries of this request return the same job instead of creating another."""
+    brief = payload.brief
+    job = services.job_create(
+        name=brief.name,
+        objectives=brief.objectives,
+        budget=brief.budget,
+        start_date=brief.start_date,
+        end_date=brief.end_date,
+        target_audience=brief.target_audience,
+        kpis=brief.kpis,
+        channels=[str(c) for c in brief.channels or []],
+        formats=[f.lower() for f in brief.formats or []],
+        constraints=brief.constraints,
+        brief=brief.model_dump(mode="json"),
+        auto_approve=payload.auto_approve,
+        client_reference=idempotency_key,
+    )
+    return Status(
+        202,
+        {
+            "job_id": str(job.pk),
+            "status": job.status,
+            "message": "Booking job accepted; poll GET /bookings/{job_id}.",
+        },
+    )
+
+
+@router.get("/bookings", response=JobListOut, summary="List booking jobs, newest first")
+def list_bookings(request: HttpRequest, filters: Query[JobFilters]):
+    jobs = selectors.job_list(status=filters.status)
+    page = jobs[filters.offset : filters.offset + filters.limit]
+    return {
+        "jobs": [
+            {
+                "job_id": str(job.pk),
+                "status": job.status,
+                "campaign_name": job.campaign.name,
+                "budget": float(job.campaign.budget),
+                "progress": round(job.progress, 3),
+                "created_at": job.created_at,
+            }
+            for job in page
+        ],
+        "total": jobs.count(),
+    }
+
+
+@router.get("/bookings/{job_id}", response=JobDetailOut, summary="A booking job with recommendations and deals")
+def get_booking(request: HttpRequest, job_id: str):
+    return _job_detail(_job_or_404(job_id))
+
+
+def _approval_call(job_id: str, action):
+    if not selectors.job_exists(job_id):
+        raise HttpError(404, JOB_NOT_FOUND)
+    try:
+        return action()
+    except services.JobStateError as exc:
+        raise HttpError(409, str(exc)) from exc
+    except services.UnknownProductsError as exc:
+        raise HttpError(400, str(exc)) from exc
+
+
+@router.post(
+    "/bookings/{job_id}/approve",
+    auth=write_auth,
+    response={202: ApproveOut},
+    summary="Approve some lines; the rest are rejected",
+)
+def approve_booking(request: HttpRequest, job_id: str, payload: ApproveIn):
+    """Approved lines are booked by a worker; poll ``GET /bookings/{job_id}`` for the seller's deal ids."""
+    result = _approval_call(
+        job_id,
+        lambda: services.job_approve(job_id=job_id, product_ids=payload.approved_product_ids, actor=_actor(request)),
+    )
+    return Status(
+        202,
+        {
+            "status": "booking",
+            "job_id": job_id,
+            "approved_count": len(result.approved),
+            "rejected_count": len(result.rejected),
+            "booked": 0,
+            "total_cost": float(result.total_cost),
+            "total_impressions": result.total_impressions,
+            "message": "Approved lines are being booked; poll GET /bookings/{job_id}.",
+        },
+    )
+
+
+@router.post(
+    "/bookings/{job_id}/approve-all",
+    auth=write_auth,
+    response={202: ApproveAllOut},
+    summary="Approve every recommended line",
+)
+def approve_all_booking(request: HttpRequest, job_id: str):
+    result = _approval_call(job_id, lambda: services.job_approve_all(job_id=job_id, actor=_actor(request)))
+    return Status(
+        202,
+        {
+            "status": "booking" if result.approved else "rejected",
+            "job_id": job_id,
+            "approved_count": len(result.approved),
+            "booked": 0,
+            "failed": [],
+            "total_impressions": result.total_impressions,
+            "total_cost": float(result.total_cost),
+            "message": "All lines are being booked; poll GET /bookings/{job_id}.",
+        },
+    )
+
+
+@router.post(
+    "/bookings/{job_id}/reject",
+    auth=write_auth,
+    response=JobDetailOut,
+    summary="Reject every line; the job ends cancelled",
+)
+def reject_booking(request: HttpRequest, job_id: str, payload: CancelIn | None = None):
+    reason = payload.reason if payload else "All recommendations were rejected."
+    _approval_call(job_id, lambda: services.job_reject_all(job_id=job_id, actor=_actor(request), reason=reason))
+    return _job_detail(_job_or_404(job_id))
+
+
+@router.post(
+    "/bookings/{job_id}/cancel", auth=write_auth, response=JobDetailOut, summary="Cancel a job that has not finished"
+)
+def cancel_booking(request: HttpRequest, job_id: str, payload: CancelIn | None = None):
+    reason = payload.reason if payload else "Cancelled by user."
+    _approval_call(job_id, lambda: services.job_cancel(job_id=job_id, reason=reason))
+    return _job_detail(_job_or_404(job_id))
+
+
+def _actor(request: HttpRequest) -> str:
+    principal = getattr(request, "auth", None)
+    return getattr(principal, "name", "")

@@ -1,0 +1,523 @@
+"""The booking flow's steps. Each claims its job, does slow seller I/O outside any transaction, then saves
+its output and advances the job in one short atomic block. Money-moving code here never calls a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from buyer.events.models import EventType
+from buyer.events.services import event_emit
+from buyer.sellers.client import SellerRestClient, fetch_catalogs
+from buyer.sellers.errors import SellerError
+from buyer.sellers.models import Seller
+from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
+from buyer.sellers.registry import client_for
+from buyer.sellers.selectors import seller_list_enabled
+from buyer.sellers.services import seller_seed_from_settings
+from buyer.sellers.types import Deal, Quote, QuoteRequest
+from campaigns import policies
+from campaigns.models import (
+    BookingJob,
+    Campaign,
+    JobStage,
+    JobStatus,
+    Recommendation,
+    RecommendationStatus,
+)
+from campaigns.services import (
+    deal_record,
+    job_add_errors,
+    job_advance,
+    job_claim,
+    job_fail,
+    job_progress,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def brief_terms(campaign: Campaign) -> policies.BriefTerms:
+    constraints = campaign.constraints or {}
+    excluded = constraints.get("exclude_publishers") or []
+    return policies.BriefTerms(
+        budget=campaign.budget,
+        channels=tuple(campaign.channels or ()),
+        objectives=tuple(campaign.objectives or ()),
+        start_date=campaign.start_date,
+        end_date=campaign.end_date,
+        max_cpm=policies.kpi_cpm(campaign.kpis or {}, "max_cpm_usd", "max_cpm"),
+        target_cpm=policies.kpi_cpm(campaign.kpis or {}, "target_cpm_usd", "target_cpm"),
+        formats=tuple(f.lower() for f in campaign.formats or ()),
+        exclude_publishers=tuple(str(p) for p in excluded),
+    )
+
+
+def allocations_of(job: BookingJob) -> list[policies.Allocation]:
+    return [
+        policies.Allocation(
+            channel=channel,
+            amount=Decimal(str(item["budget"])),
+            percentage=Decimal(str(item["percentage"])),
+            rationale=item["rationale"],
+        )
+        for channel, item in job.budget_allocations.items()
+    ]
+
+
+def _flow(job: BookingJob) -> dict[str, str]:
+    return {"flow_id": str(job.pk), "campaign_id": str(job.campaign_id)}
+
+
+def run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -> None:
+    """Claim ``stage`` and run it; an unexpected error is recorded and the step retried later, boundedly."""
+    job = job_claim(job_id, stage=stage)
+    if job is None:
+        logger.info("job %s: stage %s not due here (done, leased elsewhere or cancelled)", job_id, stage)
+        return
+    try:
+        step(job)
+    except Exception as exc:
+        logger.exception("job %s: step %s raised", job_id, stage)
+        message = f"Step '{stage}' attempt {job.attempts} failed: {type(exc).__name__}: {str(exc)[:300]}"
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            job_fail(job, message)
+        else:
+            job_add_errors(job, [message])
+            job_retry_later(job, seconds=min(300, 5 * 2**job.attempts))
+
+
+def job_retry_later(job: BookingJob, *, seconds: int) -> None:
+    """Keep the claim for ``seconds`` so nothing else runs the step, then run it again."""
+    from campaigns import tasks
+
+    BookingJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=seconds)
+    )
+    task = {
+        JobStage.PLAN: tasks.job_plan,
+        JobStage.RESEARCH: tasks.job_research,
+        JobStage.BOOK: tasks.job_book,
+    }[JobStage(job.stage)]
+    # Countdown a second past the lease, so the claim is free again when the task arrives.
+    task.apply_async((str(job.pk),), countdown=seconds + 1)
+
+
+# --- plan ---------------------------------------------------------------------------------------------------
+
+
+def step_plan(job: BookingJob) -> None:
+    terms = brief_terms(job.campaign)
+    allocations = policies.allocate_budget(terms.budget, list(terms.channels), terms.objectives)
+    serialised = {
+        a.channel: {
+            "channel": a.channel,
+            "budget": str(a.amount),
+            "percentage": str(a.percentage),
+            "rationale": a.rationale,
+        }
+        for a in allocations
+    }
+    with transaction.atomic():
+        if job_advance(
+            job,
+            stage=JobStage.RESEARCH,
+            status=JobStatus.RUNNING,
+            progress=0.2,
+            budget_allocations=serialised,
+        ):
+            event_emit(EventType.BUDGET_ALLOCATED, **_flow(job), payload={"allocations": serialised})
+
+
+# --- research and quotes ------------------------------------------------------------------------------------
+
+
+def step_research(job: BookingJob) -> None:
+    terms = brief_terms(job.campaign)
+    allocations = allocations_of(job)
+    seller_seed_from_settings()
+    sellers = {str(s.pk): s for s in seller_list_enabled()}
+    if not sellers:
+        job_fail(job, "No sellers are configured: set SELLER_ENDPOINTS or add a seller in the admin.")
+        return
+    event_emit(EventType.RESEARCH_STARTED, **_flow(job), payload={"sellers": [s.name for s in sellers.values()]})
+    clients = {key: client_for(seller) for key, seller in sellers.items()}
+    try:
+        errors, lines, skips = _research(job, terms, allocations, sellers, clients)
+    finally:
+        for client in clients.values():
+            client.close()
+
+    selection = policies.select_within_budget(lines, allocations, terms.budget)
+    skipped = [
+        {
+            "seller": sellers[s.seller_key].name,
+            "product_id": s.product_id,
+            "product": s.product_name,
+            "channel": s.channel,
+            "reason": s.reason,
+        }
+        for s in skips
+    ] + [
+        {
+            "seller": sellers[line.candidate.seller_key].name,
+            "product_id": line.candidate.product.product_id,
+            "product": line.candidate.product.name,
+            "channel": line.candidate.channel,
+            "reason": reason,
+        }
+        for line, reason in selection.dropped
+    ]
+    with transaction.atomic():
+        job_add_errors(job, errors)
+        event_emit(
+            EventType.RESEARCH_COMPLETED,
+            **_flow(job),
+            payload={
+                "quoted": len(lines),
+                "selected": len(selection.chosen),
+                "total_cost": selection.total,
+                "skipped": skipped[:200],
+            },
+        )
+        if not selection.chosen:
+            why = "No seller returned a usable quote for the requested channels"
+            if skipped:
+                why += f" ({len(skipped)} products skipped; see the research.completed event)"
+            job_fail(job, why + ".")
+            return
+        _save_recommendations(job, selection, sellers)
+
+
+def _research(
+    job: BookingJob,
+    terms: policies.BriefTerms,
+    allocations: list[policies.Allocation],
+    sellers: dict[str, Seller],
+    clients: dict[str, SellerRestClient],
+) -> tuple[list[str], list[policies.QuotedLine], list[policies.Skip]]:
+    errors: list[str] = []
+    catalogs = fetch_catalogs(clients, max_workers=settings.SELLER_MAX_PARALLEL)
+    products = {}
+    for key, result in catalogs.items():
+        if isinstance(result, SellerError):
+            message = f"Seller {sellers[key].name}: catalog unavailable: {result}"
+            errors.append(message)
+            event_emit(
+                EventType.SELLER_FAILED,
+                **_flow(job),
+                payload={"seller": sellers[key].name, "error": str(result), "step": "catalog"},
+            )
+        else:
+            products[key] = result
+    job_progress(job, 0.35)
+
+    candidates: list[policies.Candidate] = []
+    skips: list[policies.Skip] = []
+    taken: set[tuple[str, str]] = set()
+    for allocation in allocations:
+        found, skipped = policies.rank_candidates(
+            products,
+            allocation,
+            terms,
+            max_candidates=settings.MAX_CANDIDATES_PER_CHANNEL,
+            taken=frozenset(taken),
+        )
+        candidates += found
+        skips += skipped
+        taken |= {(c.seller_key, c.product.product_id) for c in found}
+
+    def quote(candidate: policies.Candidate) -> Quote | SellerError:
+        request = QuoteRequest(
+            idempotency_key=f"{job.pk}:quote:{candidate.seller_key}:{candidate.product.product_id}",
+            product_id=candidate.product.product_id,
+            deal_type=candidate.deal_type,
+            impressions=candidate.impressions,
+            flight_start=terms.start_date,
+            flight_end=terms.end_date,
+            target_cpm=candidate.target_cpm,
+            media_type="ctv" if candidate.product.inventory_type == "ctv" else "digital",
+        )
+        try:
+            return clients[candidate.seller_key].request_quote(request)
+        except SellerError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=settings.SELLER_MAX_PARALLEL) as pool:
+        results = list(pool.map(quote, candidates))
+
+    lines: list[policies.QuotedLine] = []
+    for candidate, result in zip(candidates, results, strict=True):
+        seller = sellers[candidate.seller_key]
+        if isinstance(result, SellerError):
+            errors.append(f"Seller {seller.name}: quote for {candidate.product.product_id} failed: {result}")
+            event_emit(
+                EventType.QUOTE_FAILED,
+                **_flow(job),
+                payload={
+                    "seller": seller.name,
+                    "product_id": candidate.product.product_id,
+                    "error": str(result),
+                },
+            )
+            continue
+        event_emit(
+            EventType.QUOTE_RECEIVED,
+            **_flow(job),
+            payload={
+                "seller": seller.name,
+                "product_id": candidate.product.product_id,
+                "quote_id": result.quote_id,
+                "final_cpm": result.final_cpm,
+                "impressions": result.impressions,
+                "buyer_tier": result.buyer_tier,
+            },
+        )
+        line = policies.QuotedLine(candidate, result)
+        problem = policies.quote_problem(line, terms)
+        if problem:
+            skips.append(
+                policies.Skip(
+                    candidate.seller_key,
+                    candidate.product.product_id,
+                    candidate.product.name,
+                    candidate.channel,
+                    problem,
+                )
+            )
+        else:
+            lines.append(line)
+    job_progress(job, 0.8)
+    return errors, lines, skips
+
+
+def _save_recommendations(job: BookingJob, selection: policies.Selection, sellers: dict[str, Seller]) -> None:
+    status = RecommendationStatus.APPROVED if job.auto_approve else RecommendationStatus.PENDING_APPROVAL
+    recommendations = []
+    for priority, line in enumerate(selection.chosen, start=1):
+        quote, candidate, seller = line.quote, line.candidate, sellers[line.candidate.seller_key]
+        pricing = quote.raw.get("pricing", {})
+        price_note = f" Seller quoted ${quote.final_cpm:,.2f} CPM (list ${quote.base_cpm:,.2f}"
+        if quote.tier_discount_pct:
+            price_note += f", {quote.buyer_tier} tier -{quote.tier_discount_pct}%"
+        if quote.volume_discount_pct:
+            price_note += f", volume -{quote.volume_discount_pct}%"
+        price_note += f") for {quote.impressions:,} impressions = ${line.cost:,.2f}."
+        recommendations.append(
+            Recommendation(
+                job=job,
+                seller=seller,
+                seller_name=seller.name,
+                seller_url=seller.base_url,
+                product_id=candidate.product.product_id,
+                product_name=candidate.product.name,
+                publisher=candidate.product.seller_organization_id,
+                channel=candidate.channel,
+                inventory_type=candidate.product.inventory_type,
+                format=(candidate.product.ad_formats or ("",))[0],
+                deal_type=quote.deal_type or candidate.deal_type,
+                impressions=quote.impressions,
+                base_cpm_micros=decimal_to_micros(quote.base_cpm),
+                cpm_micros=decimal_to_micros(quote.final_cpm),
+                cost_micros=decimal_to_micros(line.cost),
+                buyer_tier=quote.buyer_tier,
+                pricing=pricing,
+                quote_id=quote.quote_id,
+                quote_expires_at=quote.expires_at,
+                targeting=job.campaign.target_audience or {},
+                priority=priority,
+                rationale=candidate.rationale + price_note,
+                status=status,
+            )
+        )
+    Recommendation.objects.bulk_create(recommendations)
+    total = selection.total
+    payload = {"count": len(recommendations), "total_cost": total, "budget": job.campaign.budget}
+    if job.auto_approve:
+        if job_advance(job, stage=JobStage.BOOK, status=JobStatus.RUNNING, progress=0.9):
+            event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
+            event_emit(
+                EventType.APPROVAL_GRANTED,
+                **_flow(job),
+                payload={
+                    "product_ids": [r.product_id for r in recommendations],
+                    "total_cost": total,
+                    "auto_approve": True,
+                },
+            )
+        else:
+            transaction.set_rollback(True)
+        return
+    expires = timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS)
+    if job_advance(
+        job,
+        stage=JobStage.APPROVAL,
+        status=JobStatus.AWAITING_APPROVAL,
+        progress=0.85,
+        approval_expires_at=expires,
+    ):
+        event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
+        event_emit(EventType.APPROVAL_REQUESTED, **_flow(job), payload={**payload, "expires_at": expires})
+    else:
+        transaction.set_rollback(True)
+
+
+# --- booking ------------------------------------------------------------------------------------------------
+
+
+class LineRefused(Exception):
+    """A line that must not be booked as approved (for example its price rose after approval)."""
+
+
+def step_book(job: BookingJob) -> None:
+    lines = list(
+        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
+        .select_related("seller")
+        .order_by("priority")
+    )
+    event_emit(EventType.BOOKING_STARTED, **_flow(job), payload={"lines": len(lines), "attempt": job.attempts})
+    clients: dict[str, SellerRestClient] = {}
+    errors: list[str] = []
+    transient = False
+    try:
+        for done, line in enumerate(lines, start=1):
+            if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+                break
+            if line.seller is None:
+                _line_failed(job, line, "seller was deleted")
+                continue
+            client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
+            try:
+                deal = _book_line(job, client, line)
+            except SellerError as exc:
+                if exc.retryable:
+                    transient = True
+                    errors.append(f"Seller {line.seller_name}: booking {line.product_id} will be retried: {exc}")
+                else:
+                    _line_failed(job, line, str(exc))
+                continue
+            except LineRefused as exc:
+                _line_failed(job, line, str(exc))
+                continue
+            deal_record(recommendation=line, deal=deal)
+            job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
+    finally:
+        for client in clients.values():
+            client.close()
+    job_add_errors(job, errors)
+    if transient and job.attempts < settings.JOB_MAX_ATTEMPTS:
+        job_retry_later(job, seconds=min(300, 10 * 2**job.attempts))
+        return
+    if transient:
+        for line in Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True):
+            _line_failed(job, line, f"seller still unavailable after {job.attempts} attempts")
+    _finish_booking(job)
+
+
+def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
+    """Book one approved line with a key derived from our records, so a replay returns the same deal."""
+    try:
+        deal = client.book_deal(idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}", quote_id=line.quote_id)
+    except SellerError as exc:
+        if exc.code == "quote_already_booked":
+            # Our quote, booked by an earlier attempt under another key: read back that deal.
+            quote = client.get_quote(line.quote_id)
+            deal_id = quote.raw.get("deal_id")
+            if not deal_id:
+                raise
+            deal = client.get_deal(deal_id)
+        elif exc.code in {"quote_expired", "quote_not_found"}:
+            deal = _requote_and_book(job, client, line)
+        else:
+            raise
+    # Read back what the seller holds before reporting success.
+    confirmed = client.get_deal(deal.deal_id)
+    if confirmed.final_cpm > line.cpm:
+        raise LineRefused(
+            f"seller booked deal {confirmed.deal_id} at ${confirmed.final_cpm:,.2f} CPM, above the approved "
+            f"${line.cpm:,.2f}; check it with the seller"
+        )
+    return confirmed
+
+
+def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
+    campaign = job.campaign
+    quote = client.request_quote(
+        QuoteRequest(
+            idempotency_key=f"{job.pk}:requote:{line.pk}:{line.quote_id}",
+            product_id=line.product_id,
+            deal_type=line.deal_type,
+            impressions=line.impressions,
+            flight_start=campaign.start_date,
+            flight_end=campaign.end_date,
+            media_type="ctv" if line.inventory_type == "ctv" else "digital",
+        )
+    )
+    event_emit(
+        EventType.QUOTE_RECEIVED,
+        **_flow(job),
+        payload={
+            "seller": line.seller_name,
+            "product_id": line.product_id,
+            "quote_id": quote.quote_id,
+            "final_cpm": quote.final_cpm,
+            "requote_of": line.quote_id,
+        },
+    )
+    if quote.final_cpm > line.cpm or quote.impressions != line.impressions:
+        raise LineRefused(
+            f"the approved quote expired and the seller now asks ${quote.final_cpm:,.2f} CPM for "
+            f"{quote.impressions:,} impressions (approved ${line.cpm:,.2f} for {line.impressions:,})"
+        )
+    Recommendation.objects.filter(pk=line.pk).update(
+        quote_id=quote.quote_id,
+        quote_expires_at=quote.expires_at,
+        cpm_micros=decimal_to_micros(quote.final_cpm),
+        cost_micros=decimal_to_micros(cost_for(quote.impressions, quote.final_cpm)),
+    )
+    line.refresh_from_db()
+    return client.book_deal(idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}", quote_id=line.quote_id)
+
+
+def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:
+    with transaction.atomic():
+        Recommendation.objects.filter(pk=line.pk).update(
+            status=RecommendationStatus.BOOKING_FAILED, status_reason=reason
+        )
+        job_add_errors(job, [f"Booking {line.product_name} ({line.product_id}) at {line.seller_name} failed: {reason}"])
+        event_emit(
+            EventType.BOOKING_FAILED,
+            **_flow(job),
+            payload={"product_id": line.product_id, "seller": line.seller_name, "reason": reason},
+        )
+
+
+def _finish_booking(job: BookingJob) -> None:
+    booked = list(job.deals.all())
+    total = micros_to_decimal(sum(d.cost_micros for d in booked))
+    cancelled = BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+    with transaction.atomic():
+        if cancelled:
+            reason = f"Cancelled during booking; {len(booked)} deal(s) were already booked."
+            if job_advance(job, stage=JobStage.DONE, status=JobStatus.CANCELLED, progress=1.0, failure_reason=reason):
+                event_emit(EventType.JOB_CANCELLED, **_flow(job), payload={"reason": reason, "booked": len(booked)})
+        elif booked:
+            if job_advance(job, stage=JobStage.DONE, status=JobStatus.COMPLETED, progress=1.0):
+                event_emit(
+                    EventType.JOB_COMPLETED,
+                    **_flow(job),
+                    payload={"booked": len(booked), "total_cost": total},
+                )
+        else:
+            reason = "No approved line could be booked; see errors."
+            if job_advance(job, stage=JobStage.DONE, status=JobStatus.FAILED, progress=1.0, failure_reason=reason):
+                job_add_errors(job, [reason])
+                event_emit(EventType.JOB_FAILED, **_flow(job), payload={"reason": reason})

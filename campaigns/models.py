@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+
+from buyer.sellers.money import micros_to_decimal
+
+
+class Channel(models.TextChoices):
+    BRANDING = "branding"
+    CTV = "ctv"
+    MOBILE_APP = "mobile_app"
+    PERFORMANCE = "performance"
+    SOCIAL = "social"
+    DISPLAY = "display"
+    VIDEO = "video"
+    NATIVE = "native"
+    LINEAR_TV = "linear_tv"
+    DOOH = "dooh"
+
+
+class Campaign(models.Model):
+    """A campaign brief as submitted. Money is stored as integer micros."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    objectives = models.JSONField(default=list)
+    budget_micros = models.BigIntegerField()
+    start_date = models.DateField()
+    end_date = models.DateField()
+    target_audience = models.JSONField(default=dict, blank=True)
+    kpis = models.JSONField(default=dict, blank=True)
+    channels = models.JSONField(default=list, blank=True)
+    formats = models.JSONField(default=list, blank=True)
+    constraints = models.JSONField(default=dict, blank=True)
+    brief = models.JSONField(default=dict, help_text="The brief exactly as submitted.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(budget_micros__gt=0), name="campaign_budget_positive"),
+            models.CheckConstraint(
+                condition=models.Q(end_date__gte=models.F("start_date")), name="campaign_flight_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def budget(self) -> Decimal:
+        return micros_to_decimal(self.budget_micros)
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobStage(models.TextChoices):
+    """The next step a job needs. Each step is one Celery task; ``done`` needs none."""
+
+    PLAN = "plan"
+    RESEARCH = "research"
+    APPROVAL = "approval"
+    BOOK = "book"
+    DONE = "done"
+
+
+class BookingJob(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="jobs")
+    status = models.CharField(max_length=24, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
+    stage = models.CharField(max_length=16, choices=JobStage.choices, default=JobStage.PLAN)
+    auto_approve = models.BooleanField(default=False)
+    progress = models.FloatField(default=0.0)
+    budget_allocations = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    failure_reason = models.TextField(blank=True, default="")
+    client_reference = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Claims of the current stage.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.campaign.name} [{self.status}]"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class RecommendationStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    BOOKED = "booked"
+    BOOKING_FAILED = "booking_failed"
+
+
+class Recommendation(models.Model):
+    """One line the agent proposes: a seller's product with the seller's own quoted price."""
+
+    job = models.ForeignKey(BookingJob, on_delete=models.CASCADE, related_name="recommendations")
+    seller = models.ForeignKey("sellers.Seller", null=True, on_delete=models.SET_NULL, related_name="+")
+    seller_name = models.CharField(max_length=200)
+    seller_url = models.URLField(max_length=500)
+    product_id = models.CharField(max_length=200)
+    product_name = models.CharField(max_length=300)
+    publisher = models.CharField(max_length=200, blank=True, default="")
+    channel = models.CharField(max_length=24, choices=Channel.choices)
+    inventory_type = models.CharField(max_length=32)
+    format = models.CharField(max_length=64, blank=True, default="")
+    deal_type = models.CharField(max_length=4)
+    impressions = models.BigIntegerField()
+    base_cpm_micros = models.BigIntegerField()
+    cpm_micros = models.BigIntegerField(help_text="The seller's quoted final CPM.")
+    cost_micros = models.BigIntegerField()
+    buyer_tier = models.CharField(max_length=24, default="public")
+    pricing = models.JSONField(default=dict, blank=True, help_text="Discounts and rationale as the seller quoted.")
+    quote_id = models.CharField(max_length=200)
+    quote_expires_at = models.DateTimeField(null=True, blank=True)
+    targeting = models.JSONField(default=dict, blank=True)
+    priority = models.PositiveIntegerField()
+    rationale = models.TextField()
+    status = models.CharField(
+        max_length=24, choices=RecommendationStatus.choices, default=RecommendationStatus.PENDING_APPROVAL
+    )
+    status_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "seller_url", "product_id"], name="one_line_per_product_per_job"),
+            models.CheckConstraint(condition=models.Q(cost_micros__gte=0), name="recommendation_cost_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_name} @ {self.seller_name}"
+
+    @property
+    def cpm(self) -> Decimal:
+        return micros_to_decimal(self.cpm_micros)
+
+    @property
+    def cost(self) -> Decimal:
+        return micros_to_decimal(self.cost_micros)
+
+
+class DealStatus(models.TextChoices):
+    QUOTED = "quoted"
+    NEGOTIATING = "negotiating"
+    ACCEPTED = "accepted"
+    BOOKING = "booking"
+    BOOKED = "booked"
+    DELIVERING = "delivering"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    MAKEGOOD_PENDING = "makegood_pending"
+    PARTIALLY_CANCELED = "partially_canceled"
+
+
+class BookedDeal(models.Model):
+    """A deal the seller issued. One per recommendation: redelivered booking steps cannot make a second."""
+
+    recommendation = models.OneToOneField(Recommendation, on_delete=models.PROTECT, related_name="deal")
+    job = models.ForeignKey(BookingJob, on_delete=models.PROTECT, related_name="deals")
+    seller = models.ForeignKey("sellers.Seller", null=True, on_delete=models.SET_NULL, related_name="+")
+    seller_url = models.URLField(max_length=500)
+    deal_id = models.CharField(max_length=200)
+    quote_id = models.CharField(max_length=200)
+    product_id = models.CharField(max_length=200)
+    product_name = models.CharField(max_length=300)
+    channel = models.CharField(max_length=24, choices=Channel.choices)
+    deal_type = models.CharField(max_length=4)
+    impressions = models.BigIntegerField()
+    cpm_micros = models.BigIntegerField()
+    cost_micros = models.BigIntegerField()
+    buyer_tier = models.CharField(max_length=24, default="public")
+    flight_start = models.DateField()
+    flight_end = models.DateField()
+    status = models.CharField(max_length=24, choices=DealStatus.choices, default=DealStatus.BOOKED)
+    seller_status = models.CharField(max_length=24, blank=True, default="")
+    pricing = models.JSONField(default=dict, blank=True)
+    terms = models.JSONField(default=dict, blank=True)
+    activation_instructions = models.JSONField(default=dict, blank=True)
+    openrtb_params = models.JSONField(default=dict, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    booked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-booked_at"]
+        constraints = [models.UniqueConstraint(fields=["seller_url", "deal_id"], name="unique_seller_deal_id")]
+
+    def __str__(self) -> str:
+        return self.deal_id
+
+    @property
+    def cpm(self) -> Decimal:
+        return micros_to_decimal(self.cpm_micros)
+
+    @property
+    def cost(self) -> Decimal:
+        return micros_to_decimal(self.cost_micros)
+
+
+class DealTransition(models.Model):
+    """Audit trail: every state change of a deal, with why."""
+
+    deal = models.ForeignKey(BookedDeal, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=24, blank=True, default="")
+    to_status = models.CharField(max_length=24, choices=DealStatus.choices)
+    reason = models.TextField(blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} -> {self.to_status}"

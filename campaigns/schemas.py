@@ -1,0 +1,201 @@
+"""REST shapes, compatible with the reference buyer agent (see shared/docs/REFERENCE_API.md)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.utils import timezone
+from ninja import Schema
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+
+from campaigns.models import Channel, JobStatus
+
+CPM_KPIS = ("max_cpm_usd", "target_cpm_usd", "max_cpm", "target_cpm")
+
+
+class CampaignBriefIn(Schema):
+    # Unknown brief fields are kept in the stored brief but otherwise ignored, as the reference does.
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=100)
+    objectives: list[str] = Field(min_length=1, max_length=20)
+    budget: Decimal = Field(gt=0, le=Decimal("1000000000"), max_digits=14, decimal_places=2)
+    start_date: date
+    end_date: date
+    target_audience: dict[str, Any] = Field(default_factory=dict)
+    kpis: dict[str, Any] = Field(default_factory=dict)
+    channels: list[Channel] | None = Field(default=None, max_length=10)
+    formats: list[str] | None = Field(default=None, max_length=20)
+    constraints: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives_not_blank(cls, value: list[str]) -> list[str]:
+        cleaned = [v.strip() for v in value if v.strip()]
+        if not cleaned:
+            raise ValueError("needs at least one non-blank objective")
+        return cleaned
+
+    @field_validator("end_date")
+    @classmethod
+    def _flight_ordered(cls, value: date, info: ValidationInfo) -> date:
+        start = info.data.get("start_date")
+        if start is not None and value < start:
+            raise ValueError("end_date must be on or after start_date")
+        if value < timezone.now().date():
+            raise ValueError("end_date is in the past; media cannot be bought for a finished flight")
+        return value
+
+    @field_validator("kpis")
+    @classmethod
+    def _cpm_kpis_are_prices(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in CPM_KPIS:
+            if key in value and value[key] is not None:
+                price = value[key]
+                if isinstance(price, bool) or not isinstance(price, int | float) or not 0 < price <= 10_000:
+                    raise ValueError(f"{key} must be a number between 0 and 10000 (USD CPM)")
+        return value
+
+
+class BookingIn(Schema):
+    brief: CampaignBriefIn
+    auto_approve: bool = False
+
+
+class BookingCreatedOut(Schema):
+    job_id: str
+    status: str
+    message: str
+
+
+class JobSummaryOut(Schema):
+    job_id: str
+    status: str
+    campaign_name: str
+    budget: float
+    progress: float
+    created_at: datetime
+
+
+class JobListOut(Schema):
+    jobs: list[JobSummaryOut]
+    total: int
+
+
+class JobFilters(Schema):
+    status: JobStatus | None = None
+    limit: int = Field(default=20, ge=1, le=200)
+    offset: int = Field(default=0, ge=0)
+
+
+class AllocationOut(Schema):
+    channel: str
+    budget: float
+    percentage: float
+    rationale: str
+
+
+class RecommendationOut(Schema):
+    recommendation_id: str
+    product_id: str
+    product_name: str
+    publisher: str
+    seller_id: str
+    seller_name: str
+    channel: str
+    format: str
+    deal_type: str
+    impressions: int
+    cpm: float
+    list_cpm: float
+    cost: float
+    buyer_tier: str
+    quote_id: str
+    quote_expires_at: datetime | None
+    targeting: dict[str, Any]
+    priority: int
+    status: str
+    status_reason: str
+    rationale: str
+
+
+class BookedLineOut(Schema):
+    deal_id: str
+    quote_id: str
+    product_id: str
+    product_name: str
+    channel: str
+    deal_type: str
+    impressions: int
+    cpm: float
+    cost: float
+    booking_status: str
+    booked_at: datetime
+    seller_id: str
+    seller_url: str
+    buyer_tier: str
+    flight_start: date
+    flight_end: date
+    activation_instructions: dict[str, Any]
+    rationale: str
+    line_id: str
+    order_id: str | None
+
+
+class JobDetailOut(Schema):
+    job_id: str
+    status: str
+    stage: str
+    progress: float
+    campaign_id: str
+    campaign_name: str
+    budget: float
+    auto_approve: bool
+    budget_allocations: dict[str, AllocationOut]
+    recommendations: list[RecommendationOut]
+    booked_lines: list[BookedLineOut]
+    total_cost: float
+    errors: list[str]
+    failure_reason: str | None
+    approval_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApproveIn(Schema):
+    approved_product_ids: list[str] = Field(min_length=1, max_length=500)
+
+
+class ApproveOut(Schema):
+    status: str
+    job_id: str
+    approved_count: int
+    rejected_count: int
+    booked: int
+    total_cost: float
+    total_impressions: int
+    message: str
+
+
+class ApproveAllOut(Schema):
+    status: Literal["booking", "rejected"]
+    job_id: str
+    approved_count: int
+    booked: int
+    failed: list[str]
+    total_impressions: int
+    total_cost: float
+    message: str
+
+
+class CancelIn(Schema):
+    reason: str = Field(default="Cancelled by user.", max_length=500)

@@ -1,0 +1,416 @@
+"""Every write to campaigns, jobs, recommendations and deals. The flow steps and all interfaces call these.
+
+A job row is the only truth about a booking's state. Steps *claim* a job with a conditional UPDATE that also
+bumps ``attempts``; the claimed ``attempts`` value is then a fencing token: a step may only advance the job
+while nobody else has re-claimed it, so a presumed-dead worker that wakes up cannot overwrite newer work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from buyer.events.models import EventType
+from buyer.events.services import event_emit
+from buyer.sellers.money import decimal_to_micros, micros_to_decimal
+from buyer.sellers.types import Deal
+from campaigns.models import (
+    TERMINAL_STATUSES,
+    BookedDeal,
+    BookingJob,
+    Campaign,
+    DealStatus,
+    DealTransition,
+    JobStage,
+    JobStatus,
+    Recommendation,
+    RecommendationStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_ERRORS_KEPT = 200
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows this action (API: 409)."""
+
+
+class UnknownProductsError(ValueError):
+    """Approval named product ids the job does not have (API: 400)."""
+
+    def __init__(self, unknown: list[str]):
+        super().__init__(f"Unknown product ids for this job: {', '.join(unknown)}")
+        self.unknown = unknown
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    job: BookingJob
+    approved: list[Recommendation]
+    rejected: list[Recommendation]
+
+    @property
+    def total_cost(self) -> Decimal:
+        return sum((r.cost for r in self.approved), Decimal(0))
+
+    @property
+    def total_impressions(self) -> int:
+        return sum(r.impressions for r in self.approved)
+
+
+# --- Creating and dispatching ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def job_create(
+    *,
+    name: str,
+    objectives: list[str],
+    budget: Decimal,
+    start_date: date,
+    end_date: date,
+    target_audience: dict[str, Any],
+    kpis: dict[str, Any],
+    channels: list[str],
+    formats: list[str],
+    constraints: dict[str, Any],
+    brief: dict[str, Any],
+    auto_approve: bool,
+    client_reference: str | None = None,
+) -> BookingJob:
+    """Store the brief and a pending job, and start the flow once the transaction commits."""
+    if client_reference:
+        existing = BookingJob.objects.filter(client_reference=client_reference).first()
+        if existing is not None:
+            return existing
+    campaign = Campaign.objects.create(
+        name=name,
+        objectives=objectives,
+        budget_micros=decimal_to_micros(budget),
+        start_date=start_date,
+        end_date=end_date,
+        target_audience=target_audience,
+        kpis=kpis,
+        channels=channels,
+        formats=formats,
+        constraints=constraints,
+        brief=brief,
+    )
+    job = BookingJob.objects.create(campaign=campaign, auto_approve=auto_approve, client_reference=client_reference)
+    event_emit(
+        EventType.CAMPAIGN_CREATED,
+        flow_id=str(job.id),
+        campaign_id=str(campaign.id),
+        payload={"name": name, "budget": budget, "channels": channels, "auto_approve": auto_approve},
+    )
+    job_dispatch(job)
+    return job
+
+
+def job_dispatch(job: BookingJob) -> None:
+    """Send the task for the job's current stage once the surrounding transaction commits."""
+    from campaigns import tasks
+
+    task = {
+        JobStage.PLAN: tasks.job_plan,
+        JobStage.RESEARCH: tasks.job_research,
+        JobStage.BOOK: tasks.job_book,
+    }.get(JobStage(job.stage))
+    if task is not None:
+        job_id = str(job.id)
+        transaction.on_commit(lambda: task.delay(job_id))
+
+
+# --- Claiming and advancing (used by the flow steps) -------------------------------------------------------
+
+
+def job_claim(job_id: str, *, stage: JobStage) -> BookingJob | None:
+    """Claim ``stage`` of a job for this worker, or None when it is not due (done, leased, cancelled)."""
+    now = timezone.now()
+    claimed = (
+        BookingJob.objects.filter(pk=job_id, stage=stage, status__in=[JobStatus.PENDING, JobStatus.RUNNING])
+        .filter(cancel_requested=False)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(
+            status=JobStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            lease_expires_at=now + timedelta(seconds=settings.JOB_STEP_LEASE_SECONDS),
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        return None
+    job = BookingJob.objects.select_related("campaign").get(pk=job_id)
+    if job.attempts > settings.JOB_MAX_ATTEMPTS:
+        job_fail(job, f"Step '{stage}' did not finish after {settings.JOB_MAX_ATTEMPTS} attempts.")
+        return None
+    return job
+
+
+def _fenced(job: BookingJob):
+    """Rows of this job that the caller still owns: same stage, running, not re-claimed since."""
+    return BookingJob.objects.filter(pk=job.pk, stage=job.stage, status=JobStatus.RUNNING, attempts=job.attempts)
+
+
+def job_progress(job: BookingJob, progress: float) -> None:
+    _fenced(job).update(progress=progress, updated_at=timezone.now())
+
+
+def job_add_errors(job: BookingJob, errors: Iterable[str]) -> None:
+    """Append step errors to the job (kept bounded); they are shown in ``errors`` of the API."""
+    new = [e for e in errors if e]
+    if not new:
+        return
+    with transaction.atomic():
+        locked = BookingJob.objects.select_for_update().get(pk=job.pk)
+        merged = (list(locked.errors) + new)[-MAX_ERRORS_KEPT:]
+        BookingJob.objects.filter(pk=job.pk).update(errors=merged, updated_at=timezone.now())
+    job.errors = merged
+
+
+def job_advance(job: BookingJob, *, stage: JobStage, status: JobStatus, progress: float, **fields: Any) -> bool:
+    """Move a claimed job to its next stage and dispatch that stage's task after commit."""
+    now = timezone.now()
+    values: dict[str, Any] = dict(
+        stage=stage,
+        status=status,
+        progress=progress,
+        attempts=0,
+        lease_expires_at=None,
+        updated_at=now,
+        **fields,
+    )
+    if status in TERMINAL_STATUSES:
+        values["finished_at"] = now
+    if not _fenced(job).update(**values):
+        logger.warning("job %s: lost its claim on stage %s; not advancing", job.pk, job.stage)
+        return False
+    for key, value in values.items():
+        setattr(job, key, value)
+    job_dispatch(job)
+    return True
+
+
+def job_fail(job: BookingJob, reason: str) -> bool:
+    """End a non-terminal job as failed with a reason (recorded in ``errors`` and an event)."""
+    with transaction.atomic():
+        updated = (
+            BookingJob.objects.filter(pk=job.pk)
+            .exclude(status__in=TERMINAL_STATUSES)
+            .update(
+                status=JobStatus.FAILED,
+                stage=JobStage.DONE,
+                failure_reason=reason,
+                lease_expires_at=None,
+                finished_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+        )
+        if updated:
+            job_add_errors(job, [reason])
+            event_emit(
+                EventType.JOB_FAILED,
+                flow_id=str(job.pk),
+                campaign_id=str(job.campaign_id),
+                payload={"reason": reason},
+            )
+    return bool(updated)
+
+
+# --- Approvals ----------------------------------------------------------------------------------------------
+
+
+def _lock_awaiting(job_id: str) -> BookingJob:
+    job = BookingJob.objects.select_for_update().select_related("campaign").get(pk=job_id)
+    if job.status != JobStatus.AWAITING_APPROVAL or job.stage != JobStage.APPROVAL:
+        raise JobStateError(f"Job is {job.status}; only a job awaiting approval can be approved or rejected")
+    return job
+
+
+@transaction.atomic
+def job_approve(*, job_id: str, product_ids: list[str], actor: str = "") -> ApprovalResult:
+    """Approve the lines whose product ids are given, reject the rest, and start booking."""
+    job = _lock_awaiting(job_id)
+    lines = list(job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL).order_by("priority"))
+    known = {r.product_id for r in lines} | {str(r.pk) for r in lines}
+    wanted = list(dict.fromkeys(product_ids))
+    unknown = [pid for pid in wanted if pid not in known]
+    if unknown:
+        raise UnknownProductsError(unknown)
+    approved = [r for r in lines if r.product_id in wanted or str(r.pk) in wanted]
+    rejected = [r for r in lines if r not in approved]
+    return _apply_approval(job, approved, rejected, actor=actor)
+
+
+@transaction.atomic
+def job_approve_all(*, job_id: str, actor: str = "") -> ApprovalResult:
+    job = _lock_awaiting(job_id)
+    lines = list(job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL).order_by("priority"))
+    return _apply_approval(job, lines, [], actor=actor)
+
+
+@transaction.atomic
+def job_reject_all(*, job_id: str, actor: str = "", reason: str = "") -> ApprovalResult:
+    job = _lock_awaiting(job_id)
+    lines = list(job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL))
+    return _apply_approval(job, [], lines, actor=actor, reason=reason)
+
+
+def _apply_approval(
+    job: BookingJob,
+    approved: list[Recommendation],
+    rejected: list[Recommendation],
+    *,
+    actor: str,
+    reason: str = "",
+) -> ApprovalResult:
+    total = sum((r.cost_micros for r in approved), 0)
+    if total > job.campaign.budget_micros:
+        # Lines are selected within budget, so this means tampering or a bug: refuse to move money.
+        raise JobStateError("Approved lines exceed the brief budget")
+    Recommendation.objects.filter(pk__in=[r.pk for r in approved]).update(status=RecommendationStatus.APPROVED)
+    Recommendation.objects.filter(pk__in=[r.pk for r in rejected]).update(
+        status=RecommendationStatus.REJECTED, status_reason=reason or "not approved"
+    )
+    for r in approved:
+        r.status = RecommendationStatus.APPROVED
+    for r in rejected:
+        r.status = RecommendationStatus.REJECTED
+    flow = {"flow_id": str(job.pk), "campaign_id": str(job.campaign_id)}
+    if approved:
+        event_emit(
+            EventType.APPROVAL_GRANTED,
+            **flow,
+            payload={
+                "product_ids": [r.product_id for r in approved],
+                "total_cost": micros_to_decimal(total),
+                "actor": actor,
+                "auto_approve": job.auto_approve,
+            },
+        )
+    if rejected:
+        event_emit(
+            EventType.APPROVAL_REJECTED,
+            **flow,
+            payload={"product_ids": [r.product_id for r in rejected], "actor": actor},
+        )
+    now = timezone.now()
+    if approved:
+        values = dict(status=JobStatus.RUNNING, stage=JobStage.BOOK, progress=0.9, attempts=0, lease_expires_at=None)
+    else:
+        values = dict(
+            status=JobStatus.CANCELLED,
+            stage=JobStage.DONE,
+            failure_reason=reason or "All recommendations were rejected.",
+            finished_at=now,
+            progress=1.0,
+        )
+    BookingJob.objects.filter(pk=job.pk).update(updated_at=now, **values)
+    for key, value in values.items():
+        setattr(job, key, value)
+    if not approved:
+        event_emit(EventType.JOB_CANCELLED, **flow, payload={"reason": job.failure_reason})
+    job_dispatch(job)
+    return ApprovalResult(job=job, approved=approved, rejected=rejected)
+
+
+@transaction.atomic
+def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob:
+    """Cancel a job that has not finished. A booking in progress stops before its next line."""
+    job = BookingJob.objects.select_for_update().get(pk=job_id)
+    if job.is_terminal:
+        raise JobStateError(f"Job is already {job.status}")
+    now = timezone.now()
+    if job.stage == JobStage.BOOK and job.lease_expires_at and job.lease_expires_at > now:
+        BookingJob.objects.filter(pk=job.pk).update(cancel_requested=True, failure_reason=reason, updated_at=now)
+        job.cancel_requested = True
+        return job
+    BookingJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.CANCELLED,
+        stage=JobStage.DONE,
+        cancel_requested=True,
+        failure_reason=reason,
+        lease_expires_at=None,
+        finished_at=now,
+        updated_at=now,
+    )
+    event_emit(
+        EventType.JOB_CANCELLED,
+        flow_id=str(job.pk),
+        campaign_id=str(job.campaign_id),
+        payload={"reason": reason},
+    )
+    job.refresh_from_db()
+    return job
+
+
+# --- Deals --------------------------------------------------------------------------------------------------
+
+
+def deal_record(*, recommendation: Recommendation, deal: Deal) -> BookedDeal:
+    """Store a seller-issued deal for a line, once. A replay for the same line returns the stored deal."""
+    cost = decimal_to_micros(deal.final_cpm * deal.impressions / 1000)
+    with transaction.atomic():
+        existing = BookedDeal.objects.filter(recommendation=recommendation).first()
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                booked = BookedDeal.objects.create(
+                    recommendation=recommendation,
+                    job_id=recommendation.job_id,
+                    seller_id=recommendation.seller_id,
+                    seller_url=recommendation.seller_url,
+                    deal_id=deal.deal_id,
+                    quote_id=deal.quote_id,
+                    product_id=deal.product_id or recommendation.product_id,
+                    product_name=deal.product_name or recommendation.product_name,
+                    channel=recommendation.channel,
+                    deal_type=deal.deal_type,
+                    impressions=deal.impressions,
+                    cpm_micros=decimal_to_micros(deal.final_cpm),
+                    cost_micros=cost,
+                    buyer_tier=deal.buyer_tier,
+                    flight_start=deal.flight_start,
+                    flight_end=deal.flight_end,
+                    status=DealStatus.BOOKED,
+                    seller_status=deal.status,
+                    pricing=deal.raw.get("pricing", {}),
+                    terms=deal.raw.get("terms", {}),
+                    activation_instructions=deal.activation_instructions,
+                    openrtb_params=deal.openrtb_params,
+                    expires_at=deal.expires_at,
+                )
+        except IntegrityError:
+            return BookedDeal.objects.get(recommendation=recommendation)
+        DealTransition.objects.create(
+            deal=booked,
+            from_status=DealStatus.BOOKING,
+            to_status=DealStatus.BOOKED,
+            reason="seller issued the deal",
+        )
+        Recommendation.objects.filter(pk=recommendation.pk).update(status=RecommendationStatus.BOOKED, status_reason="")
+        event_emit(
+            EventType.DEAL_BOOKED,
+            flow_id=str(recommendation.job_id),
+            deal_id=deal.deal_id,
+            payload={
+                "product_id": booked.product_id,
+                "seller": recommendation.seller_name,
+                "quote_id": deal.quote_id,
+                "cpm": deal.final_cpm,
+                "impressions": deal.impressions,
+                "cost": micros_to_decimal(cost),
+            },
+        )
+    return booked

@@ -1,0 +1,88 @@
+"""The watchdog: finds jobs that stopped making progress and resumes or fails them, with a reason."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from buyer.events.models import EventType
+from buyer.events.services import event_emit
+from campaigns.models import BookingJob, JobStage, JobStatus
+from campaigns.services import job_dispatch, job_fail
+
+logger = logging.getLogger(__name__)
+
+
+def jobs_sweep() -> dict[str, int]:
+    """One pass. Safe to run anywhere, any number of times: every action is a conditional update."""
+    now = timezone.now()
+    stall_cutoff = now - timedelta(seconds=settings.JOB_STALL_SECONDS)
+    counts = {"resumed": 0, "failed": 0, "expired": 0, "cancelled": 0}
+
+    stalled = BookingJob.objects.filter(
+        status__in=[JobStatus.PENDING, JobStatus.RUNNING],
+        stage__in=[JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK],
+    ).filter(
+        # A lease that ran out means the worker died mid-step; no lease and no update means the task was lost.
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, updated_at__lt=stall_cutoff)
+    )
+    for job in stalled.select_related("campaign")[:500]:
+        if job.cancel_requested:
+            with transaction.atomic():
+                if (
+                    BookingJob.objects.filter(pk=job.pk, attempts=job.attempts)
+                    .exclude(status=JobStatus.CANCELLED)
+                    .update(
+                        status=JobStatus.CANCELLED,
+                        stage=JobStage.DONE,
+                        lease_expires_at=None,
+                        finished_at=now,
+                        updated_at=now,
+                    )
+                ):
+                    event_emit(EventType.JOB_CANCELLED, flow_id=str(job.pk), payload={"reason": job.failure_reason})
+                    counts["cancelled"] += 1
+        elif job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            if job_fail(job, f"Stalled in step '{job.stage}': no progress after {job.attempts} attempts."):
+                counts["failed"] += 1
+        else:
+            with transaction.atomic():
+                # Touch the row so the next pass does not dispatch it again before the task runs.
+                if BookingJob.objects.filter(pk=job.pk, attempts=job.attempts, stage=job.stage).update(
+                    updated_at=now, lease_expires_at=None
+                ):
+                    event_emit(
+                        EventType.JOB_RESUMED,
+                        flow_id=str(job.pk),
+                        campaign_id=str(job.campaign_id),
+                        payload={"stage": job.stage, "attempts": job.attempts},
+                    )
+                    job_dispatch(job)
+                    counts["resumed"] += 1
+
+    expired = BookingJob.objects.filter(status=JobStatus.AWAITING_APPROVAL, approval_expires_at__lt=now)
+    for job in expired[:500]:
+        with transaction.atomic():
+            reason = f"Approval window of {settings.APPROVAL_TTL_HOURS} h expired; nothing was booked."
+            if BookingJob.objects.filter(pk=job.pk, status=JobStatus.AWAITING_APPROVAL).update(
+                status=JobStatus.CANCELLED,
+                stage=JobStage.DONE,
+                failure_reason=reason,
+                finished_at=now,
+                updated_at=now,
+            ):
+                event_emit(
+                    EventType.APPROVAL_EXPIRED,
+                    flow_id=str(job.pk),
+                    campaign_id=str(job.campaign_id),
+                    payload={"reason": reason},
+                )
+                counts["expired"] += 1
+    if any(counts.values()):
+        logger.info("sweeper: %s", counts)
+    return counts

@@ -1,0 +1,44 @@
+"""Celery entry points: thin, idempotent, each states its delivery policy."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from campaigns import flow
+from campaigns.models import JobStage
+from campaigns.sweeper import jobs_sweep
+
+# At-least-once delivery: a step may arrive twice (redelivery, sweeper); its claim makes the second a no-op.
+STEP_POLICY = dict(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+    # Below the job lease, so a step is stopped before another worker may presume it dead.
+    soft_time_limit=max(1, settings.JOB_STEP_LEASE_SECONDS - 60),
+    time_limit=max(2, settings.JOB_STEP_LEASE_SECONDS - 30),
+)
+
+
+@shared_task(name="campaigns.tasks.job_plan", **STEP_POLICY)
+def job_plan(job_id: str) -> None:
+    flow.run_step(job_id, JobStage.PLAN, flow.step_plan)
+
+
+@shared_task(name="campaigns.tasks.job_research", **STEP_POLICY)
+def job_research(job_id: str) -> None:
+    flow.run_step(job_id, JobStage.RESEARCH, flow.step_research)
+
+
+@shared_task(name="campaigns.tasks.job_book", **STEP_POLICY)
+def job_book(job_id: str) -> None:
+    flow.run_step(job_id, JobStage.BOOK, flow.step_book)
+
+
+@shared_task(name="campaigns.tasks.sweep_stalled_jobs", acks_late=True, soft_time_limit=120, time_limit=150)
+def sweep_stalled_jobs() -> dict[str, int]:
+    return jobs_sweep()
