@@ -59,6 +59,7 @@ class Stack:
     web_url: str
     seller_url: str | None
     services: dict[str, Service] = field(default_factory=dict)
+    log_dir: Path | None = None
 
     def start(self, *names: str) -> None:
         for name in names or tuple(self.services):
@@ -161,7 +162,7 @@ def build_stack(
         base_env,
         log("web"),
     )
-    return Stack(web_url=f"http://127.0.0.1:{port}", seller_url=seller_url, services=services)
+    return Stack(web_url=f"http://127.0.0.1:{port}", seller_url=seller_url, services=services, log_dir=log_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

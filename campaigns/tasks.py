@@ -19,8 +19,8 @@ STEP_POLICY = dict(
     retry_backoff_max=60,
     max_retries=5,
     # Below the job lease, so a step is stopped before another worker may presume it dead.
-    soft_time_limit=max(1, settings.JOB_STEP_LEASE_SECONDS - 60),
-    time_limit=max(2, settings.JOB_STEP_LEASE_SECONDS - 30),
+    soft_time_limit=max(5, int(settings.JOB_STEP_LEASE_SECONDS * 0.8)),
+    time_limit=max(8, int(settings.JOB_STEP_LEASE_SECONDS * 0.9)),
 )
 
 

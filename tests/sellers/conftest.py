@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-# ``-p no:django`` also drops pytest-django's habit of putting the project root on sys.path, and
-# pyproject.toml sets no ``pythonpath``; without this ``import buyer`` fails under the plain runner.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from buyer.sellers.client import SellerRestClient  # noqa: E402
+from buyer.sellers.client import SellerRestClient
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "protocol" / "seller-samples"
 BASE_URL = "http://seller.test"

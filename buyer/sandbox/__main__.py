@@ -1,0 +1,96 @@
+"""Command line: ``python -m buyer.sandbox --host 127.0.0.1 --port 8010 [options]``.
+
+Serves one sandbox seller with uvicorn. It binds to 127.0.0.1 unless told otherwise: the sandbox has no
+authentication worth the name and must not be exposed by accident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from buyer.sandbox.app import API_KEY_TIERS, create_app
+from buyer.sandbox.catalog import CATALOG_NAMES
+
+
+def _api_key(value: str) -> tuple[str, str]:
+    """``KEY:TIER`` → (key, tier). The tier is the part after the last colon, so keys may contain colons."""
+    key, sep, tier = value.rpartition(":")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError("expected KEY:TIER")
+    if tier not in API_KEY_TIERS:
+        raise argparse.ArgumentTypeError(f"tier must be one of {', '.join(API_KEY_TIERS)}")
+    return key, tier
+
+
+def _failure_rate(value: str) -> float:
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError("must be within [0, 1]")
+    return rate
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m buyer.sandbox",
+        description="Run a sandbox seller agent speaking the IAB seller agent REST protocol.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8010, help="port to bind (default 8010)")
+    parser.add_argument("--catalog", choices=CATALOG_NAMES, default="default", help="seeded catalog to serve")
+    parser.add_argument("--seller-id", default=None, help="seller id (default: the catalog's own)")
+    parser.add_argument("--latency-ms", type=_non_negative, default=0, help="delay before every response")
+    parser.add_argument(
+        "--failure-rate", type=_failure_rate, default=0.0, help="fraction of requests answered 503 (0..1)"
+    )
+    parser.add_argument(
+        "--garbage", action="store_true", help="answer /products and /api/v1/quotes with a non-JSON body"
+    )
+    parser.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        type=_api_key,
+        default=[],
+        metavar="KEY:TIER",
+        help=f"accept KEY as a buyer of TIER ({'|'.join(API_KEY_TIERS)}); repeatable",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = create_app(
+        catalog=args.catalog,
+        seller_id=args.seller_id,
+        latency_ms=args.latency_ms,
+        failure_rate=args.failure_rate,
+        garbage=args.garbage,
+        api_keys=dict(args.api_keys),
+        seed=args.seed,
+    )
+    # Keys are secrets: report how many were configured, never which.
+    print(
+        f"sandbox seller {app.state.sandbox.catalog.seller_id!r} (catalog {args.catalog}, "
+        f"{len(args.api_keys)} API key(s)) on http://{args.host}:{args.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

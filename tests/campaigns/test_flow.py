@@ -1,0 +1,231 @@
+"""The flow's steps against sandbox sellers over real HTTP (served in a thread), step by step."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from buyer.events.models import Event
+from buyer.sandbox import create_app
+from buyer.sellers.models import Seller
+from campaigns import flow, services, tasks
+from campaigns.models import BookedDeal, BookingJob, JobStage, JobStatus, Recommendation, RecommendationStatus
+from campaigns.sweeper import jobs_sweep
+from tests.conftest import free_port, serve_in_thread
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_sellers(settings):
+    settings.SELLER_ENDPOINTS = []
+    settings.IAB_SERVER_URL_IS_SET = False
+    settings.SELLER_TIMEOUT_SECONDS = 2
+    settings.SELLER_MAX_RETRIES = 0
+
+
+@pytest.fixture
+def sandbox():
+    app = create_app(catalog="default")
+    with serve_in_thread(app) as url:
+        Seller.objects.create(name="Sandbox", base_url=url)
+        yield app
+
+
+def new_job(*, auto_approve=False, **brief) -> BookingJob:
+    start = timezone.now().date() + timedelta(days=7)
+    fields = dict(
+        name="Holiday push",
+        objectives=["brand awareness"],
+        budget=Decimal(60000),
+        start_date=start,
+        end_date=start + timedelta(days=30),
+        target_audience={"geo": ["US"]},
+        kpis={},
+        channels=["branding", "ctv"],
+        formats=[],
+        constraints={},
+        brief={},
+    )
+    fields.update(brief)
+    return services.job_create(auto_approve=auto_approve, **fields)
+
+
+def run(job: BookingJob, *stages: JobStage) -> BookingJob:
+    steps = {JobStage.PLAN: tasks.job_plan, JobStage.RESEARCH: tasks.job_research, JobStage.BOOK: tasks.job_book}
+    for stage in stages:
+        steps[stage].run(str(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def sandbox_deals(app) -> dict:
+    return app.state.sandbox._deals
+
+
+def test_research_recommends_lines_priced_at_the_sellers_quoted_cpm(sandbox):
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    assert (job.status, job.stage) == (JobStatus.AWAITING_APPROVAL, JobStage.APPROVAL)
+    assert set(job.budget_allocations) == {"branding", "ctv"}
+    lines = list(job.recommendations.all())
+    assert lines
+    for line in lines:
+        quote = httpx.get(f"{line.seller_url}/api/v1/quotes/{line.quote_id}").json()["quote"]
+        assert line.cpm_micros == quote["pricing"]["final_cpm"]["amount_micros"]
+        assert line.impressions == quote["terms"]["impressions"]
+        assert line.cost_micros <= line.impressions * line.cpm_micros // 1000 + 10_000
+    assert sum(r.cost_micros for r in lines) <= job.campaign.budget_micros
+    assert Event.objects.filter(flow_id=str(job.pk), event_type="approval.requested").exists()
+    assert Event.objects.filter(flow_id=str(job.pk), event_type="quote.received").count() >= len(lines)
+
+
+def test_a_product_without_a_price_is_skipped_with_a_reason(sandbox):
+    job = run(new_job(channels=["dooh"]), JobStage.PLAN, JobStage.RESEARCH)
+    assert job.status == JobStatus.FAILED
+    skipped = Event.objects.get(flow_id=str(job.pk), event_type="research.completed").payload["skipped"]
+    assert any("price on request" in s["reason"] for s in skipped)
+    assert "No seller returned a usable quote" in job.failure_reason
+
+
+def test_auto_approve_books_every_line_and_completes_with_seller_deal_ids(sandbox):
+    job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH)
+    assert job.stage == JobStage.BOOK
+    job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED and job.progress == 1.0
+    deals = list(BookedDeal.objects.filter(job=job))
+    assert deals and len(deals) == job.recommendations.count()
+    assert {d.deal_id for d in deals} == set(sandbox_deals(sandbox))
+    assert all(d.activation_instructions.get("ttd") for d in deals)
+    assert Event.objects.filter(flow_id=str(job.pk), event_type="deal.booked").count() == len(deals)
+
+
+def test_the_booking_step_run_twice_after_a_crash_makes_exactly_one_deal_per_line(sandbox, monkeypatch):
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    approved = job.recommendations.count()
+
+    # First delivery: the seller books, then the worker dies before our record is written.
+    real_record = flow.deal_record
+    monkeypatch.setattr(flow, "deal_record", lambda **kw: (_ for _ in ()).throw(SystemExit("worker killed")))
+    claimed = services.job_claim(str(job.pk), stage=JobStage.BOOK)
+    with pytest.raises(SystemExit):
+        flow.step_book(claimed)
+    assert len(sandbox_deals(sandbox)) == 1 and BookedDeal.objects.count() == 0
+    monkeypatch.setattr(flow, "deal_record", real_record)
+
+    # Redelivery once the dead worker's lease has run out, and then a duplicate delivery.
+    BookingJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    run(job, JobStage.BOOK)
+    run(job, JobStage.BOOK)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED
+    assert len(sandbox_deals(sandbox)) == approved
+    assert BookedDeal.objects.filter(job=job).count() == approved
+
+
+def test_a_second_claim_of_a_leased_step_is_refused(sandbox):
+    job = run(new_job(), JobStage.PLAN)
+    assert services.job_claim(str(job.pk), stage=JobStage.RESEARCH) is not None
+    assert services.job_claim(str(job.pk), stage=JobStage.RESEARCH) is None
+
+
+def test_an_expired_quote_is_requoted_and_booked_when_the_price_did_not_rise(sandbox):
+    job = run(new_job(channels=["ctv"]), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    state = sandbox.state.sandbox
+    later = timezone.now() + timedelta(hours=30)
+    state.clock = lambda: later
+    job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    line = job.recommendations.first()
+    assert line.deal.quote_id == line.quote_id
+    assert Event.objects.filter(
+        flow_id=str(job.pk), event_type="quote.received", payload__requote_of__isnull=False
+    ).exists()
+
+
+def test_sellers_that_are_down_slow_or_garbage_do_not_stop_the_job(sandbox, settings):
+    settings.SELLER_TIMEOUT_SECONDS = 0.5
+    Seller.objects.create(name="Down", base_url=f"http://127.0.0.1:{free_port()}")
+    with (
+        serve_in_thread(create_app(catalog="performance", garbage=True)) as garbage_url,
+        serve_in_thread(create_app(catalog="premium-video", latency_ms=1500)) as slow_url,
+    ):
+        Seller.objects.create(name="Garbage", base_url=garbage_url)
+        Seller.objects.create(name="Slow", base_url=slow_url)
+        job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    assert job.status == JobStatus.AWAITING_APPROVAL
+    assert {r.seller_name for r in job.recommendations.all()} == {"Sandbox"}
+    errors = " ".join(job.errors)
+    for name in ("Down", "Garbage", "Slow"):
+        assert f"Seller {name}" in errors
+    failed = Event.objects.filter(flow_id=str(job.pk), event_type="seller.failed")
+    assert {e.payload["seller"] for e in failed} == {"Down", "Garbage", "Slow"}
+
+
+def test_a_job_that_books_nothing_ends_failed_with_a_reason(settings):
+    settings.JOB_MAX_ATTEMPTS = 1
+    app = create_app(catalog="default")
+    with serve_in_thread(app) as url:
+        Seller.objects.create(name="Sandbox", base_url=url)
+        job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH)
+    # The seller is gone by the time the lines are booked.
+    job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.FAILED
+    assert job.failure_reason.startswith("No approved line could be booked")
+    assert job.recommendations.filter(status=RecommendationStatus.BOOKING_FAILED).count() == job.recommendations.count()
+    assert Event.objects.filter(flow_id=str(job.pk), event_type="booking.failed").exists()
+
+
+def test_no_sellers_fails_the_job_with_a_reason():
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    assert job.status == JobStatus.FAILED and "No sellers are configured" in job.failure_reason
+
+
+def test_max_cpm_keeps_every_line_under_the_ceiling(sandbox):
+    job = run(
+        new_job(kpis={"max_cpm_usd": 12}, channels=["branding", "performance", "ctv"]), JobStage.PLAN, JobStage.RESEARCH
+    )
+    assert job.recommendations.exists()
+    assert all(r.cpm <= Decimal(12) for r in job.recommendations.all())
+
+
+def test_a_cancelled_job_is_not_advanced_by_a_late_step(sandbox):
+    job = run(new_job(), JobStage.PLAN)
+    claimed = services.job_claim(str(job.pk), stage=JobStage.RESEARCH)
+    services.job_cancel(job_id=str(job.pk))
+    flow.step_research(claimed)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert not Recommendation.objects.filter(job=job).exists()
+
+
+def test_the_sweeper_resumes_a_dead_workers_step_and_fails_it_after_the_attempt_limit(
+    sandbox, settings, django_capture_on_commit_callbacks
+):
+    job = run(new_job(), JobStage.PLAN)
+    services.job_claim(str(job.pk), stage=JobStage.RESEARCH)
+    BookingJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks() as dispatched:
+        assert jobs_sweep()["resumed"] == 1
+    assert len(dispatched) == 1
+    assert Event.objects.filter(flow_id=str(job.pk), event_type="job.resumed").exists()
+
+    BookingJob.objects.filter(pk=job.pk).update(
+        attempts=settings.JOB_MAX_ATTEMPTS, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert jobs_sweep()["failed"] == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "Stalled in step 'research'" in job.failure_reason
+
+
+def test_the_sweeper_cancels_approvals_past_their_expiry(sandbox):
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    BookingJob.objects.filter(pk=job.pk).update(approval_expires_at=timezone.now() - timedelta(minutes=1))
+    assert jobs_sweep()["expired"] == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and "Approval window" in job.failure_reason
