@@ -8,6 +8,7 @@ benchmarks, so what they exercise is what users run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,8 +33,14 @@ class Service:
 
     def start(self) -> None:
         stdout = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives as long as the process
+        # Its own process group, so stopping it also stops what it forked (Celery's pool processes).
         self.process = subprocess.Popen(
-            self.argv, cwd=BASE_DIR, env=self.env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None
+            self.argv,
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT if stdout else None,
+            start_new_session=True,
         )
 
     def alive(self) -> bool:
@@ -43,15 +50,18 @@ class Service:
         if not self.alive():
             return
         assert self.process is not None
-        if kill:
-            self.process.kill()
-        else:
-            self.process.send_signal(signal.SIGTERM)
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(group, signal.SIGKILL)
             self.process.wait(timeout=10)
+        if kill:
+            return
+        # Children that outlive a graceful stop (none should) are not left behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
 
 
 @dataclass
