@@ -118,7 +118,8 @@ def build_stack(
 
     if sandbox_port is not None:
         seller_url = f"http://127.0.0.1:{sandbox_port}"
-        base_env.setdefault("SELLER_ENDPOINTS", seller_url)
+        if not base_env.get("SELLER_ENDPOINTS", "").strip():
+            base_env["SELLER_ENDPOINTS"] = seller_url
         argv = [
             python,
             "-m",

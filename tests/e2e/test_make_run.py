@@ -59,7 +59,7 @@ def test_make_run_on_a_fresh_clone_serves_health_and_completes_a_brief(tmp_path)
         while (job := httpx.get(f"{base}/bookings/{job_id}").json())["status"] not in {"completed", "failed"}:
             assert time.monotonic() < deadline, job
             time.sleep(0.5)
-        assert job["status"] == "completed", job
+        assert job["status"] == "completed", (job["failure_reason"], job["errors"])
         assert job["booked_lines"] and all(line["deal_id"] for line in job["booked_lines"])
         assert (clone / "ad_buyer.db").exists()
     finally:
