@@ -6,6 +6,7 @@ from django.urls import path
 from ninja.openapi.docs import Redoc
 
 from buyer.api import api
+from campaigns.views import home
 
 
 def redoc(request: HttpRequest) -> HttpResponse:
@@ -13,6 +14,7 @@ def redoc(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("redoc", redoc, name="redoc"),
     path("", api.urls),

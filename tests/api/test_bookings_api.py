@@ -214,3 +214,9 @@ def test_events_are_listed_filtered_and_fetched(client):
     assert client.get(f"/events/{event_id}").json()["flow_id"] == job_id
     assert client.get("/events/00000000-0000-0000-0000-000000000000").status_code == 404
     assert client.get("/events", {"event_type": "deal.booked"}).json()["total"] == 0
+
+
+def test_the_landing_page_links_to_the_docs_and_admin(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b'href="/docs"' in response.content and b'href="/admin/"' in response.content

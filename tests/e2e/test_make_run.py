@@ -26,11 +26,23 @@ def test_make_run_on_a_fresh_clone_serves_health_and_completes_a_brief(tmp_path)
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
     venv = Path(sys.prefix)
     port, sandbox_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "PYTEST_", "DJANGO_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "PYTEST_", "DJANGO_"))
+    }
     env.update(ENVIRONMENT="development", API_KEY="", SELLER_ENDPOINTS="", LOG_LEVEL="WARNING")
     # The test reuses this run's virtualenv (`-o` marks it up to date); CI's own run of `make install`
     # covers installing from the lock file.
-    argv = ["make", "-o", f"{venv}/.installed", "run", f"VENV={venv}", f"PORT={port}", f"SANDBOX_SELLER_PORT={sandbox_port}"]
+    argv = [
+        "make",
+        "-o",
+        f"{venv}/.installed",
+        "run",
+        f"VENV={venv}",
+        f"PORT={port}",
+        f"SANDBOX_SELLER_PORT={sandbox_port}",
+    ]
     log = open(tmp_path / "make-run.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(argv, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -13,6 +13,15 @@ pytestmark = pytest.mark.stack
 def test_a_brief_reaches_approval_priced_by_seller_quotes_and_books_seller_deal_ids(make_stack, brief):
     stack = make_stack()
     api = Api(stack)
+    # The public documentation works under uvicorn, its assets served locally (no CDN).
+    public = httpx.Client(base_url=stack.web_url)
+    assert public.get("/openapi.json").json()["info"]["title"]
+    for page, asset in [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")]:
+        html = public.get(page).text
+        assert asset in html and "cdn" not in html.lower()
+        src = next(part for part in html.split('"') if part.endswith(asset))
+        assert public.get(src).status_code == 200
+    assert public.get("/bookings").status_code == 401
     job_id = api.submit(brief)
     job = api.wait_for(job_id, "awaiting_approval", "failed")
     assert job["status"] == "awaiting_approval", job

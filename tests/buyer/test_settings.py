@@ -1,0 +1,69 @@
+"""Bad configuration stops start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from buyer import env
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_up(**variables: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    environment.update(variables, BUYER_ENV_FILE=str(REPO / "does-not-exist.env"))
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LLM_TEMPERATURE", "warm"),
+        ("LLM_MAX_TOKENS", "-1"),
+        ("CREW_MAX_ITERATIONS", "many"),
+        ("CREW_VERBOSE", "perhaps"),
+        ("LOG_LEVEL", "LOUD"),
+        ("ENVIRONMENT", "moon"),
+        ("SELLER_ENDPOINTS", "ftp://seller.example"),
+        ("CORS_ALLOWED_ORIGINS", "not a url"),
+        ("DATABASE_URL", "mysql2://nope"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("JOB_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(name, value):
+    result = start_up(**{name: value})
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr.splitlines()[-1]
+
+
+def test_production_without_a_secret_key_refuses_to_start():
+    result = start_up(ENVIRONMENT="production", SECRET_KEY="")
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_good_values_start(tmp_path):
+    result = start_up(
+        LLM_TEMPERATURE="0.1",
+        SELLER_ENDPOINTS="http://127.0.0.1:9001, http://127.0.0.1:9002/",
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+        CREW_VERBOSE="false",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_env_helpers_parse_and_dedupe(monkeypatch):
+    monkeypatch.setenv("X_LIST", "http://a.example/, http://a.example ,http://b.example")
+    assert env.env_url_list("X_LIST") == ["http://a.example", "http://b.example"]
+    monkeypatch.setenv("X_BOOL", "Yes")
+    assert env.env_bool("X_BOOL", False) is True
+    monkeypatch.setenv("X_CHOICE", "warning")
+    assert env.env_choice("X_CHOICE", "INFO", ["INFO", "WARNING"]) == "WARNING"
