@@ -45,6 +45,10 @@ class JobStateError(Exception):
     """The job is not in a state that allows this action (API: 409)."""
 
 
+class IdempotencyConflict(Exception):
+    """A client reference reused for a different request (API: 409)."""
+
+
 class UnknownProductsError(ValueError):
     """Approval named product ids the job does not have (API: 400)."""
 
@@ -88,10 +92,15 @@ def job_create(
     auto_approve: bool,
     client_reference: str | None = None,
 ) -> BookingJob:
-    """Store the brief and a pending job, and start the flow once the transaction commits."""
+    """Store the brief and a pending job, and start the flow once the transaction commits.
+
+    With a ``client_reference`` (the API's Idempotency-Key) a repeated request returns the first job; the
+    same reference with a different brief is refused."""
     if client_reference:
-        existing = BookingJob.objects.filter(client_reference=client_reference).first()
+        existing = BookingJob.objects.select_related("campaign").filter(client_reference=client_reference).first()
         if existing is not None:
+            if existing.campaign.brief != brief or existing.auto_approve != auto_approve:
+                raise IdempotencyConflict("This Idempotency-Key was already used for a different booking request")
             return existing
     campaign = Campaign.objects.create(
         name=name,
@@ -106,7 +115,15 @@ def job_create(
         constraints=constraints,
         brief=brief,
     )
-    job = BookingJob.objects.create(campaign=campaign, auto_approve=auto_approve, client_reference=client_reference)
+    try:
+        with transaction.atomic():
+            job = BookingJob.objects.create(
+                campaign=campaign, auto_approve=auto_approve, client_reference=client_reference
+            )
+    except IntegrityError:
+        # A concurrent request with the same reference won the race; answer with its job.
+        transaction.set_rollback(True)
+        return BookingJob.objects.get(client_reference=client_reference)
     event_emit(
         EventType.CAMPAIGN_CREATED,
         flow_id=str(job.id),

@@ -67,6 +67,10 @@ def test_the_idempotency_key_header_returns_the_same_job(client):
     )
     assert first.json()["job_id"] == again.json()["job_id"]
     assert BookingJob.objects.count() == 1
+    other = client.post(
+        "/bookings", {"brief": brief(budget=1)}, content_type="application/json", headers={"Idempotency-Key": "abc-1"}
+    )
+    assert other.status_code == 409 and "different" in other.json()["detail"]
 
 
 @pytest.mark.parametrize(
