@@ -61,6 +61,8 @@ def _job_detail(job: BookingJob) -> dict:
                 "list_cpm": float(micros_to_decimal(r.base_cpm_micros)),
                 "cost": float(r.cost),
                 "buyer_tier": r.buyer_tier,
+                "tier_discount_pct": float(r.pricing.get("tier_discount_pct") or 0),
+                "volume_discount_pct": float(r.pricing.get("volume_discount_pct") or 0),
                 "quote_id": r.quote_id,
                 "quote_expires_at": r.quote_expires_at,
                 "targeting": r.targeting,

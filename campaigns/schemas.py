@@ -119,6 +119,8 @@ class RecommendationOut(Schema):
     list_cpm: float
     cost: float
     buyer_tier: str
+    tier_discount_pct: float
+    volume_discount_pct: float
     quote_id: str
     quote_expires_at: datetime | None
     targeting: dict[str, Any]
