@@ -49,6 +49,10 @@ class IdempotencyConflict(Exception):
     """A client reference reused for a different request (API: 409)."""
 
 
+class DealTransitionError(Exception):
+    """A deal state change the state machine does not allow (API: 409)."""
+
+
 class UnknownProductsError(ValueError):
     """Approval named product ids the job does not have (API: 400)."""
 
@@ -431,3 +435,47 @@ def deal_record(*, recommendation: Recommendation, deal: Deal) -> BookedDeal:
             },
         )
     return booked
+
+
+# Which deal states may follow which; terminal states have no successors.
+DEAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    DealStatus.QUOTED: frozenset(
+        {DealStatus.NEGOTIATING, DealStatus.ACCEPTED, DealStatus.BOOKING, DealStatus.EXPIRED, DealStatus.CANCELLED}
+    ),
+    DealStatus.NEGOTIATING: frozenset(
+        {DealStatus.ACCEPTED, DealStatus.FAILED, DealStatus.CANCELLED, DealStatus.EXPIRED}
+    ),
+    DealStatus.ACCEPTED: frozenset({DealStatus.BOOKING, DealStatus.CANCELLED, DealStatus.EXPIRED}),
+    DealStatus.BOOKING: frozenset({DealStatus.BOOKED, DealStatus.FAILED}),
+    DealStatus.BOOKED: frozenset(
+        {
+            DealStatus.DELIVERING,
+            DealStatus.COMPLETED,
+            DealStatus.CANCELLED,
+            DealStatus.EXPIRED,
+            DealStatus.MAKEGOOD_PENDING,
+            DealStatus.PARTIALLY_CANCELED,
+        }
+    ),
+    DealStatus.DELIVERING: frozenset(
+        {DealStatus.COMPLETED, DealStatus.MAKEGOOD_PENDING, DealStatus.PARTIALLY_CANCELED, DealStatus.CANCELLED}
+    ),
+    DealStatus.MAKEGOOD_PENDING: frozenset({DealStatus.DELIVERING, DealStatus.COMPLETED, DealStatus.CANCELLED}),
+    DealStatus.PARTIALLY_CANCELED: frozenset({DealStatus.DELIVERING, DealStatus.COMPLETED}),
+    DealStatus.COMPLETED: frozenset(),
+    DealStatus.FAILED: frozenset(),
+    DealStatus.CANCELLED: frozenset(),
+    DealStatus.EXPIRED: frozenset(),
+}
+
+
+def deal_transition(*, deal: BookedDeal, to_status: DealStatus, reason: str) -> BookedDeal:
+    """Move a deal to ``to_status`` if the state machine allows it, recording the transition and why."""
+    with transaction.atomic():
+        current = BookedDeal.objects.select_for_update().get(pk=deal.pk)
+        if to_status not in DEAL_TRANSITIONS[DealStatus(current.status)]:
+            raise DealTransitionError(f"A {current.status} deal cannot become {to_status}")
+        BookedDeal.objects.filter(pk=deal.pk, status=current.status).update(status=to_status)
+        DealTransition.objects.create(deal=current, from_status=current.status, to_status=to_status, reason=reason)
+    deal.status = to_status
+    return deal
