@@ -18,9 +18,9 @@ from buyer.events.models import EventType
 from buyer.events.services import event_emit
 from buyer.sellers.client import SellerRestClient, fetch_catalogs
 from buyer.sellers.errors import SellerError
-from buyer.sellers.models import Seller
+from buyer.sellers.models import Seller, TrustLevel
 from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
-from buyer.sellers.registry import client_for
+from buyer.sellers.registry import client_for, identity_for
 from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_seed_from_settings
 from buyer.sellers.types import Deal, Quote, QuoteRequest
@@ -235,6 +235,9 @@ def _research(
         skips += skipped
         taken |= {(c.seller_key, c.product.product_id) for c in found}
 
+    # Each seller sees only the identity configured for it (its key travels inside its own client).
+    identities = {key: identity_for(seller) for key, seller in sellers.items()}
+
     def quote(candidate: policies.Candidate) -> Quote | SellerError:
         request = QuoteRequest(
             idempotency_key=f"{job.pk}:quote:{candidate.seller_key}:{candidate.product.product_id}",
@@ -244,6 +247,7 @@ def _research(
             flight_start=terms.start_date,
             flight_end=terms.end_date,
             target_cpm=candidate.target_cpm,
+            buyer_identity=identities[candidate.seller_key],
             media_type="ctv" if candidate.product.inventory_type == "ctv" else "digital",
         )
         try:
@@ -300,7 +304,13 @@ def _research(
 
 
 def _save_recommendations(job: BookingJob, selection: policies.Selection, sellers: dict[str, Seller]) -> None:
-    status = RecommendationStatus.APPROVED if job.auto_approve else RecommendationStatus.PENDING_APPROVAL
+    restricted = sorted(
+        {sellers[line.candidate.seller_key].name for line in selection.chosen}
+        & {s.name for s in sellers.values() if s.trust_level == TrustLevel.RESTRICTED}
+    )
+    # Lines from restricted sellers always wait for a human, so such a job is not auto-approved.
+    auto_approve = job.auto_approve and not restricted
+    status = RecommendationStatus.APPROVED if auto_approve else RecommendationStatus.PENDING_APPROVAL
     recommendations = []
     for priority, line in enumerate(selection.chosen, start=1):
         quote, candidate, seller = line.quote, line.candidate, sellers[line.candidate.seller_key]
@@ -341,7 +351,9 @@ def _save_recommendations(job: BookingJob, selection: policies.Selection, seller
     Recommendation.objects.bulk_create(recommendations)
     total = selection.total
     payload = {"count": len(recommendations), "total_cost": total, "budget": job.campaign.budget}
-    if job.auto_approve:
+    if restricted and job.auto_approve:
+        payload["auto_approve_withheld"] = f"lines from restricted sellers need a human: {', '.join(restricted)}"
+    if auto_approve:
         if job_advance(job, stage=JobStage.BOOK, status=JobStatus.RUNNING, progress=0.9):
             event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
             event_emit(
@@ -425,7 +437,11 @@ def step_book(job: BookingJob) -> None:
 def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
     """Book one approved line with a key derived from our records, so a replay returns the same deal."""
     try:
-        deal = client.book_deal(idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}", quote_id=line.quote_id)
+        deal = client.book_deal(
+            idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
+            quote_id=line.quote_id,
+            buyer_identity=identity_for(line.seller),
+        )
     except SellerError as exc:
         if exc.code == "quote_already_booked":
             # Our quote, booked by an earlier attempt under another key: read back that deal.
@@ -458,6 +474,7 @@ def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommend
             impressions=line.impressions,
             flight_start=campaign.start_date,
             flight_end=campaign.end_date,
+            buyer_identity=identity_for(line.seller),
             media_type="ctv" if line.inventory_type == "ctv" else "digital",
         )
     )
@@ -484,7 +501,11 @@ def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommend
         cost_micros=decimal_to_micros(cost_for(quote.impressions, quote.final_cpm)),
     )
     line.refresh_from_db()
-    return client.book_deal(idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}", quote_id=line.quote_id)
+    return client.book_deal(
+        idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
+        quote_id=line.quote_id,
+        buyer_identity=identity_for(line.seller),
+    )
 
 
 def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:

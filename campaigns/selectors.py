@@ -9,8 +9,12 @@ from django.db.models import Prefetch, QuerySet
 from campaigns.models import BookedDeal, BookingJob, Recommendation
 
 
+# What a job list shows; the JSON columns (allocations, errors, briefs) stay in the database.
+JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "campaign__budget_micros")
+
+
 def job_list(*, status: str | None = None) -> QuerySet[BookingJob]:
-    jobs = BookingJob.objects.select_related("campaign").order_by("-created_at")
+    jobs = BookingJob.objects.select_related("campaign").only(*JOB_LIST_FIELDS).order_by("-created_at")
     if status:
         jobs = jobs.filter(status=status)
     return jobs

@@ -224,3 +224,18 @@ def test_the_landing_page_links_to_the_docs_and_admin(client):
     response = client.get("/")
     assert response.status_code == 200
     assert b'href="/docs"' in response.content and b'href="/admin/"' in response.content
+
+
+def test_the_job_list_takes_a_fixed_number_of_queries(client, django_assert_max_num_queries):
+    BookingJobFactory.create_batch(30)
+    with django_assert_max_num_queries(4):
+        body = client.get("/bookings", {"limit": 25}).json()
+    assert len(body["jobs"]) == 25 and body["total"] == 30
+
+
+def test_the_job_detail_takes_a_fixed_number_of_queries(client, django_assert_max_num_queries):
+    job = BookingJobFactory()
+    RecommendationFactory.create_batch(12, job=job)
+    with django_assert_max_num_queries(6):
+        body = client.get(f"/bookings/{job.pk}").json()
+    assert len(body["recommendations"]) == 12
