@@ -9,6 +9,7 @@ from ninja.errors import AuthenticationError
 
 from buyer.apikeys.auth import read_auth
 from buyer.events.api import router as events_router
+from buyer.sellers.api import router as sellers_router
 from campaigns.api import router as bookings_router
 
 api = NinjaAPI(
@@ -42,3 +43,4 @@ def health(request: HttpRequest):
 
 api.add_router("", bookings_router)
 api.add_router("", events_router)
+api.add_router("", sellers_router)

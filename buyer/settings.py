@@ -5,6 +5,8 @@ Variable names and meanings follow the operations guide; ``.env.example`` docume
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -84,6 +86,32 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
 APPROVAL_TTL_HOURS = env_int("APPROVAL_TTL_HOURS", 72, minimum=1, maximum=24 * 90)
 MAX_CANDIDATES_PER_CHANNEL = env_int("MAX_CANDIDATES_PER_CHANNEL", 3, minimum=1, maximum=20)
+
+# --- Seller credentials and circuit breaker ---------------------------------------------------------------
+# Fernet keys (urlsafe base64, 32 bytes) encrypting seller credentials at rest, comma-separated: the first
+# encrypts, every one decrypts (rotation). Unset: derived from SECRET_KEY, which production refuses.
+SELLER_CREDENTIALS_KEY = env_list("SELLER_CREDENTIALS_KEY")
+_NEW_KEY_HINT = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+for _position, _key in enumerate(SELLER_CREDENTIALS_KEY, start=1):
+    try:
+        _key_ok = len(base64.urlsafe_b64decode(_key.encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        _key_ok = False
+    if not _key_ok:
+        # The value is a secret: name the variable and the key's position, never echo it.
+        raise ImproperlyConfigured(
+            f"Invalid value for SELLER_CREDENTIALS_KEY: key {_position} is not a urlsafe-base64 32-byte Fernet key "
+            f"(generate one with: {_NEW_KEY_HINT})."
+        )
+if not SELLER_CREDENTIALS_KEY and ENVIRONMENT == "production":
+    raise ImproperlyConfigured(
+        "SELLER_CREDENTIALS_KEY must be set: ENVIRONMENT=production encrypts seller credentials with an explicit "
+        f"key, not one derived from SECRET_KEY (generate one with: {_NEW_KEY_HINT})."
+    )
+# Consecutive transport failures (timeouts, connection errors, 5xx, invalid responses) that open a seller's
+# breaker, and how long it stays open before a single trial call is let through.
+SELLER_BREAKER_FAILURES = env_int("SELLER_BREAKER_FAILURES", 5, minimum=1, maximum=1000)
+SELLER_BREAKER_COOLDOWN_SECONDS = env_int("SELLER_BREAKER_COOLDOWN_SECONDS", 60, minimum=1, maximum=86_400)
 
 # --- Django ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -232,7 +260,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # The MCP SDK logs whole messages at DEBUG, which could include what a seller echoes back.
+    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "mcp")},
 }
 
 VERSION = buyer.__version__

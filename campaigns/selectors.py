@@ -8,7 +8,6 @@ from django.db.models import Prefetch, QuerySet
 
 from campaigns.models import BookedDeal, BookingJob, Recommendation
 
-
 # What a job list shows; the JSON columns (allocations, errors, briefs) stay in the database.
 JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "campaign__budget_micros")
 

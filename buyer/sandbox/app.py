@@ -5,7 +5,8 @@ as on the real seller: ``{"detail": {"error", "message"}}``, ``{"detail": "text"
 ``{"detail": [...]}``.
 
 Fault injection (``latency_ms``, ``failure_rate``, ``garbage``) wraps every route except ``/health``, so a
-harness can always tell a live-but-faulty seller from a dead one.
+harness can always tell a live-but-faulty seller from a dead one. That includes the MCP endpoints, which
+``buyer.sandbox.mcp`` mounts on the same state (``/mcp/``, ``/mcp-sse/sse``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from buyer.sandbox.catalog import CATALOG_NAMES, Catalog, Package, build_catalog
+from buyer.sandbox.mcp import DEFAULT_ALLOWED_HOSTS, build_sandbox_mcp
 from buyer.sandbox.pricing import TIER_DISCOUNTS, legacy_float, price_product, round_cents
 from buyer.sandbox.schemas import (
     DealCreate,
@@ -111,12 +114,15 @@ class FaultInjection:
 # --------------------------------------------------------------------------------------------------
 
 
-def _api_key(request: Request) -> str | None:
-    """``X-Api-Key`` first, then ``Authorization: Bearer <key>``, as the reference seller reads them."""
-    key = request.headers.get("x-api-key")
+def _api_key(headers: Mapping[str, str]) -> str | None:
+    """``X-Api-Key`` first, then ``Authorization: Bearer <key>``, as the reference seller reads them.
+
+    ``headers`` must look names up case-insensitively (Starlette's ``Headers`` does).
+    """
+    key = headers.get("x-api-key")
     if key:
         return key
-    authorization = request.headers.get("authorization")
+    authorization = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -125,8 +131,15 @@ def _api_key(request: Request) -> str | None:
 
 
 def _caller(request: Request, api_keys: Mapping[str, str]) -> Caller:
-    """The caller's tier comes only from a valid key; an unknown key is 401, no key is ``public``."""
-    key = _api_key(request)
+    return _caller_from_headers(request.headers, api_keys)
+
+
+def _caller_from_headers(headers: Mapping[str, str], api_keys: Mapping[str, str]) -> Caller:
+    """The caller's tier comes only from a valid key; an unknown key is 401, no key is ``public``.
+
+    REST and MCP share this, so one key means one tier and one idempotency scope on both.
+    """
+    key = _api_key(headers)
     if key is None:
         return Caller()
     tier = api_keys.get(key)
@@ -241,7 +254,7 @@ def _agent_card(catalog: Catalog, base_url: str) -> dict[str, Any]:
             "url": base_url,
             "description": f"seller_id {catalog.seller_id}",
         },
-        "capabilities": {"protocols": ["opendirect21"], "streaming": False, "push_notifications": False},
+        "capabilities": {"protocols": ["opendirect21", "mcp"], "streaming": False, "push_notifications": False},
         "skills": [
             {
                 "id": "discovery",
@@ -305,12 +318,20 @@ def create_app(
     garbage: bool = False,
     api_keys: dict[str, str] | None = None,
     seed: int = 0,
+    mcp_allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
 ) -> Starlette:
     """Build one sandbox seller with its own catalog and empty state.
 
     ``api_keys`` maps an API key to the tier it grants (``seat``, ``agency`` or ``advertiser``). The state
     is reachable as ``app.state.sandbox`` (a :class:`SandboxState`; tests may replace its ``clock``).
     Raises ``ValueError`` on an unknown catalog, tier or an out-of-range fault setting.
+
+    The app also serves MCP on the same state (see ``buyer.sandbox.mcp``): Streamable HTTP at ``/mcp/``
+    (and ``/mcp``), legacy SSE at ``/mcp-sse/sse``. MCP needs the ASGI lifespan, which runs its session
+    manager once per app (uvicorn's default ``lifespan="auto"`` or ``"on"``); REST works without it.
+    ``mcp_allowed_hosts`` are the ``Host`` values MCP accepts (``host:port`` or ``host:*``), others get 421
+    (DNS-rebinding protection): add yours when serving beyond 127.0.0.1/localhost (Starlette's
+    ``TestClient`` sends ``testserver``).
     """
     if catalog not in CATALOG_NAMES:
         raise ValueError(f"unknown catalog {catalog!r}; choose one of {', '.join(CATALOG_NAMES)}")
@@ -325,6 +346,9 @@ def create_app(
 
     state = SandboxState(build_catalog(catalog, seller_id))
     cat = state.catalog
+    sandbox_mcp = build_sandbox_mcp(
+        state, lambda headers: _caller_from_headers(headers, keys), allowed_hosts=mcp_allowed_hosts
+    )
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "healthy"})
@@ -459,6 +483,7 @@ def create_app(
         Route("/media-kit/packages", media_kit_packages, methods=["GET"]),
         Route("/media-kit/packages/{package_id}", media_kit_package, methods=["GET"]),
         Route("/media-kit/search", media_kit_search, methods=["POST"]),
+        *sandbox_mcp.routes,
     ]
 
     async def sandbox_error(request: Request, exc: Exception) -> Response:
@@ -474,8 +499,14 @@ def create_app(
         assert isinstance(exc, HTTPException)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with sandbox_mcp.lifespan():
+            yield
+
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         middleware=[
             Middleware(
                 FaultInjection,
@@ -493,6 +524,7 @@ def create_app(
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.sandbox = state
+    app.state.mcp = sandbox_mcp.server
     return app
 
 

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from buyer.sellers.models import Seller
+from buyer.sellers import crypto
+from buyer.sellers.guard import HealthReport
+from buyer.sellers.models import BreakerState, Protocol, Seller
 
 
 def configured_endpoints() -> list[str]:
@@ -28,3 +36,151 @@ def seller_seed_from_settings() -> list[Seller]:
                 seller = Seller.objects.get(base_url=url)
         sellers.append(seller)
     return sellers
+
+
+def seller_save_settings(*, seller: Seller, changed_fields: Iterable[str], created: bool) -> None:
+    """Save an admin's edit, writing only the fields the admin changed.
+
+    Health columns are written concurrently by workers (``seller_record_health``); a full ``save()`` from a
+    form loaded a moment earlier would put their old values back. A new address or protocol forgets the
+    discovered protocol; a new address also starts the breaker afresh.
+    """
+    if created:
+        seller.save()
+        return
+    fields = set(changed_fields)
+    if fields & {"base_url", "protocol"}:
+        seller.discovered_protocol, seller.protocol_discovered_at = "", None
+        fields |= {"discovered_protocol", "protocol_discovered_at"}
+    if "base_url" in fields:
+        seller.breaker_state, seller.breaker_opened_at, seller.consecutive_failures = BreakerState.CLOSED, None, 0
+        fields |= {"breaker_state", "breaker_opened_at", "consecutive_failures"}
+    if fields:
+        seller.save(update_fields=sorted(fields | {"updated_at"}))
+
+
+# --- credentials --------------------------------------------------------------------------------------------
+
+
+def seller_set_credential(*, seller: Seller, plaintext: str | None) -> None:
+    """Store (or with None/blank, remove) the seller's credential, encrypted with the current key."""
+    seller.set_credential(plaintext)
+    seller.save(update_fields=["credential_ciphertext", "updated_at"])
+
+
+def seller_rotate_credentials() -> int:
+    """Re-encrypt every stored credential with the first SELLER_CREDENTIALS_KEY; returns how many changed.
+
+    Run after putting a new key first, before removing the old one from the list. A credential no key can
+    read raises ``crypto.CredentialUnreadable`` before anything is written.
+    """
+    rotated = {
+        pk: crypto.rotate(token)
+        for pk, token in Seller.objects.exclude(credential_ciphertext="").values_list("pk", "credential_ciphertext")
+    }
+    with transaction.atomic():
+        for pk, token in rotated.items():
+            Seller.objects.filter(pk=pk).update(credential_ciphertext=token)
+    return len(rotated)
+
+
+# --- protocol discovery -------------------------------------------------------------------------------------
+
+
+def seller_record_discovery(*, seller_id: int, protocol: str, now: datetime | None = None) -> None:
+    if protocol not in {Protocol.REST, Protocol.MCP}:
+        raise ValueError(f"discovered protocol must be rest or mcp, not {protocol!r}")
+    Seller.objects.filter(pk=seller_id).update(
+        discovered_protocol=protocol, protocol_discovered_at=now or timezone.now()
+    )
+
+
+# --- breaker and health -------------------------------------------------------------------------------------
+
+
+def seller_claim_breaker_trial(*, seller_id: int, now: datetime | None = None) -> bool:
+    """Claim the single trial call of a breaker whose cool-down has passed; True for exactly one claimant.
+
+    A conditional UPDATE, so of several workers creating clients at once only one sees a changed row. The
+    claim restarts the cool-down: a trial whose worker died is claimable again one cool-down later.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SELLER_BREAKER_COOLDOWN_SECONDS)
+    claimed = (
+        Seller.objects.filter(pk=seller_id, breaker_state__in=[BreakerState.OPEN, BreakerState.HALF_OPEN])
+        .filter(Q(breaker_opened_at__isnull=True) | Q(breaker_opened_at__lte=cutoff))
+        .update(breaker_state=BreakerState.HALF_OPEN, breaker_opened_at=now)
+    )
+    return claimed == 1
+
+
+def seller_reset_breaker(*, seller: Seller) -> None:
+    """Close the breaker and forget the failure streak (admin action); counters and averages are kept."""
+    Seller.objects.filter(pk=seller.pk).update(
+        breaker_state=BreakerState.CLOSED, breaker_opened_at=None, consecutive_failures=0
+    )
+    seller.breaker_state, seller.breaker_opened_at, seller.consecutive_failures = BreakerState.CLOSED, None, 0
+
+
+def seller_record_health(*, report: HealthReport) -> None:
+    """Fold one client's observations into the seller's row in a single atomic UPDATE.
+
+    Every new value is an expression over the row's current value (F), so workers recording at the same
+    time add up instead of overwriting each other. A streak of failures that crosses
+    SELLER_BREAKER_FAILURES only when added to another worker's streak opens the breaker here, in the
+    database, even though neither worker opened it in memory.
+    """
+    updates: dict[str, Any] = {}
+    if report.calls:
+        updates.update(
+            calls_total=F("calls_total") + report.calls,
+            errors_total=F("errors_total") + report.errors,
+            error_rate=F("error_rate") * report.decay + report.error_rate_term,
+            latency_ms=Coalesce(F("latency_ms"), Value(report.first_latency_ms)) * report.decay + report.latency_term,
+            consecutive_failures=(
+                Value(report.trailing_failures)
+                if report.any_success
+                else F("consecutive_failures") + report.trailing_failures
+            ),
+        )
+    if report.last_success_at is not None:
+        updates["last_success_at"] = _later("last_success_at", report.last_success_at)
+    if report.last_failure_at is not None:
+        newer = Q(last_failure_at__isnull=True) | Q(last_failure_at__lt=report.last_failure_at)
+        updates["last_failure_at"] = _later("last_failure_at", report.last_failure_at)
+        updates["last_error"] = Case(When(newer, then=Value(report.last_error)), default=F("last_error"))
+    if report.trailing_failures:
+        # The step ended with the seller failing: an auto seller's agent card is read again next time,
+        # in case it moved to another protocol.
+        updates["protocol_discovered_at"] = Case(
+            When(protocol=Protocol.AUTO, then=Value(None)), default=F("protocol_discovered_at")
+        )
+
+    if report.opened_at is not None:
+        updates.update(breaker_state=Value(BreakerState.OPEN), breaker_opened_at=Value(report.opened_at))
+    elif report.closed:
+        # Only the trial's owner closes, and only a breaker still waiting on that trial.
+        updates.update(
+            breaker_state=Case(
+                When(breaker_state=BreakerState.HALF_OPEN, then=Value(BreakerState.CLOSED)),
+                default=F("breaker_state"),
+            ),
+            breaker_opened_at=Case(
+                When(breaker_state=BreakerState.HALF_OPEN, then=Value(None)), default=F("breaker_opened_at")
+            ),
+        )
+    elif report.trailing_failures and not report.any_success:
+        crossing = Q(breaker_state=BreakerState.CLOSED) & Q(
+            consecutive_failures__gte=settings.SELLER_BREAKER_FAILURES - report.trailing_failures
+        )
+        updates.update(
+            breaker_state=Case(When(crossing, then=Value(BreakerState.OPEN)), default=F("breaker_state")),
+            breaker_opened_at=Case(When(crossing, then=Value(report.last_failure_at)), default=F("breaker_opened_at")),
+        )
+    if updates:
+        Seller.objects.filter(pk=report.seller_id).update(**updates)
+
+
+def _later(field: str, moment: datetime) -> Case:
+    newer = Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__lt": moment})
+    return Case(When(newer, then=Value(moment)), default=F(field))
