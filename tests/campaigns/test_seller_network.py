@@ -146,3 +146,19 @@ def test_seller_credentials_never_appear_in_logs_events_api_responses_or_admin_p
     for where, text in haystacks.items():
         assert AGENCY_KEY not in text, f"credential leaked into {where}"
     assert "agency" in haystacks["api"]  # the tier itself is not a secret and is shown
+
+
+@pytest.mark.parametrize("transport", ["streamable_http", "sse"])
+def test_a_job_with_one_rest_and_one_mcp_seller_books_from_both(transport):
+    with (
+        serve_in_thread(create_app(catalog="default")) as rest_url,
+        serve_in_thread(create_app(catalog="premium-video")) as mcp_url,
+    ):
+        Seller.objects.create(name="Over REST", base_url=rest_url)
+        Seller.objects.create(name="Over MCP", base_url=mcp_url, protocol="mcp", mcp_transport=transport)
+        job = run(new_job(auto_approve=True, channels=["branding", "ctv"], budget=Decimal(150000)), JobStage.PLAN)
+        job = run(job, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    deals = BookedDeal.objects.filter(job=job).select_related("recommendation")
+    assert {d.recommendation.seller_name for d in deals} == {"Over REST", "Over MCP"}
+    assert all(d.deal_id.startswith("DEMO-") for d in deals)
