@@ -184,7 +184,7 @@ def _database_config(url: str) -> dict:
     elif engine in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
         config["ENGINE"] = "django.db.backends.postgresql"
         config["CONN_HEALTH_CHECKS"] = True
-        if env_bool("DATABASE_POOL", False):
+        if env_bool("DATABASE_POOL", True):
             config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 10, minimum=1)}}
         else:
             config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
