@@ -122,7 +122,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "corsheaders",
+    "django_htmx",
+    "template_partials",
     "ninja",
+    "buyer.accounts",
     "buyer.events",
     "buyer.sellers",
     "buyer.apikeys",
@@ -138,11 +141,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "buyer.accounts.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "buyer.urls"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "campaigns:jobs"
+LOGOUT_REDIRECT_URL = "accounts:login"
 WSGI_APPLICATION = "buyer.wsgi.application"
 ASGI_APPLICATION = "buyer.asgi.application"
 
@@ -156,6 +164,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "buyer.accounts.context_processors.dashboard",
             ],
         },
     },

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.shortcuts import redirect
+from django.urls import include, path
 from ninja.openapi.docs import Redoc
 
 from buyer.api import api
-from campaigns.views import home
 
 
 def redoc(request: HttpRequest) -> HttpResponse:
@@ -14,7 +14,9 @@ def redoc(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", lambda request: redirect("campaigns:jobs"), name="home"),
+    path("app/", include("campaigns.urls")),
+    path("app/", include("buyer.accounts.urls")),
     path("admin/", admin.site.urls),
     path("redoc", redoc, name="redoc"),
     path("", api.urls),

@@ -220,12 +220,6 @@ def test_events_are_listed_filtered_and_fetched(client):
     assert client.get("/events", {"event_type": "deal.booked"}).json()["total"] == 0
 
 
-def test_the_landing_page_links_to_the_docs_and_admin(client):
-    response = client.get("/")
-    assert response.status_code == 200
-    assert b'href="/docs"' in response.content and b'href="/admin/"' in response.content
-
-
 def test_the_job_list_takes_a_fixed_number_of_queries(client, django_assert_max_num_queries):
     BookingJobFactory.create_batch(30)
     with django_assert_max_num_queries(4):

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+
+from buyer.accounts.roles import user_role
+
+# (url name, label, admins only). Pages appear in the navigation once their URL exists.
+NAVIGATION = (
+    ("campaigns:jobs", "Jobs", False),
+    ("campaigns:deals", "Deals", False),
+    ("events:feed", "Events", False),
+    ("pacing:overview", "Pacing", False),
+    ("sellers:list", "Sellers", True),
+    ("apikeys:list", "API keys", True),
+    ("accounts:users", "Users", True),
+    ("llm:usage", "LLM usage", True),
+)
+
+
+def dashboard(request: HttpRequest) -> dict:
+    role = user_role(getattr(request, "user", None))
+    nav = []
+    if role is not None:
+        for name, label, admins_only in NAVIGATION:
+            if admins_only and role != "admin":
+                continue
+            try:
+                nav.append({"url": reverse(name), "label": label})
+            except NoReverseMatch:
+                continue
+    return {"user_role": role, "user_is_admin": role == "admin", "app_version": settings.VERSION, "dashboard_nav": nav}
