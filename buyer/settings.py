@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "buyer.events",
     "buyer.sellers",
     "buyer.apikeys",
+    "buyer.llm",
     "campaigns",
     "pacing",
 ]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Case, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 
-from campaigns.models import BookedDeal, BookingJob, Recommendation
+from buyer.sellers.models import Seller
+from campaigns.models import BookedDeal, BookingJob, DealTransition, JobStatus, Recommendation
 
 # What a job list shows; the JSON columns (allocations, errors, briefs) stay in the database.
 JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "campaign__budget_micros")
@@ -41,3 +44,97 @@ def job_exists(job_id: str) -> bool:
         return BookingJob.objects.filter(pk=uuid.UUID(str(job_id))).exists()
     except ValueError:
         return False
+
+
+# --- Dashboard pages ----------------------------------------------------------------------------------------
+
+# A jobs-list row also says why a failed job failed; its deal count comes from an annotation, not a query per row.
+JOB_ROW_FIELDS = (*JOB_LIST_FIELDS, "failure_reason", "campaign__channels")
+
+
+def _job_rows() -> QuerySet[BookingJob]:
+    # A subquery rather than a JOIN + GROUP BY, so the paginator's COUNT stays a plain count of jobs.
+    deals = BookedDeal.objects.filter(job=OuterRef("pk")).order_by().values("job").annotate(n=Count("pk")).values("n")
+    return (
+        BookingJob.objects.select_related("campaign")
+        .only(*JOB_ROW_FIELDS)
+        .annotate(deal_count=Coalesce(Subquery(deals), Value(0)))
+    )
+
+
+def job_list_for_dashboard(
+    *, status: str | None = None, channel: str | None = None, search: str | None = None
+) -> QuerySet[BookingJob]:
+    """Jobs for the dashboard: the ones waiting for a person first, then newest; each with ``deal_count``."""
+    jobs = _job_rows()
+    if status:
+        jobs = jobs.filter(status=status)
+    if channel:
+        # Requested channels are a JSON list: match the quoted element (works on SQLite and PostgreSQL alike);
+        # a brief without channels gets them from the plan, so the allocation keys count too.
+        jobs = jobs.filter(Q(campaign__channels__icontains=f'"{channel}"') | Q(budget_allocations__has_key=channel))
+    if search:
+        jobs = jobs.filter(campaign__name__icontains=search)
+    needs_action = Case(When(status=JobStatus.AWAITING_APPROVAL, then=Value(0)), default=Value(1))
+    return jobs.order_by(needs_action, "-created_at", "-pk")
+
+
+def job_row_get(job_id: uuid.UUID | str) -> BookingJob | None:
+    """One jobs-list row (for its live update), or None."""
+    key = _uuid_or_none(job_id)
+    return None if key is None else _job_rows().filter(pk=key).first()
+
+
+def job_header_get(job_id: uuid.UUID | str) -> BookingJob | None:
+    """The job and its campaign without recommendations or deals: what the polled header and timeline need."""
+    key = _uuid_or_none(job_id)
+    return None if key is None else BookingJob.objects.select_related("campaign").filter(pk=key).first()
+
+
+def job_ids_known(ids: Iterable[str]) -> set[str]:
+    """Which of these ids (event flow ids, say) are booking jobs."""
+    keys = {key for key in (_uuid_or_none(i) for i in ids) if key is not None}
+    if not keys:
+        return set()
+    return {str(pk) for pk in BookingJob.objects.filter(pk__in=keys).values_list("pk", flat=True)}
+
+
+def deal_list(
+    *, status: str | None = None, channel: str | None = None, seller_id: int | None = None
+) -> QuerySet[BookedDeal]:
+    deals = BookedDeal.objects.select_related("seller").defer(
+        "pricing", "terms", "activation_instructions", "openrtb_params"
+    )
+    if status:
+        deals = deals.filter(status=status)
+    if channel:
+        deals = deals.filter(channel=channel)
+    if seller_id:
+        deals = deals.filter(seller_id=seller_id)
+    return deals.order_by("-booked_at", "-pk")
+
+
+def deal_get(deal_pk: int) -> BookedDeal | None:
+    """A deal with its seller, line, job and state history, in a fixed number of queries; None when unknown."""
+    return (
+        BookedDeal.objects.select_related("seller", "recommendation", "job__campaign")
+        .prefetch_related(Prefetch("transitions", queryset=DealTransition.objects.order_by("at", "pk")))
+        .filter(pk=deal_pk)
+        .first()
+    )
+
+
+def deal_seller_choices() -> list[tuple[int, str]]:
+    """Sellers that have deals, for the deals filter."""
+    return list(
+        Seller.objects.filter(pk__in=BookedDeal.objects.values("seller_id")).order_by("name").values_list("pk", "name")
+    )
+
+
+def _uuid_or_none(value: uuid.UUID | str) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

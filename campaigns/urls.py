@@ -8,4 +8,14 @@ app_name = "campaigns"
 
 urlpatterns = [
     path("", views.jobs, name="jobs"),
+    path("jobs/new/", views.job_new, name="job_new"),
+    path("jobs/<uuid:job_id>/", views.job_detail, name="job_detail"),
+    path("jobs/<uuid:job_id>/row/", views.job_row, name="job_row"),
+    path("jobs/<uuid:job_id>/status/", views.job_status, name="job_status"),
+    path("jobs/<uuid:job_id>/timeline/", views.job_timeline, name="job_timeline"),
+    path("jobs/<uuid:job_id>/selection/", views.job_selection, name="job_selection"),
+    path("jobs/<uuid:job_id>/approve/confirm/", views.job_approve_confirm, name="job_approve_confirm"),
+    path("jobs/<uuid:job_id>/approve/", views.job_approve, name="job_approve"),
+    path("deals/", views.deals, name="deals"),
+    path("deals/<int:pk>/", views.deal_detail, name="deal_detail"),
 ]

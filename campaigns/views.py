@@ -1,15 +1,386 @@
-"""Dashboard pages for media buyers: jobs, approvals, deals. Plain function views with HTMX partials."""
+"""Dashboard pages for media buyers: jobs, new bookings, approvals, deals. Plain function views with HTMX
+partials; every page and action works without JavaScript, and every money-moving action has a confirmation
+page that states the amount. State and budget are checked again by the services when the action is posted."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from buyer.accounts.roles import media_buyer_required
-from campaigns import selectors
+from buyer.events.selectors import event_timeline
+from buyer.events.views import timeline_entries
+from buyer.sellers.money import micros_to_decimal
+from campaigns import charts, selectors, services
+from campaigns.forms import BookingForm, DealFilterForm, JobFilterForm
+from campaigns.models import BookedDeal, BookingJob, JobStatus, Recommendation, RecommendationStatus
+
+JOBS_PER_PAGE = 25
+DEALS_PER_PAGE = 25
+APPROVAL_ACTIONS = ("selected", "all", "reject")
+DSP_LABELS = {"ttd": "The Trade Desk", "dv360": "Display & Video 360", "xandr": "Xandr"}
+
+
+# --- Helpers ------------------------------------------------------------------------------------------------
+
+
+def _wants_partial(request: HttpRequest) -> bool:
+    """An HTMX request for a fragment; a history restore after a pushed URL needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _page(request: HttpRequest, items: QuerySet, per_page: int) -> Page:
+    return Paginator(items, per_page).get_page(request.GET.get("page"))
+
+
+def _polled(request: HttpRequest, template: str, context: dict[str, Any], *, stop: bool) -> HttpResponse:
+    """A fragment that polls itself; status 286 tells htmx to stop once the job can no longer change."""
+    response = render(request, template, context)
+    if stop:
+        response.status_code = HttpResponseStopPolling.status_code
+        response.reason_phrase = "Stop Polling"
+    return response
+
+
+@dataclass(frozen=True)
+class Line:
+    """A recommendation as the approval table shows it, with the seller's price facts worked out."""
+
+    rec: Recommendation
+    list_cpm: Decimal
+    tier_discount_pct: Decimal
+    volume_discount_pct: Decimal
+    checked: bool
+
+    @property
+    def discounted(self) -> bool:
+        return self.list_cpm != self.rec.cpm
+
+    @property
+    def pending(self) -> bool:
+        return self.rec.status == RecommendationStatus.PENDING_APPROVAL
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Pending lines chosen for approval, against the brief's budget."""
+
+    lines: list[Recommendation]
+    budget_micros: int
+
+    @property
+    def total_micros(self) -> int:
+        return sum(r.cost_micros for r in self.lines)
+
+    @property
+    def total(self) -> Decimal:
+        return micros_to_decimal(self.total_micros)
+
+    @property
+    def budget(self) -> Decimal:
+        return micros_to_decimal(self.budget_micros)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.total_micros > self.budget_micros
+
+    @property
+    def percent(self) -> int:
+        if self.budget_micros <= 0:
+            return 0
+        return min(100, round(self.total_micros * 100 / self.budget_micros))
+
+
+def _pct(pricing: Any, key: str) -> Decimal:
+    if not isinstance(pricing, dict):
+        return Decimal(0)
+    try:
+        return Decimal(str(pricing.get(key) or 0))
+    except ArithmeticError:
+        return Decimal(0)
+
+
+def _pending(job: BookingJob) -> list[Recommendation]:
+    return [r for r in job.recommendations.all() if r.status == RecommendationStatus.PENDING_APPROVAL]
+
+
+def _chosen(pending: list[Recommendation], ids: list[str]) -> list[Recommendation]:
+    wanted = set(ids)
+    return [r for r in pending if str(r.pk) in wanted]
+
+
+def _job_or_404(job_id: uuid.UUID) -> BookingJob:
+    job = selectors.job_get(str(job_id))
+    if job is None:
+        raise Http404("No such job")
+    return job
+
+
+def _header_job_or_404(job_id: uuid.UUID) -> BookingJob:
+    job = selectors.job_header_get(job_id)
+    if job is None:
+        raise Http404("No such job")
+    return job
+
+
+# --- Jobs list ------------------------------------------------------------------------------------------------
 
 
 @media_buyer_required
 def jobs(request: HttpRequest) -> HttpResponse:
-    page = list(selectors.job_list()[:50])
-    return render(request, "campaigns/jobs.html", {"jobs": page})
+    filters = JobFilterForm(request.GET)
+    values = filters.cleaned_data if filters.is_valid() else {}
+    rows = selectors.job_list_for_dashboard(
+        status=values.get("status"), channel=values.get("channel"), search=(values.get("q") or "").strip()
+    )
+    page = _page(request, rows, JOBS_PER_PAGE)
+    template = "campaigns/jobs.html#results" if _wants_partial(request) else "campaigns/jobs.html"
+    return render(request, template, {"filters": filters, "page": page})
+
+
+@media_buyer_required
+def job_row(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = selectors.job_row_get(job_id)
+    if job is None:
+        raise Http404("No such job")
+    if not request.htmx:
+        return redirect("campaigns:job_detail", job_id=job.pk)
+    return _polled(request, "campaigns/jobs.html#job_row", {"job": job}, stop=job.is_terminal)
+
+
+# --- New booking ----------------------------------------------------------------------------------------------
+
+
+@media_buyer_required
+def job_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = BookingForm(request.POST)
+        if form.is_valid():
+            brief = form.cleaned_data["brief"]
+            submission = form.cleaned_data.get("submission_id")
+            try:
+                job = services.job_create(
+                    name=brief.name,
+                    objectives=brief.objectives,
+                    budget=brief.budget,
+                    start_date=brief.start_date,
+                    end_date=brief.end_date,
+                    target_audience=brief.target_audience,
+                    kpis=brief.kpis,
+                    channels=[str(c) for c in brief.channels or []],
+                    formats=[f.lower() for f in brief.formats or []],
+                    constraints=brief.constraints,
+                    brief=brief.model_dump(mode="json"),
+                    auto_approve=form.cleaned_data["auto_approve"],
+                    client_reference=f"web:{submission}" if submission else None,
+                )
+            except services.IdempotencyConflict:
+                form.add_error(
+                    None, "This form was already submitted with other values. Reload the page to start a new booking."
+                )
+            else:
+                messages.success(request, f"Booking “{brief.name}” submitted; the agent is planning the budget.")
+                return redirect("campaigns:job_detail", job_id=job.pk)
+    else:
+        form = BookingForm(initial={"submission_id": uuid.uuid4()})
+    return render(request, "campaigns/job_new.html", {"form": form})
+
+
+# --- Job detail and its live parts ------------------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
+    pending = _pending(job)
+    # The form carries ``chosen`` so a selection sent back (from the confirmation page) is kept as it was;
+    # on first view every pending line is selected, as the agent recommended.
+    selected = _chosen(pending, request.GET.getlist("line")) if "chosen" in request.GET else pending
+    selected_ids = {r.pk for r in selected}
+    lines = [
+        Line(
+            rec=r,
+            list_cpm=micros_to_decimal(r.base_cpm_micros),
+            tier_discount_pct=_pct(r.pricing, "tier_discount_pct"),
+            volume_discount_pct=_pct(r.pricing, "volume_discount_pct"),
+            checked=r.pk in selected_ids,
+        )
+        for r in job.recommendations.all()
+    ]
+    bars = charts.allocation_bars(job.budget_allocations or {})
+    deals = list(job.deals.all())
+    return {
+        "job": job,
+        "campaign": job.campaign,
+        "lines": lines,
+        "awaiting": job.status == JobStatus.AWAITING_APPROVAL,
+        "selection": Selection(selected, job.campaign.budget_micros),
+        "everything": Selection(pending, job.campaign.budget_micros),
+        "bars": bars,
+        "chart": charts.bar_chart_svg(bars, title="Budget split by channel", chart_id="allocation-chart")
+        if bars
+        else "",
+        "deals": [{"deal": d, "activation": _activation(d)} for d in deals],
+        "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals)),
+        "timeline": timeline_entries(list(event_timeline(str(job.pk)))),
+    }
+
+
+@media_buyer_required
+def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = _job_or_404(job_id)
+    return render(request, "campaigns/job_detail.html", _detail_context(request, job))
+
+
+@media_buyer_required
+def job_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """The polled header. When the status moved on since the page was drawn, the whole page reloads, so new
+    recommendations, deals and errors appear."""
+    job = _header_job_or_404(job_id)
+    if not request.htmx:
+        return redirect("campaigns:job_detail", job_id=job.pk)
+    response = _polled(request, "campaigns/job_detail.html#job_header", {"job": job}, stop=job.is_terminal)
+    seen = request.GET.get("seen")
+    if seen and seen != job.status:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@media_buyer_required
+def job_timeline(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = _header_job_or_404(job_id)
+    if not request.htmx:
+        return redirect("campaigns:job_detail", job_id=job.pk)
+    context = {"job": job, "timeline": timeline_entries(list(event_timeline(str(job.pk))))}
+    return _polled(request, "campaigns/job_detail.html#timeline", context, stop=job.is_terminal)
+
+
+@media_buyer_required
+def job_selection(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """The selected total and the approval buttons, recomputed by the server when a checkbox changes."""
+    job = _job_or_404(job_id)
+    if not request.htmx:
+        return redirect("campaigns:job_detail", job_id=job.pk)
+    pending = _pending(job)
+    context = {
+        "job": job,
+        "awaiting": job.status == JobStatus.AWAITING_APPROVAL,
+        "selection": Selection(_chosen(pending, request.GET.getlist("line")), job.campaign.budget_micros),
+        "everything": Selection(pending, job.campaign.budget_micros),
+    }
+    return render(request, "campaigns/job_detail.html#selection", context)
+
+
+# --- Approval: confirm, then post ---------------------------------------------------------------------------
+
+
+@media_buyer_required
+def job_approve_confirm(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """The confirmation step: what will be approved and rejected, and the total. Nothing changes here."""
+    job = _job_or_404(job_id)
+    action = request.GET.get("action", "")
+    if action not in APPROVAL_ACTIONS:
+        messages.error(request, "Choose Approve selected, Approve all or Reject all.")
+        return redirect("campaigns:job_detail", job_id=job.pk)
+    if job.status != JobStatus.AWAITING_APPROVAL:
+        messages.error(request, f"This job is {job.get_status_display().lower()}; there is nothing to approve now.")
+        return redirect("campaigns:job_detail", job_id=job.pk)
+    pending = _pending(job)
+    ids = request.GET.getlist("line")
+    if action == "selected":
+        chosen = _chosen(pending, ids)
+        if not chosen:
+            messages.error(request, "Select at least one line to approve, or use Reject all.")
+            return redirect("campaigns:job_detail", job_id=job.pk)
+        if len(chosen) != len(set(ids)):
+            messages.error(request, "Some selected lines are no longer awaiting approval; check the selection.")
+            return redirect("campaigns:job_detail", job_id=job.pk)
+    elif action == "all":
+        chosen = pending
+    else:
+        chosen = []
+    selection = Selection(chosen, job.campaign.budget_micros)
+    rejected = [r for r in pending if r not in chosen]
+    return render(
+        request,
+        "campaigns/job_confirm.html",
+        {"job": job, "action": action, "selection": selection, "rejected": rejected, "ids": ids},
+    )
+
+
+@media_buyer_required
+@require_POST
+def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    if not selectors.job_exists(str(job_id)):
+        raise Http404("No such job")
+    action = request.POST.get("action", "")
+    ids = request.POST.getlist("line")
+    actor = request.user.get_username()
+    try:
+        if action == "selected" and ids:
+            result = services.job_approve(job_id=str(job_id), product_ids=ids, actor=actor)
+        elif action == "all":
+            result = services.job_approve_all(job_id=str(job_id), actor=actor)
+        elif action == "reject":
+            result = services.job_reject_all(job_id=str(job_id), actor=actor)
+        else:
+            messages.error(request, "Nothing was approved: choose the lines to approve.")
+            return redirect("campaigns:job_detail", job_id=job_id)
+    except services.JobStateError as exc:
+        messages.error(request, f"Nothing was approved or rejected: {exc}.")
+    except services.UnknownProductsError:
+        messages.error(request, "Nothing was approved: some selected lines do not belong to this job.")
+    else:
+        if result.approved:
+            text = f"Approved {len(result.approved)} line(s) for {charts.money(result.total_cost)}; booking them now."
+            if result.rejected:
+                text += f" {len(result.rejected)} line(s) rejected."
+        else:
+            text = f"Rejected {len(result.rejected)} line(s); the job is cancelled."
+        messages.success(request, text)
+    return redirect("campaigns:job_detail", job_id=job_id)
+
+
+# --- Deals ----------------------------------------------------------------------------------------------------
+
+
+@media_buyer_required
+def deals(request: HttpRequest) -> HttpResponse:
+    filters = DealFilterForm(request.GET, sellers=selectors.deal_seller_choices())
+    values = filters.cleaned_data if filters.is_valid() else {}
+    rows = selectors.deal_list(
+        status=values.get("status"), channel=values.get("channel"), seller_id=values.get("seller")
+    )
+    page = _page(request, rows, DEALS_PER_PAGE)
+    template = "campaigns/deals.html#results" if _wants_partial(request) else "campaigns/deals.html"
+    return render(request, template, {"filters": filters, "page": page})
+
+
+def _activation(deal: BookedDeal) -> list[dict[str, str]]:
+    """Known DSPs first, in a fixed order, then whatever else the seller sent."""
+    instructions = deal.activation_instructions if isinstance(deal.activation_instructions, dict) else {}
+    keys = [k for k in DSP_LABELS if k in instructions] + sorted(k for k in instructions if k not in DSP_LABELS)
+    return [{"key": k, "label": DSP_LABELS.get(k, k), "text": str(instructions[k])} for k in keys]
+
+
+@media_buyer_required
+def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = selectors.deal_get(pk)
+    if deal is None:
+        raise Http404("No such deal")
+    context = {
+        "deal": deal,
+        "activation": _activation(deal),
+        "openrtb_json": json.dumps(deal.openrtb_params, indent=2, sort_keys=True, ensure_ascii=False),
+        "transitions": list(deal.transitions.all()),
+    }
+    return render(request, "campaigns/deal_detail.html", context)

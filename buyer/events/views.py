@@ -1,0 +1,156 @@
+"""The events feed page, and the readable names of events that job timelines share."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from buyer.accounts.roles import media_buyer_required
+from buyer.events import selectors
+from buyer.events.models import Event, EventType
+from campaigns.selectors import job_ids_known
+
+EVENTS_PER_PAGE = 50
+
+EVENT_LABELS: dict[str, str] = {
+    EventType.CAMPAIGN_CREATED: "Brief received",
+    EventType.BUDGET_ALLOCATED: "Budget allocated",
+    EventType.RESEARCH_STARTED: "Sellers searched",
+    EventType.RESEARCH_COMPLETED: "Research finished",
+    EventType.SELLER_FAILED: "Seller unavailable",
+    EventType.PRODUCT_SKIPPED: "Product skipped",
+    EventType.QUOTE_REQUESTED: "Quote requested",
+    EventType.QUOTE_RECEIVED: "Quote received",
+    EventType.QUOTE_FAILED: "Quote failed",
+    EventType.RECOMMENDATIONS_READY: "Recommendations ready",
+    EventType.APPROVAL_REQUESTED: "Awaiting approval",
+    EventType.APPROVAL_GRANTED: "Approved",
+    EventType.APPROVAL_REJECTED: "Rejected",
+    EventType.APPROVAL_EXPIRED: "Approval expired",
+    EventType.NEGOTIATION_STARTED: "Negotiation started",
+    EventType.NEGOTIATION_ROUND: "Negotiation round",
+    EventType.NEGOTIATION_CONCLUDED: "Negotiation concluded",
+    EventType.NEGOTIATION_COMPLETED: "Negotiation completed",
+    EventType.BOOKING_STARTED: "Booking started",
+    EventType.DEAL_BOOKED: "Deal booked",
+    EventType.BOOKING_FAILED: "Booking failed",
+    EventType.JOB_COMPLETED: "Job completed",
+    EventType.JOB_FAILED: "Job failed",
+    EventType.JOB_CANCELLED: "Job cancelled",
+    EventType.JOB_RESUMED: "Job resumed",
+    EventType.PACING_SNAPSHOT_TAKEN: "Pacing snapshot",
+    EventType.PACING_DEVIATION_DETECTED: "Pacing deviation",
+    EventType.PACING_REALLOCATION_RECOMMENDED: "Reallocation proposed",
+    EventType.PACING_REALLOCATION_APPLIED: "Reallocation applied",
+}
+
+
+def event_label(event_type: str) -> str:
+    return EVENT_LABELS.get(event_type, event_type)
+
+
+def _usd(value: Any) -> str:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return ""
+    return f"${amount:,.2f}"
+
+
+def event_summary(event: Event) -> str:
+    """One short line of the payload's gist. Plain text: seller-provided parts are escaped by the template."""
+    payload: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
+
+    def count(key: str) -> int:
+        value = payload.get(key)
+        return len(value) if isinstance(value, list | dict) else 0
+
+    match event.event_type:
+        case EventType.CAMPAIGN_CREATED:
+            return str(payload.get("name", ""))
+        case EventType.BUDGET_ALLOCATED:
+            return f"{count('allocations')} channels"
+        case EventType.RESEARCH_STARTED:
+            return f"{count('sellers')} sellers"
+        case EventType.RESEARCH_COMPLETED:
+            return f"{payload.get('quoted', 0)} quotes, {payload.get('selected', 0)} selected"
+        case EventType.SELLER_FAILED | EventType.QUOTE_FAILED:
+            return f"{payload.get('seller', '')}: {payload.get('error', '')}"
+        case EventType.QUOTE_RECEIVED:
+            return (
+                f"{payload.get('seller', '')} · {payload.get('product_id', '')} at {_usd(payload.get('final_cpm'))} CPM"
+            )
+        case EventType.RECOMMENDATIONS_READY:
+            return (
+                f"{payload.get('count', 0)} lines, {_usd(payload.get('total_cost'))} of {_usd(payload.get('budget'))}"
+            )
+        case EventType.APPROVAL_GRANTED:
+            who = "automatically" if payload.get("auto_approve") and not payload.get("actor") else payload.get("actor")
+            text = f"{count('product_ids')} lines, {_usd(payload.get('total_cost'))}"
+            return f"{text} by {who}" if who else text
+        case EventType.APPROVAL_REJECTED:
+            return f"{count('product_ids')} lines" + (f" by {payload['actor']}" if payload.get("actor") else "")
+        case EventType.BOOKING_STARTED:
+            return f"{payload.get('lines', 0)} lines"
+        case EventType.DEAL_BOOKED:
+            return f"{event.deal_id} · {payload.get('seller', '')} · {_usd(payload.get('cost'))}"
+        case EventType.BOOKING_FAILED:
+            return f"{payload.get('seller', '')} · {payload.get('product_id', '')}: {payload.get('reason', '')}"
+        case EventType.JOB_COMPLETED:
+            return f"{payload.get('booked', 0)} deals, {_usd(payload.get('total_cost'))}"
+        case EventType.JOB_FAILED | EventType.JOB_CANCELLED:
+            return str(payload.get("reason", ""))
+    return ""
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    event: Event
+    label: str
+    summary: str
+    payload_json: str
+    is_job: bool
+
+
+def timeline_entries(events: list[Event]) -> list[FeedEntry]:
+    return [_entry(event, is_job=True) for event in events]
+
+
+def _entry(event: Event, *, is_job: bool) -> FeedEntry:
+    return FeedEntry(
+        event=event,
+        label=event_label(event.event_type),
+        summary=event_summary(event),
+        payload_json=json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        is_job=is_job,
+    )
+
+
+class EventFilterForm(forms.Form):
+    event_type = forms.ChoiceField(
+        label="Event type",
+        required=False,
+        choices=[("", "Any"), *((t.value, f"{event_label(t.value)} ({t.value})") for t in EventType)],
+    )
+    flow_id = forms.CharField(label="Flow or job id", required=False, max_length=64)
+
+
+@media_buyer_required
+def feed(request: HttpRequest) -> HttpResponse:
+    filters = EventFilterForm(request.GET)
+    values = filters.cleaned_data if filters.is_valid() else {}
+    events = selectors.event_list(event_type=values.get("event_type"), flow_id=(values.get("flow_id") or "").strip())
+    page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    jobs = job_ids_known({e.flow_id for e in rows if e.flow_id})
+    entries = [_entry(e, is_job=e.flow_id in jobs) for e in rows]
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "events/feed.html#results" if partial else "events/feed.html"
+    return render(request, template, {"filters": filters, "page": page, "entries": entries})

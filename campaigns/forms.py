@@ -1,0 +1,132 @@
+"""Forms of the media-buyer pages. The booking form checks a brief with the API's own schema, so a brief the
+form accepts is exactly a brief the REST API accepts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from pydantic import ValidationError as SchemaError
+
+from campaigns.models import Channel, DealStatus, JobStatus
+from campaigns.schemas import CampaignBriefIn
+
+COMMON_OBJECTIVES = (
+    ("brand awareness", "Brand awareness"),
+    ("reach", "Reach"),
+    ("video views", "Video views"),
+    ("engagement", "Engagement"),
+    ("conversions", "Conversions"),
+    ("app installs", "App installs"),
+)
+
+NO_OBJECTIVE = "Choose or type at least one objective."
+
+CHANNEL_LABELS = {"ctv": "CTV", "dooh": "DOOH", "linear_tv": "Linear TV", "mobile_app": "Mobile app"}
+CHANNEL_CHOICES = [(c.value, CHANNEL_LABELS.get(c.value, c.value.capitalize())) for c in Channel]
+
+# Where an error of the brief schema is shown: next to its field; KPI errors name the CPM they are about.
+SCHEMA_FIELD_TO_FORM_FIELD = {"target_audience": "audience_interests"}
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class BookingForm(forms.Form):
+    name = forms.CharField(label="Campaign name", max_length=100)
+    objectives = forms.MultipleChoiceField(
+        label="Objectives", choices=COMMON_OBJECTIVES, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    other_objectives = forms.CharField(
+        label="Other objectives", required=False, max_length=500, help_text="Comma-separated, e.g. store visits, sales"
+    )
+    budget = forms.DecimalField(
+        label="Budget (USD)", max_digits=14, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal(10**9)
+    )
+    start_date = forms.DateField(label="Start date", widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(label="End date", widget=forms.DateInput(attrs={"type": "date"}))
+    channels = forms.MultipleChoiceField(
+        label="Channels",
+        choices=CHANNEL_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to let the agent choose.",
+    )
+    # The schema decides the CPM range (above 0, at most 10,000), as it does for the API.
+    max_cpm = forms.DecimalField(label="Max CPM (USD)", required=False, max_digits=12)
+    target_cpm = forms.DecimalField(label="Target CPM (USD)", required=False, max_digits=12)
+    audience_age = forms.CharField(label="Audience age", required=False, max_length=50, help_text="e.g. 25-54")
+    audience_geo = forms.CharField(
+        label="Audience geography", required=False, max_length=500, help_text="Comma-separated, e.g. US, CA"
+    )
+    audience_interests = forms.CharField(
+        label="Audience interests", required=False, max_length=500, help_text="Comma-separated, e.g. sports, travel"
+    )
+    auto_approve = forms.BooleanField(
+        label="Approve the recommendations automatically",
+        required=False,
+        help_text="Lines from restricted sellers still wait for a person.",
+    )
+    # One id per rendered form: a double submit returns the first job instead of creating a second one.
+    submission_id = forms.UUIDField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        objectives = list(cleaned.get("objectives") or []) + split_list(cleaned.get("other_objectives") or "")
+        if not objectives and "objectives" not in self.errors:
+            self.add_error("objectives", NO_OBJECTIVE)
+        if self.errors:
+            return cleaned  # the schema sees only a brief whose fields all parsed
+        kpis: dict[str, float] = {}
+        for field, key in (("max_cpm", "max_cpm_usd"), ("target_cpm", "target_cpm_usd")):
+            if cleaned.get(field) is not None:
+                kpis[key] = float(cleaned[field])  # the brief schema takes JSON numbers, as the API receives them
+        audience: dict[str, Any] = {}
+        if cleaned.get("audience_age"):
+            audience["age"] = cleaned["audience_age"].strip()
+        for field, key in (("audience_geo", "geo"), ("audience_interests", "interests")):
+            if split_list(cleaned.get(field) or ""):
+                audience[key] = split_list(cleaned[field])
+        raw = {
+            "name": cleaned["name"],
+            "objectives": objectives,
+            "budget": cleaned["budget"],
+            "start_date": cleaned["start_date"],
+            "end_date": cleaned["end_date"],
+            "target_audience": audience,
+            "kpis": kpis,
+            "channels": list(cleaned.get("channels") or []) or None,
+        }
+        try:
+            cleaned["brief"] = CampaignBriefIn.model_validate(raw)
+        except SchemaError as exc:
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else None
+                message = str(error["msg"]).removeprefix("Value error, ")
+                if field == "kpis":
+                    field = "target_cpm" if message.startswith("target_cpm") else "max_cpm"
+                field = SCHEMA_FIELD_TO_FORM_FIELD.get(field or "", field)
+                self.add_error(field if field in self.fields else None, message)
+        return cleaned
+
+
+class JobFilterForm(forms.Form):
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any"), *JobStatus.choices])
+    channel = forms.ChoiceField(label="Channel", required=False, choices=[("", "Any"), *CHANNEL_CHOICES])
+    q = forms.CharField(label="Search", required=False, max_length=100)
+
+
+class DealFilterForm(forms.Form):
+    status = forms.ChoiceField(label="State", required=False, choices=[("", "Any"), *DealStatus.choices])
+    channel = forms.ChoiceField(label="Channel", required=False, choices=[("", "Any"), *CHANNEL_CHOICES])
+    seller = forms.TypedChoiceField(label="Seller", required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args: Any, sellers: list[tuple[int, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["seller"].choices = [("", "Any"), *sellers]

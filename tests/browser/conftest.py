@@ -1,0 +1,83 @@
+"""Browser tests: Debian's Chromium driven by Playwright against the real stack (web, worker, sandbox seller).
+
+Screenshots of every page visited land in ``artifacts/screenshots/`` (override with SCREENSHOTS_DIR); CI keeps
+that folder as its artifacts."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from buyer.accounts.models import Role
+from buyer.accounts.services import user_create
+from tests.e2e.conftest import make_stack  # noqa: F401 - re-exported fixture
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"))
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if CHROMIUM is None:
+        pytest.skip("needs Chromium: apt-get install chromium (CI installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def stack(make_stack, monkeypatch):  # noqa: F811
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make are safe here.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    return make_stack()
+
+
+@pytest.fixture
+def users(stack) -> dict[str, str]:
+    user_create(
+        username="mia", email="mia@example.com", password=PASSWORD, role=Role.MEDIA_BUYER, time_zone="Europe/Paris"
+    )
+    user_create(username="ada", email="ada@example.com", password=PASSWORD, role=Role.ADMIN)
+    return {"media_buyer": "mia", "admin": "ada"}
+
+
+@pytest.fixture
+def page(browser, stack) -> Iterator[object]:
+    context = browser.new_context(base_url=stack.web_url, viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(15_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def sign_in(page, username: str) -> None:
+    page.goto("/app/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/app/$"))
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

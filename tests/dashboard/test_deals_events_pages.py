@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from buyer.accounts.models import Role
+from buyer.accounts.services import user_create
+from buyer.events.models import Event, EventType
+from buyer.events.services import event_emit
+from campaigns.models import BookedDeal, DealStatus, DealTransition
+from campaigns.services import deal_transition
+from tests.factories import BookingJobFactory, CampaignFactory, RecommendationFactory, SellerFactory
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "s3cret-pass-word"
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def buyer(client):
+    user_create(username="mia", email="mia@example.com", password=PASSWORD, role=Role.MEDIA_BUYER)
+    client.login(username="mia", password=PASSWORD)
+    return client
+
+
+def deal(
+    n: int = 1, *, seller=None, channel: str = "branding", status: str = DealStatus.BOOKED, **fields
+) -> BookedDeal:
+    line = RecommendationFactory(
+        seller=seller or SellerFactory(), channel=channel, product_name=fields.pop("product_name", f"Product {n}")
+    )
+    values = dict(
+        recommendation=line,
+        job=line.job,
+        seller=line.seller,
+        seller_url=line.seller_url,
+        deal_id=f"DEAL-{n:04d}",
+        quote_id=line.quote_id,
+        product_id=line.product_id,
+        product_name=line.product_name,
+        channel=channel,
+        deal_type="PG",
+        impressions=2_000_000,
+        cpm_micros=15_000_000,
+        cost_micros=30_000 * 1_000_000,
+        flight_start=date(2030, 12, 1),
+        flight_end=date(2030, 12, 31),
+        status=status,
+        activation_instructions={
+            "xandr": f"In Xandr, enter Deal ID: DEAL-{n:04d}",
+            "ttd": f"In The Trade Desk, create a PMP deal with Deal ID: DEAL-{n:04d}",
+            "dv360": f"In DV360, add deal DEAL-{n:04d}",
+        },
+        openrtb_params={"id": f"DEAL-{n:04d}", "bidfloor": "15.00", "at": 1, "wseat": ["seat-1"]},
+    )
+    values.update(fields)
+    return BookedDeal.objects.create(**values)
+
+
+# --- Deals ------------------------------------------------------------------------------------------------------
+
+
+def test_the_deals_list_shows_the_sellers_deal_ids_money_and_state(buyer):
+    seller = SellerFactory(name="Seller A")
+    booked = deal(1, seller=seller)
+    content = buyer.get(reverse("campaigns:deals")).content.decode()
+    assert '<table id="deals-table">' in content
+    assert f'href="{reverse("campaigns:deal_detail", args=[booked.pk])}"><code>DEAL-0001</code>' in content
+    assert "Seller A" in content and "Product 1" in content and "<td>PG</td>" in content
+    assert '<td class="num">$15.00</td>' in content and '<td class="num">2,000,000</td>' in content
+    assert '<td class="num">$30,000</td>' in content and "2030-12-01" in content and "2030-12-31" in content
+    assert 'class="badge badge-booked">booked</span>' in content
+
+
+def test_deals_filter_by_state_channel_and_seller(buyer):
+    seller_a, seller_b = SellerFactory(name="Seller A"), SellerFactory(name="Seller B")
+    deal(1, seller=seller_a, channel="ctv", product_name="Streaming")
+    deal(2, seller=seller_b, channel="branding", status=DealStatus.CANCELLED, product_name="Homepage")
+    url = reverse("campaigns:deals")
+    by_state = buyer.get(url, {"status": "cancelled"}).content.decode()
+    assert "Homepage" in by_state and "Streaming" not in by_state
+    by_channel = buyer.get(url, {"channel": "ctv"}).content.decode()
+    assert "Streaming" in by_channel and "Homepage" not in by_channel
+    by_seller = buyer.get(url, {"seller": seller_b.pk}).content.decode()
+    assert "Homepage" in by_seller and "Streaming" not in by_seller
+    assert f'<option value="{seller_a.pk}">Seller A</option>' in by_seller
+    assert "No deals match these filters." in buyer.get(url, {"status": "expired"}).content.decode()
+
+
+def test_deals_are_paginated_and_the_htmx_request_gets_the_results_fragment(buyer):
+    seller = SellerFactory()
+    for n in range(27):
+        deal(n + 1, seller=seller)
+    first = buyer.get(reverse("campaigns:deals")).content.decode()
+    assert first.count("<code>DEAL-") == 25 and "Page 1 of 2" in first
+    second = buyer.get(reverse("campaigns:deals"), {"page": 2}, **HX)
+    content = second.content.decode()
+    assert second.status_code == 200 and content.lstrip().startswith('<div id="deals-results">')
+    assert content.count("<code>DEAL-") == 2 and "<html" not in content
+
+
+def test_the_deals_list_takes_a_constant_number_of_queries(buyer, django_assert_max_num_queries):
+    deal(1)
+    with CaptureQueriesContext(connection) as few:
+        buyer.get(reverse("campaigns:deals"))
+    for n in range(20):
+        deal(n + 2)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        buyer.get(reverse("campaigns:deals"))
+
+
+def test_the_deal_detail_shows_activation_per_dsp_openrtb_history_and_the_job(buyer):
+    booked = deal(7)
+    DealTransition.objects.create(deal=booked, from_status="booking", to_status="booked", reason="seller issued")
+    deal_transition(deal=booked, to_status=DealStatus.DELIVERING, reason="first impressions served")
+    content = buyer.get(reverse("campaigns:deal_detail", args=[booked.pk])).content.decode()
+    assert '<code id="deal-id">DEAL-0007</code>' in content and "delivering</span>" in content
+    ttd, dv360, xandr = (content.index(label) for label in ("The Trade Desk", "Display &amp; Video 360", "Xandr</dt>"))
+    assert ttd < dv360 < xandr  # a fixed DSP order, whatever order the seller sent
+    assert "In The Trade Desk, create a PMP deal with Deal ID: DEAL-0007" in content
+    assert 'class="copy" data-copy="activation-1" hidden>Copy' in content and "navigator.clipboard" in content
+    assert '<pre class="json" id="openrtb-params">' in content and "&quot;bidfloor&quot;: &quot;15.00&quot;" in content
+    history = content.split('<table id="deal-history-table">', 1)[1]
+    assert history.index("seller issued") < history.index("first impressions served")
+    assert f'href="{reverse("campaigns:job_detail", args=[booked.job_id])}" id="deal-job-link"' in content
+
+
+def test_seller_text_on_deal_pages_is_escaped(buyer):
+    booked = deal(
+        1,
+        product_name="<script>alert(1)</script>",
+        activation_instructions={"ttd": "<img src=x onerror=alert(2)>", "items": "<b>odd key</b>"},
+        openrtb_params={"id": "</pre><script>alert(3)</script>"},
+    )
+    for url in (reverse("campaigns:deals"), reverse("campaigns:deal_detail", args=[booked.pk])):
+        content = buyer.get(url).content.decode()
+        assert "<script>alert(" not in content and "<img src=x" not in content and "<b>odd key</b>" not in content
+    detail = buyer.get(reverse("campaigns:deal_detail", args=[booked.pk])).content.decode()
+    assert "&lt;img src=x onerror=alert(2)&gt;" in detail and "&lt;b&gt;odd key&lt;/b&gt;" in detail
+
+
+def test_an_unknown_deal_is_404(buyer):
+    assert buyer.get(reverse("campaigns:deal_detail", args=[999_999])).status_code == 404
+
+
+def test_the_deal_detail_takes_a_constant_number_of_queries(buyer, django_assert_max_num_queries):
+    booked = deal(1)
+    with CaptureQueriesContext(connection) as few:
+        buyer.get(reverse("campaigns:deal_detail", args=[booked.pk]))
+    for n in range(10):
+        DealTransition.objects.create(deal=booked, from_status="booked", to_status="booked", reason=f"r{n}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        buyer.get(reverse("campaigns:deal_detail", args=[booked.pk]))
+
+
+# --- Events -----------------------------------------------------------------------------------------------------
+
+
+def test_the_events_feed_is_newest_first_with_payloads_and_links_to_jobs(buyer):
+    job = BookingJobFactory(campaign=CampaignFactory(name="Holiday push"))
+    event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(job.pk), payload={"name": "Holiday push"})
+    event_emit(EventType.JOB_FAILED, flow_id="not-a-job", payload={"reason": "first step failed"})
+    content = buyer.get(reverse("events:feed")).content.decode().split('<div id="events-results">', 1)[1]
+    assert '<table id="events-table">' in content
+    assert content.index("Job failed") < content.index("Brief received")
+    assert f'href="{reverse("campaigns:job_detail", args=[job.pk])}"' in content
+    assert "<code>not-a-job</code>" in content  # not a job: no link
+    assert "<summary>Payload" in content and "&quot;reason&quot;: &quot;first step failed&quot;" in content
+
+
+def test_events_filter_by_type_and_flow(buyer):
+    job = BookingJobFactory()
+    event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(job.pk), payload={"name": "mine"})
+    event_emit(EventType.DEAL_BOOKED, flow_id=str(job.pk), deal_id="DEAL-1", payload={"seller": "S"})
+    event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(uuid.uuid4()), payload={"name": "theirs"})
+    url = reverse("events:feed")
+    by_type = buyer.get(url, {"event_type": "deal.booked"}).content.decode().split('<div id="events-results">', 1)[1]
+    assert "Deal booked" in by_type and "Brief received" not in by_type
+    by_flow = buyer.get(url, {"flow_id": str(job.pk)}).content.decode()
+    assert "&quot;mine&quot;" in by_flow and "&quot;theirs&quot;" not in by_flow
+    assert '<option value="deal.booked">Deal booked (deal.booked)</option>' in by_flow
+    ignored = buyer.get(url, {"event_type": "nonsense"}).content.decode()
+    assert "not understood" in ignored and "&quot;theirs&quot;" in ignored
+
+
+def test_events_are_paginated_and_htmx_gets_the_results_fragment(buyer):
+    Event.objects.bulk_create(
+        [Event(event_type=EventType.QUOTE_RECEIVED, flow_id="f", payload={"n": n}) for n in range(55)]
+    )
+    first = buyer.get(reverse("events:feed")).content.decode()
+    assert first.count("<summary>Payload") == 50 and "Page 1 of 2" in first
+    second = buyer.get(reverse("events:feed"), {"page": 2}, **HX)
+    content = second.content.decode()
+    assert content.lstrip().startswith('<div id="events-results">') and content.count("<summary>Payload") == 5
+    assert "<html" not in content
+
+
+def test_event_payloads_are_escaped(buyer):
+    event_emit(EventType.SELLER_FAILED, flow_id="f", payload={"seller": "<script>alert(1)</script>", "error": "x"})
+    content = buyer.get(reverse("events:feed")).content.decode()
+    assert "<script>alert(1)</script>" not in content and "&lt;script&gt;alert(1)&lt;/script&gt;" in content
+
+
+def test_the_events_feed_takes_a_constant_number_of_queries(buyer, django_assert_max_num_queries):
+    job = BookingJobFactory()
+    event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(job.pk), payload={})
+    with CaptureQueriesContext(connection) as few:
+        buyer.get(reverse("events:feed"))
+    for _ in range(20):
+        other = BookingJobFactory()
+        event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(other.pk), payload={})
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        buyer.get(reverse("events:feed"))

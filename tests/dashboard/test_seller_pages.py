@@ -1,0 +1,226 @@
+"""The sellers pages: health at a glance, add and edit with a write-only credential, and the actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from buyer.accounts.models import Role
+from buyer.sandbox import create_app
+from buyer.sellers.models import BreakerState, Seller
+from buyer.sellers.services import seller_set_credential
+from tests.conftest import free_port, serve_in_thread
+from tests.dashboard._admin import message_texts, signed_in
+from tests.factories import SellerFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-live-7f3a-dashboard-never-shown"
+
+
+@pytest.fixture
+def admin_client(client):
+    signed_in(client, username="ada", role=Role.ADMIN, time_zone="Asia/Tokyo")
+    return client
+
+
+@pytest.fixture
+def seller() -> Seller:
+    seller = SellerFactory(name="Acme Media", seat_id="seat-1", agency_id="ag-2")
+    seller_set_credential(seller=seller, plaintext=SECRET)
+    return seller
+
+
+def _form_data(seller: Seller, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": seller.name,
+        "base_url": seller.base_url,
+        "enabled": "on" if seller.enabled else None,
+        "trust_level": seller.trust_level,
+        "notes": seller.notes,
+        "protocol": seller.protocol,
+        "mcp_transport": seller.mcp_transport,
+        "timeout_seconds": "" if seller.timeout_seconds is None else seller.timeout_seconds,
+        "max_concurrency": seller.max_concurrency,
+        "credential_scheme": seller.credential_scheme,
+        "seat_id": seller.seat_id,
+        "agency_id": seller.agency_id,
+        "advertiser_id": seller.advertiser_id,
+        "dsp_platform": seller.dsp_platform,
+        "credential": "",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _edit(seller: Seller) -> str:
+    return reverse("sellers:edit", args=[seller.pk])
+
+
+def _assert_no_secret(html: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in html
+
+
+def test_the_list_shows_health_identity_and_credential_status_in_the_users_time_zone(admin_client, seller):
+    from datetime import UTC, datetime
+
+    Seller.objects.filter(pk=seller.pk).update(
+        breaker_state=BreakerState.OPEN,
+        calls_total=20,
+        error_rate=0.25,
+        latency_ms=1234.4,
+        last_success_at=datetime(2026, 11, 20, 3, 0, tzinfo=UTC),
+    )
+    html = admin_client.get(reverse("sellers:list")).content.decode()
+    assert "Acme Media" in html and seller.base_url in html and "REST" in html
+    assert "25.0 %" in html and "1,234 ms" in html and 'badge-open">Open<' in html
+    assert "seat seat-1, agency ag-2" in html and ">set<" in html
+    assert "2026-11-20 12:00 JST" in html  # 03:00 UTC in Tokyo
+
+
+def test_the_credential_never_appears_on_any_page(admin_client, seller):
+    ciphertext = Seller.objects.get(pk=seller.pk).credential_ciphertext
+    pages = [
+        admin_client.get(reverse("sellers:list")),
+        admin_client.get(_edit(seller)),
+        admin_client.post(_edit(seller), _form_data(seller, name="Acme Media Group"), follow=True),
+        # A refused save re-renders the form: the typed credential is not echoed back either.
+        admin_client.post(_edit(seller), _form_data(seller, base_url="not a url", credential="sk-typed-new")),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        _assert_no_secret(page.content.decode(), SECRET, ciphertext, "sk-typed-new")
+    edit = pages[1].content.decode()
+    assert 'type="password"' in edit and "Stored credential: <strong>set</strong>" in edit
+
+
+def test_adding_a_seller_stores_the_credential_encrypted_and_never_shows_it(admin_client):
+    data = _form_data(SellerFactory.build(name="New Seller", base_url="http://127.0.0.1:18001"), credential=SECRET)
+    response = admin_client.post(reverse("sellers:create"), data, follow=True)
+    created = Seller.objects.get(name="New Seller")
+    assert response.redirect_chain[-1][0] == _edit(created)
+    assert created.get_credential() == SECRET and SECRET not in created.credential_ciphertext
+    assert any("added" in text for text in message_texts(response))
+    _assert_no_secret(response.content.decode(), SECRET, created.credential_ciphertext)
+
+
+def test_a_new_seller_needs_a_name_and_a_valid_url_and_errors_sit_next_to_the_fields(admin_client):
+    response = admin_client.post(reverse("sellers:create"), {"name": "", "base_url": "nope", "max_concurrency": 4})
+    html = response.content.decode()
+    assert response.status_code == 200 and not Seller.objects.exists()
+    assert 'id="id_name_error"' in html and 'id="id_base_url_error"' in html and 'aria-invalid="true"' in html
+
+
+def test_saving_with_a_blank_credential_keeps_it(admin_client, seller):
+    response = admin_client.post(_edit(seller), _form_data(seller, name="Acme Media Group"))
+    assert response.status_code == 302 and response["Location"] == _edit(seller)
+    seller.refresh_from_db()
+    assert (seller.name, seller.get_credential()) == ("Acme Media Group", SECRET)
+
+
+def test_typing_a_credential_replaces_it(admin_client, seller):
+    assert admin_client.post(_edit(seller), _form_data(seller, credential="  sk-live-new  ")).status_code == 302
+    seller.refresh_from_db()
+    assert seller.get_credential() == "sk-live-new"
+
+
+def test_the_clear_checkbox_removes_the_credential(admin_client, seller):
+    assert admin_client.post(_edit(seller), _form_data(seller, clear_credential="on")).status_code == 302
+    seller.refresh_from_db()
+    assert not seller.has_credential
+    assert "Stored credential: <strong>not set</strong>" in admin_client.get(_edit(seller)).content.decode()
+
+
+def test_typing_and_clearing_the_credential_at_once_is_refused(admin_client, seller):
+    response = admin_client.post(_edit(seller), _form_data(seller, credential="sk-other", clear_credential="on"))
+    assert response.status_code == 200 and "not both" in response.content.decode()
+    seller.refresh_from_db()
+    assert seller.get_credential() == SECRET
+
+
+def test_editing_keeps_health_written_meanwhile_by_workers(admin_client, seller):
+    page = admin_client.get(_edit(seller))
+    assert page.status_code == 200
+    Seller.objects.filter(pk=seller.pk).update(calls_total=7, errors_total=2)
+    admin_client.post(_edit(seller), _form_data(seller, trust_level="restricted"))
+    seller.refresh_from_db()
+    assert (seller.trust_level, seller.calls_total, seller.errors_total) == ("restricted", 7, 2)
+
+
+def test_disable_and_enable_toggle_the_seller_and_return_to_the_list(admin_client, seller):
+    back = reverse("sellers:list") + "?status=enabled"
+    response = admin_client.post(reverse("sellers:disable", args=[seller.pk]), {"next": back})
+    assert response.status_code == 302 and response["Location"] == back
+    seller.refresh_from_db()
+    assert not seller.enabled
+    html = admin_client.get(reverse("sellers:list")).content.decode()
+    assert "disabled: new bookings no longer search it" in html and 'badge-disabled">Disabled<' in html
+    admin_client.post(reverse("sellers:enable", args=[seller.pk]))
+    seller.refresh_from_db()
+    assert seller.enabled and seller.get_credential() == SECRET
+
+
+def test_an_action_never_redirects_off_the_site(admin_client, seller):
+    response = admin_client.post(reverse("sellers:disable", args=[seller.pk]), {"next": "https://evil.example/"})
+    assert response["Location"] == _edit(seller)
+
+
+def test_reset_breaker_closes_it(admin_client, seller):
+    Seller.objects.filter(pk=seller.pk).update(breaker_state=BreakerState.OPEN, consecutive_failures=7)
+    response = admin_client.post(reverse("sellers:reset_breaker", args=[seller.pk]), follow=True)
+    seller.refresh_from_db()
+    assert (seller.breaker_state, seller.consecutive_failures) == (BreakerState.CLOSED, 0)
+    assert any(text.startswith("Breaker reset for “Acme Media”") for text in message_texts(response))
+
+
+def test_test_connection_reports_a_healthy_sandbox_seller_and_an_unreachable_one(admin_client):
+    with serve_in_thread(create_app()) as url:
+        up = SellerFactory(name="Up Seller", base_url=url)
+        down = SellerFactory(name="Down Seller", base_url=f"http://127.0.0.1:{free_port()}", timeout_seconds=1)
+        healthy = admin_client.post(reverse("sellers:test_connection", args=[up.pk]), follow=True)
+        failed = admin_client.post(reverse("sellers:test_connection", args=[down.pk]), follow=True)
+    assert any(text.startswith("Up Seller: healthy over REST") for text in message_texts(healthy))
+    assert any(text.startswith("Down Seller: no healthy answer") for text in message_texts(failed))
+    up.refresh_from_db()
+    down.refresh_from_db()
+    assert (up.calls_total, up.errors_total, down.errors_total) == (1, 0, 1)
+    assert up.last_success_at is not None
+
+
+def test_test_connection_of_a_seller_with_a_credential_never_shows_it(admin_client):
+    with serve_in_thread(create_app(api_keys={SECRET: "seat"})) as url:
+        seller = SellerFactory(name="Keyed Seller", base_url=url)
+        seller_set_credential(seller=seller, plaintext=SECRET)
+        response = admin_client.post(reverse("sellers:test_connection", args=[seller.pk]), follow=True)
+    assert any(text.startswith("Keyed Seller: healthy") for text in message_texts(response))
+    _assert_no_secret(response.content.decode(), SECRET)
+
+
+def test_seller_text_is_escaped(admin_client):
+    SellerFactory(name="<script>alert('x')</script>", notes="<img src=x onerror=alert(1)>")
+    html = admin_client.get(reverse("sellers:list")).content.decode()
+    assert "<script>alert(" not in html and "&lt;script&gt;alert(" in html
+
+
+def test_filters_narrow_the_list(admin_client, seller):
+    SellerFactory(name="Other Seller", enabled=False)
+    url = reverse("sellers:list")
+    assert "Other Seller" not in admin_client.get(url + "?status=enabled").content.decode()
+    assert "Acme Media" not in admin_client.get(url + "?status=disabled").content.decode()
+    assert "Acme Media" in admin_client.get(url + "?q=acme").content.decode()
+    assert "No seller matches" in admin_client.get(url + "?breaker=open").content.decode()
+
+
+def test_the_htmx_filter_returns_only_the_table(admin_client, seller):
+    response = admin_client.get(reverse("sellers:list") + "?q=acme", headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="seller-table"') and "Acme Media" in html
+    assert "<html" not in html and "Add seller" not in html
+
+
+def test_an_empty_list_says_how_to_add_sellers(admin_client):
+    assert "No sellers yet" in admin_client.get(reverse("sellers:list")).content.decode()
