@@ -37,16 +37,24 @@ def browser() -> Iterator[object]:
         pytest.skip("needs Chromium: apt-get install chromium (CI installs it)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
+    # Playwright's sync API keeps an event loop on this thread for as long as the browser lives; the ORM
+    # calls of these tests (and pytest-django's flushes) are plain synchronous code all the same.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
-def stack(make_stack, monkeypatch):  # noqa: F811
-    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make are safe here.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def stack(make_stack):  # noqa: F811
     return make_stack()
 
 
