@@ -18,10 +18,18 @@ def user_create(*, username: str, email: str, password: str | None, role: Role, 
     return user
 
 
+class SelfLockout(ValueError):
+    """An admin tried to demote or deactivate themselves; another admin has to do that."""
+
+
 @transaction.atomic
-def user_set_role(*, user, role: Role) -> None:
+def user_set_role(*, user, role: Role, actor=None) -> None:
+    if actor is not None and actor.pk == user.pk and role != Role.ADMIN:
+        raise SelfLockout("You cannot demote yourself: another admin has to change your role.")
     Profile.objects.update_or_create(user=user, defaults={"role": role})
 
 
-def user_set_active(*, user, active: bool) -> None:
+def user_set_active(*, user, active: bool, actor=None) -> None:
+    if actor is not None and actor.pk == user.pk and not active:
+        raise SelfLockout("You cannot deactivate yourself: another admin has to do it.")
     type(user).objects.filter(pk=user.pk).update(is_active=active)

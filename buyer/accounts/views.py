@@ -64,10 +64,11 @@ def user_role(request: HttpRequest, user_id: int) -> HttpResponse:
         messages.error(request, f"Choose a role for “{person.get_username()}”: admin or media buyer.")
         return redirect("accounts:users")
     role = Role(form.cleaned_data["role"])
-    if person.pk == request.user.pk and role != Role.ADMIN:
-        messages.error(request, "You cannot demote yourself: another admin has to change your role.")
+    try:
+        services.user_set_role(user=person, role=role, actor=request.user)
+    except services.SelfLockout as exc:
+        messages.error(request, str(exc))
         return redirect("accounts:users")
-    services.user_set_role(user=person, role=role)
     if person.is_superuser and role != Role.ADMIN:
         messages.warning(
             request,
@@ -83,10 +84,11 @@ def user_role(request: HttpRequest, user_id: int) -> HttpResponse:
 @require_POST
 def user_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     person = _get_user(user_id)
-    if person.pk == request.user.pk:
-        messages.error(request, "You cannot deactivate yourself: another admin has to do it.")
+    try:
+        services.user_set_active(user=person, active=False, actor=request.user)
+    except services.SelfLockout as exc:
+        messages.error(request, str(exc))
         return redirect("accounts:users")
-    services.user_set_active(user=person, active=False)
     messages.success(request, f"“{person.get_username()}” deactivated: they can no longer sign in.")
     return redirect("accounts:users")
 

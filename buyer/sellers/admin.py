@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.contrib import admin, messages
@@ -181,29 +180,7 @@ class SellerAdmin(admin.ModelAdmin):
                 request, f"Select at most {MAX_CONNECTION_TESTS} sellers to test at once.", messages.WARNING
             )
             return
+        levels = {"success": messages.SUCCESS, "warning": messages.WARNING, "error": messages.ERROR}
         for seller in sellers:
-            client = registry.client_for(seller)
-            started = time.perf_counter()
-            try:
-                healthy = client.health()
-            finally:
-                client.close()  # also records the probe in the seller's health
-            elapsed = (time.perf_counter() - started) * 1000
-            if client.refusal is not None:
-                self.message_user(request, f"{seller.name}: not tested: {client.refusal.message}", messages.ERROR)
-            elif healthy:
-                via = f" over {client.protocol.upper()}" if client.protocol else ""
-                self.message_user(request, f"{seller.name}: healthy{via} ({elapsed:,.0f} ms).", messages.SUCCESS)
-            elif client.breaker.state == BreakerState.OPEN and client.breaker.blocked():
-                self.message_user(
-                    request,
-                    f"{seller.name}: not tested, its breaker is open after repeated failures; reset the breaker "
-                    "to test it now.",
-                    messages.WARNING,
-                )
-            else:
-                self.message_user(
-                    request,
-                    f"{seller.name}: no healthy answer from {seller.base_url}/health ({elapsed:,.0f} ms).",
-                    messages.ERROR,
-                )
+            level, message = registry.connection_test(seller)
+            self.message_user(request, message, levels[level])

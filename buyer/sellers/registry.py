@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -30,7 +31,7 @@ from buyer.sellers.models import BreakerState, Protocol, Seller
 from buyer.sellers.selectors import seller_get
 from buyer.sellers.types import BuyerIdentity
 
-__all__ = ["client_for", "clients_for", "identity_for", "record_health"]
+__all__ = ["client_for", "clients_for", "connection_test", "identity_for", "record_health"]
 
 logger = logging.getLogger("buyer.sellers")
 
@@ -105,6 +106,29 @@ def clients_for(sellers: Mapping[str, Seller]) -> Iterator[dict[str, GuardedSell
         for client in clients.values():
             client.close()
         record_health(clients)
+
+
+def connection_test(seller: Seller) -> tuple[str, str]:
+    """Probe a seller's health through its guarded client: (``success`` | ``warning`` | ``error``, message).
+
+    The probe counts in the seller's health like any other call; an open breaker is reported, not bypassed."""
+    client = client_for(seller)
+    started = time.perf_counter()
+    try:
+        healthy = client.health()
+    finally:
+        client.close()  # also records the probe in the seller's health
+    elapsed = (time.perf_counter() - started) * 1000
+    if client.refusal is not None:
+        return "error", f"{seller.name}: not tested: {client.refusal.message}"
+    if healthy:
+        via = f" over {client.protocol.upper()}" if client.protocol else ""
+        return "success", f"{seller.name}: healthy{via} ({elapsed:,.0f} ms)."
+    if client.breaker.state == BreakerState.OPEN and client.breaker.blocked():
+        return "warning", (
+            f"{seller.name}: not tested, its breaker is open after repeated failures; reset the breaker to test it now."
+        )
+    return "error", f"{seller.name}: no healthy answer from {seller.base_url}/health ({elapsed:,.0f} ms)."
 
 
 # --- internals ----------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ actions (enable/disable, test connection, reset breaker). Every action is a POST
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -197,26 +196,8 @@ def seller_enable(request: HttpRequest, seller_id: int) -> HttpResponse:
 @require_POST
 def seller_test_connection(request: HttpRequest, seller_id: int) -> HttpResponse:
     seller = _get_seller(seller_id)
-    client = registry.client_for(seller)
-    started = time.perf_counter()
-    try:
-        healthy = client.health()
-    finally:
-        client.close()  # also records the probe in the seller's health
-    elapsed = (time.perf_counter() - started) * 1000
-    if client.refusal is not None:
-        messages.error(request, f"{seller.name}: not tested: {client.refusal.message}")
-    elif healthy:
-        via = f" over {client.protocol.upper()}" if client.protocol else ""
-        messages.success(request, f"{seller.name}: healthy{via} ({elapsed:,.0f} ms).")
-    elif client.breaker.state == BreakerState.OPEN and client.breaker.blocked():
-        messages.warning(
-            request,
-            f"{seller.name}: not tested, its breaker is open after repeated failures; "
-            "reset the breaker to test it now.",
-        )
-    else:
-        messages.error(request, f"{seller.name}: no healthy answer from {seller.base_url}/health ({elapsed:,.0f} ms).")
+    level, message = registry.connection_test(seller)
+    getattr(messages, level)(request, message)
     return _back(request, seller)
 
 
