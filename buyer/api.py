@@ -9,6 +9,7 @@ from ninja.errors import AuthenticationError
 
 from buyer.apikeys.auth import read_auth
 from buyer.events.api import router as events_router
+from buyer.ratelimit import RateLimited
 from buyer.sellers.api import router as sellers_router
 from campaigns.api import router as bookings_router
 
@@ -29,6 +30,13 @@ api = NinjaAPI(
 @api.exception_handler(AuthenticationError)
 def _unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return api.create_response(request, {"detail": "Invalid or missing API key"}, status=401)
+
+
+@api.exception_handler(RateLimited)
+def _rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    response = api.create_response(request, {"detail": str(exc)}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 class HealthOut(Schema):

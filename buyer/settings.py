@@ -113,6 +113,9 @@ if not SELLER_CREDENTIALS_KEY and ENVIRONMENT == "production":
 SELLER_BREAKER_FAILURES = env_int("SELLER_BREAKER_FAILURES", 5, minimum=1, maximum=1000)
 SELLER_BREAKER_COOLDOWN_SECONDS = env_int("SELLER_BREAKER_COOLDOWN_SECONDS", 60, minimum=1, maximum=86_400)
 
+# Requests per minute per API key on the REST API and the MCP endpoint (0: no limit).
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=0, maximum=1_000_000)
+
 # --- Django ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -209,6 +212,16 @@ DATABASE_URL = env_str("DATABASE_URL", "sqlite:///./ad_buyer.db")
 DATABASES = {"default": _database_config(DATABASE_URL)}
 DATABASE_ENGINE = "postgresql" if DATABASES["default"]["ENGINE"].endswith("postgresql") else "sqlite"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Rate-limit counters: shared through Redis when there is one, per process otherwise.
+    "ratelimit": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "buyer"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+    ),
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -6,12 +6,14 @@ from ninja.security import APIKeyHeader
 
 from buyer.apikeys.models import Scope
 from buyer.apikeys.services import Principal, api_key_authenticate
+from buyer.ratelimit import rate_limit_enforce
 
 
 class ApiKeyAuth(APIKeyHeader):
     """``X-API-Key`` header auth for the REST API: 401 without a valid key, 403 when it lacks ``scope``.
 
-    Checked before the body is parsed, so a read-only key learns nothing from validation errors."""
+    Checked before the body is parsed, so a read-only key learns nothing from validation errors. Each key
+    also has a per-minute rate limit (429 with Retry-After)."""
 
     param_name = "X-API-Key"
 
@@ -21,7 +23,10 @@ class ApiKeyAuth(APIKeyHeader):
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         principal = api_key_authenticate(key)
-        if principal is not None and not principal.has_scope(self.scope):
+        if principal is None:
+            return None
+        rate_limit_enforce(f"rest:{principal.api_key_id or principal.name}")
+        if not principal.has_scope(self.scope):
             raise HttpError(403, f"This API key lacks the '{self.scope}' scope")
         return principal
 
