@@ -310,6 +310,8 @@ def running_stack(
         "CELERY_QUEUE": f"bench-{uuid.uuid4().hex[:10]}",
         "ENVIRONMENT": "testing",
         "API_KEY": API_KEY,
+        # The load generator is one key sending thousands of requests a minute: measure, don't throttle.
+        "API_RATE_LIMIT_PER_MINUTE": "0",
         "LOG_LEVEL": "INFO",
         # Empty: build_stack points the buyer at the sandbox seller it starts.
         "SELLER_ENDPOINTS": "",
