@@ -70,6 +70,12 @@ CORS_ALLOWED_ORIGINS = [
     check_http_url("CORS_ALLOWED_ORIGINS", origin)
     for origin in env_list("CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8080")
 ]
+# Browser origins allowed to call the MCP endpoint (DNS-rebinding protection; ``http://host:*`` allows any
+# port). Pages served from ALLOWED_HOSTS are allowed too. Unset: the CORS origins.
+MCP_ALLOWED_ORIGINS = [
+    check_http_url("MCP_ALLOWED_ORIGINS", origin)
+    for origin in env_list("MCP_ALLOWED_ORIGINS", ",".join(CORS_ALLOWED_ORIGINS))
+]
 
 if REDIS_URL is not None and urlsplit(REDIS_URL).scheme not in {"redis", "rediss"}:
     raise ImproperlyConfigured(f"Invalid value for REDIS_URL: {REDIS_URL!r} (expected redis:// or rediss://).")

@@ -167,8 +167,9 @@ def build_stack(
             "--workers",
             str(web_workers),
             "--no-access-log",
+            # The ASGI dispatcher (buyer.asgi) runs the MCP session manager in the lifespan.
             "--lifespan",
-            "off",
+            "on",
         ],
         base_env,
         log("web"),

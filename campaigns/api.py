@@ -5,8 +5,7 @@ from ninja import Header, Query, Router, Status
 from ninja.errors import HttpError
 
 from buyer.apikeys.auth import write_auth
-from buyer.sellers.money import micros_to_decimal
-from campaigns import selectors, services
+from campaigns import presenters, selectors, services
 from campaigns.models import BookingJob
 from campaigns.schemas import (
     ApproveAllOut,
@@ -30,81 +29,6 @@ def _job_or_404(job_id: str) -> BookingJob:
     if job is None:
         raise HttpError(404, JOB_NOT_FOUND)
     return job
-
-
-def _job_detail(job: BookingJob) -> dict:
-    recommendations = list(job.recommendations.all())
-    deals = list(job.deals.all())
-    return {
-        "job_id": str(job.pk),
-        "status": job.status,
-        "stage": job.stage,
-        "progress": round(job.progress, 3),
-        "campaign_id": str(job.campaign_id),
-        "campaign_name": job.campaign.name,
-        "budget": float(job.campaign.budget),
-        "auto_approve": job.auto_approve,
-        "budget_allocations": job.budget_allocations,
-        "recommendations": [
-            {
-                "recommendation_id": str(r.pk),
-                "product_id": r.product_id,
-                "product_name": r.product_name,
-                "publisher": r.publisher,
-                "seller_id": str(r.seller_id or ""),
-                "seller_name": r.seller_name,
-                "channel": r.channel,
-                "format": r.format,
-                "deal_type": r.deal_type,
-                "impressions": r.impressions,
-                "cpm": float(r.cpm),
-                "list_cpm": float(micros_to_decimal(r.base_cpm_micros)),
-                "cost": float(r.cost),
-                "buyer_tier": r.buyer_tier,
-                "tier_discount_pct": float(r.pricing.get("tier_discount_pct") or 0),
-                "volume_discount_pct": float(r.pricing.get("volume_discount_pct") or 0),
-                "quote_id": r.quote_id,
-                "quote_expires_at": r.quote_expires_at,
-                "targeting": r.targeting,
-                "priority": r.priority,
-                "status": r.status,
-                "status_reason": r.status_reason,
-                "rationale": r.rationale,
-            }
-            for r in recommendations
-        ],
-        "booked_lines": [
-            {
-                "deal_id": d.deal_id,
-                "quote_id": d.quote_id,
-                "product_id": d.product_id,
-                "product_name": d.product_name,
-                "channel": d.channel,
-                "deal_type": d.deal_type,
-                "impressions": d.impressions,
-                "cpm": float(d.cpm),
-                "cost": float(d.cost),
-                "booking_status": d.status,
-                "booked_at": d.booked_at,
-                "seller_id": str(d.seller_id or ""),
-                "seller_url": d.seller_url,
-                "buyer_tier": d.buyer_tier,
-                "flight_start": d.flight_start,
-                "flight_end": d.flight_end,
-                "activation_instructions": d.activation_instructions,
-                "rationale": d.recommendation.rationale,
-                "line_id": str(d.recommendation_id),
-                "order_id": None,
-            }
-            for d in deals
-        ],
-        "total_cost": float(micros_to_decimal(sum(d.cost_micros for d in deals))),
-        "errors": job.errors,
-        "failure_reason": job.failure_reason or None,
-        "approval_expires_at": job.approval_expires_at,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    }
 
 
 @router.post(
@@ -151,24 +75,14 @@ def list_bookings(request: HttpRequest, filters: Query[JobFilters]):
     jobs = selectors.job_list(status=filters.status)
     page = jobs[filters.offset : filters.offset + filters.limit]
     return {
-        "jobs": [
-            {
-                "job_id": str(job.pk),
-                "status": job.status,
-                "campaign_name": job.campaign.name,
-                "budget": float(job.campaign.budget),
-                "progress": round(job.progress, 3),
-                "created_at": job.created_at,
-            }
-            for job in page
-        ],
+        "jobs": [presenters.job_summary(job) for job in page],
         "total": jobs.count(),
     }
 
 
 @router.get("/bookings/{job_id}", response=JobDetailOut, summary="A booking job with recommendations and deals")
 def get_booking(request: HttpRequest, job_id: str):
-    return _job_detail(_job_or_404(job_id))
+    return presenters.job_detail(_job_or_404(job_id))
 
 
 def _approval_call(job_id: str, action):
@@ -241,7 +155,7 @@ def approve_all_booking(request: HttpRequest, job_id: str):
 def reject_booking(request: HttpRequest, job_id: str, payload: CancelIn | None = None):
     reason = payload.reason if payload else "All recommendations were rejected."
     _approval_call(job_id, lambda: services.job_reject_all(job_id=job_id, actor=_actor(request), reason=reason))
-    return _job_detail(_job_or_404(job_id))
+    return presenters.job_detail(_job_or_404(job_id))
 
 
 @router.post(
@@ -250,7 +164,7 @@ def reject_booking(request: HttpRequest, job_id: str, payload: CancelIn | None =
 def cancel_booking(request: HttpRequest, job_id: str, payload: CancelIn | None = None):
     reason = payload.reason if payload else "Cancelled by user."
     _approval_call(job_id, lambda: services.job_cancel(job_id=job_id, reason=reason))
-    return _job_detail(_job_or_404(job_id))
+    return presenters.job_detail(_job_or_404(job_id))
 
 
 def _actor(request: HttpRequest) -> str:

@@ -22,6 +22,18 @@ def job_list(*, status: str | None = None) -> QuerySet[BookingJob]:
     return jobs
 
 
+def campaign_list(*, status: str | None = None) -> QuerySet[BookingJob]:
+    """Jobs as campaigns, newest first: the job list's fields plus the flight."""
+    jobs = (
+        BookingJob.objects.select_related("campaign")
+        .only(*JOB_LIST_FIELDS, "campaign__start_date", "campaign__end_date")
+        .order_by("-created_at", "-pk")
+    )
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs
+
+
 def job_get(job_id: str) -> BookingJob | None:
     """A job with everything its detail view shows, in a fixed number of queries; None when unknown."""
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,10 +28,9 @@ from buyer.sellers.schemas import (
     SellerFilters,
     SellerListOut,
 )
-from buyer.sellers.search import Match, SearchFilters, product_search
+from buyer.sellers.search import UnknownSellerIds, search_enabled_sellers, search_outcome_out
 from buyer.sellers.selectors import seller_get, seller_list_enabled, seller_list_for_admin
 from buyer.sellers.services import seller_seed_from_settings
-from campaigns.policies import CHANNEL_INVENTORY
 
 logger = logging.getLogger("buyer.sellers")
 
@@ -53,72 +51,21 @@ def search_products(request: HttpRequest, payload: ProductSearchIn):
     once (from the cheapest, the others in ``also_sold_by``) and ranks by list CPM, cheapest first; products priced
     on request come last with ``cpm: null`` and are left out when a price filter is set. A seller that fails is
     reported in ``errors`` and never fails the search."""
-    seller_seed_from_settings()
-    sellers = list(seller_list_enabled())
-    if payload.seller_ids is not None:
-        by_id = {str(s.pk): s for s in sellers}
-        unknown = [i for i in payload.seller_ids if i not in by_id]
-        if unknown:
-            raise ValidationError(
-                [
-                    {
-                        "loc": ["body", "payload", "seller_ids"],
-                        "msg": f"unknown or disabled seller ids: {', '.join(unknown[:10])}",
-                        "type": "value_error",
-                    }
-                ]
-            )
-        sellers = [by_id[i] for i in dict.fromkeys(payload.seller_ids)]
-    filters = SearchFilters(
-        inventory_types=frozenset(CHANNEL_INVENTORY[payload.channel]) if payload.channel else None,
-        format=payload.format,
-        min_price=payload.min_price,
-        max_price=payload.max_price,
-        query=payload.query,
-    )
-    outcome = product_search(sellers=sellers, filters=filters, limit=payload.limit)
-    return {
-        "results": [_product_out(match) for match in outcome.matches],
-        "total": outcome.total,
-        "sellers_searched": outcome.sellers_searched,
-        "errors": [
-            {"seller_id": f.seller.seller_id, "seller_name": f.seller.name, "error": f.error} for f in outcome.errors
-        ],
-    }
-
-
-def _product_out(match: Match) -> dict[str, Any]:
-    product = match.product
-    return {
-        "product_id": product.product_id,
-        "name": product.name,
-        "description": product.description,
-        "seller_id": match.seller.seller_id,
-        "seller_name": match.seller.name,
-        "publisher": product.seller_organization_id,
-        "inventory_type": product.inventory_type,
-        "ad_formats": list(product.ad_formats),
-        "delivery_type": product.delivery_type,
-        "pricing_model": product.pricing_model,
-        "cpm": _price(match.cpm),
-        "floor_cpm": _price(product.floor_cpm),
-        "available_impressions": product.available_impressions,
-        "minimum_impressions": product.minimum_impressions,
-        "deal_types": list(product.deal_types),
-        "also_sold_by": [
-            {
-                "seller_id": other.seller.seller_id,
-                "seller_name": other.seller.name,
-                "product_id": other.product_id,
-                "cpm": _price(other.cpm),
-            }
-            for other in match.also_sold_by
-        ],
-    }
-
-
-def _price(amount: Decimal | None) -> float | None:
-    return float(amount) if amount is not None else None
+    try:
+        outcome = search_enabled_sellers(
+            channel=payload.channel,
+            format=payload.format,
+            min_price=payload.min_price,
+            max_price=payload.max_price,
+            query=payload.query,
+            limit=payload.limit,
+            seller_ids=payload.seller_ids,
+        )
+    except UnknownSellerIds as exc:
+        raise ValidationError(
+            [{"loc": ["body", "payload", "seller_ids"], "msg": str(exc), "type": "value_error"}]
+        ) from None
+    return search_outcome_out(outcome)
 
 
 # -- sellers and their media kits -----------------------------------------------------------------------------

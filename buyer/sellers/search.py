@@ -1,7 +1,8 @@
 """Product search across every enabled seller: fan out, then merge, de-duplicate and rank.
 
 ``merge_catalogs`` is pure (catalogs in, ranked matches out) so the ranking rules are testable without HTTP;
-``product_search`` does the I/O around it. Prices stay Decimal here; the API turns them into floats.
+``product_search`` does the I/O around it; ``search_enabled_sellers`` is what the REST API and the MCP tool
+call. Prices stay Decimal here; ``search_outcome_out`` turns them into the floats both interfaces answer.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 
@@ -17,7 +19,10 @@ from buyer.sellers.client import fetch_catalogs
 from buyer.sellers.errors import SellerError
 from buyer.sellers.models import Seller
 from buyer.sellers.registry import client_for
+from buyer.sellers.selectors import seller_list_enabled
+from buyer.sellers.services import seller_seed_from_settings
 from buyer.sellers.types import Product
+from campaigns.policies import CHANNEL_INVENTORY
 
 logger = logging.getLogger("buyer.sellers")
 
@@ -164,6 +169,90 @@ def product_search(*, sellers: Sequence[Seller], filters: SearchFilters, limit: 
     merged = merge_catalogs(found, filters, limit=limit)
     failures.sort(key=lambda f: (f.seller.name, f.seller.seller_id))
     return SearchOutcome(merged.matches, merged.total, len(sellers), failures)
+
+
+class UnknownSellerIds(ValueError):
+    """A search named seller ids that are unknown or disabled."""
+
+    def __init__(self, unknown: list[str]):
+        super().__init__(f"unknown or disabled seller ids: {', '.join(unknown[:10])}")
+        self.unknown = unknown
+
+
+def search_enabled_sellers(
+    *,
+    channel: str | None = None,
+    format: str | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    query: str | None = None,
+    limit: int,
+    seller_ids: Sequence[str] | None = None,
+) -> SearchOutcome:
+    """Search every enabled seller (or only ``seller_ids``, which must all be enabled); ``channel`` is a planning
+    channel and selects the inventory types it buys. Arguments are validated by the caller's schema."""
+    seller_seed_from_settings()
+    sellers = list(seller_list_enabled())
+    if seller_ids is not None:
+        by_id = {str(s.pk): s for s in sellers}
+        unknown = [i for i in seller_ids if i not in by_id]
+        if unknown:
+            raise UnknownSellerIds(unknown)
+        sellers = [by_id[i] for i in dict.fromkeys(seller_ids)]
+    filters = SearchFilters(
+        inventory_types=frozenset(CHANNEL_INVENTORY[channel]) if channel else None,
+        format=format,
+        min_price=min_price,
+        max_price=max_price,
+        query=query,
+    )
+    return product_search(sellers=sellers, filters=filters, limit=limit)
+
+
+def search_outcome_out(outcome: SearchOutcome) -> dict[str, Any]:
+    """The answer of ``POST /products/search`` and of the MCP ``search_products`` tool."""
+    return {
+        "results": [_product_out(match) for match in outcome.matches],
+        "total": outcome.total,
+        "sellers_searched": outcome.sellers_searched,
+        "errors": [
+            {"seller_id": f.seller.seller_id, "seller_name": f.seller.name, "error": f.error} for f in outcome.errors
+        ],
+    }
+
+
+def _product_out(match: Match) -> dict[str, Any]:
+    product = match.product
+    return {
+        "product_id": product.product_id,
+        "name": product.name,
+        "description": product.description,
+        "seller_id": match.seller.seller_id,
+        "seller_name": match.seller.name,
+        "publisher": product.seller_organization_id,
+        "inventory_type": product.inventory_type,
+        "ad_formats": list(product.ad_formats),
+        "delivery_type": product.delivery_type,
+        "pricing_model": product.pricing_model,
+        "cpm": _price(match.cpm),
+        "floor_cpm": _price(product.floor_cpm),
+        "available_impressions": product.available_impressions,
+        "minimum_impressions": product.minimum_impressions,
+        "deal_types": list(product.deal_types),
+        "also_sold_by": [
+            {
+                "seller_id": other.seller.seller_id,
+                "seller_name": other.seller.name,
+                "product_id": other.product_id,
+                "cpm": _price(other.cpm),
+            }
+            for other in match.also_sold_by
+        ],
+    }
+
+
+def _price(amount: Decimal | None) -> float | None:
+    return float(amount) if amount is not None else None
 
 
 def describe_failure(exc: SellerError) -> str:

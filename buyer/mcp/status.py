@@ -1,0 +1,221 @@
+"""Setup, health and configuration as the MCP foundation tools report them. Deterministic: no model calls.
+
+Health checks function, not just that a process exists: the database answers a query, the Celery broker
+accepts a connection (bounded by ``BROKER_TIMEOUT_S``), and a worker answers Celery's ``ping`` broadcast
+within ``WORKER_PING_TIMEOUT_S``. The embedded broker (kombu's SQLAlchemy transport) cannot broadcast, so
+there the worker is reported ``unknown`` rather than guessed at.
+
+Nothing here reports a secret: no API key, seller credential, ``SECRET_KEY``, model key or connection URL
+(error details are exception class names only, since driver messages may quote a URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from buyer.apikeys.services import auth_is_configured
+from buyer.events.selectors import event_list
+from buyer.sellers.api import _public_url as public_url
+from buyer.sellers.models import BreakerState
+from buyer.sellers.selectors import seller_list_enabled, seller_list_for_admin
+from buyer.sellers.services import configured_endpoints
+
+logger = logging.getLogger(__name__)
+
+BROKER_TIMEOUT_S = 2.0
+WORKER_PING_TIMEOUT_S = 1.0
+HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
+
+
+def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = check()
+    return {**result, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _database() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        logger.warning("health: database check failed: %s", type(exc).__name__)
+        return {"status": UNHEALTHY, "engine": settings.DATABASE_ENGINE, "error": type(exc).__name__}
+    return {"status": HEALTHY, "engine": settings.DATABASE_ENGINE}
+
+
+def _seller_endpoints() -> tuple[list[str], int]:
+    """Enabled sellers' addresses plus configured ones not seeded yet (public form), and open breakers."""
+    enabled = list(seller_list_enabled().only("base_url", "breaker_state"))
+    known = set(seller_list_for_admin().values_list("base_url", flat=True))
+    urls = [s.base_url for s in enabled] + [url for url in configured_endpoints() if url not in known]
+    open_breakers = sum(1 for s in enabled if s.breaker_state == BreakerState.OPEN)
+    return [public_url(url) for url in dict.fromkeys(urls)], open_breakers
+
+
+def _sellers() -> dict[str, Any]:
+    try:
+        endpoints, open_breakers = _seller_endpoints()
+    except DatabaseError as exc:
+        return {"status": UNKNOWN, "endpoint_count": 0, "error": type(exc).__name__}
+    return {
+        "status": "configured" if endpoints else "not_configured",
+        "endpoint_count": len(endpoints),
+        "open_breakers": open_breakers,
+    }
+
+
+def _event_bus() -> dict[str, Any]:
+    # Events are rows written in the transaction of the change they report: the bus works when its table does.
+    try:
+        event_list().only("pk").first()
+    except DatabaseError as exc:
+        return {"status": UNHEALTHY, "backend": "database", "error": type(exc).__name__}
+    return {"status": HEALTHY, "backend": "database"}
+
+
+def broker_transport() -> str:
+    return "redis" if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "embedded"
+
+
+def _broker() -> tuple[dict[str, Any], bool]:
+    """The broker's reachability, and whether it can carry broadcasts (worker ping)."""
+    from buyer.celery import app
+
+    try:
+        with app.connection_for_write(connect_timeout=BROKER_TIMEOUT_S) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=BROKER_TIMEOUT_S)
+            broadcasts = "fanout" in conn.transport.implements.exchange_type
+    except Exception as exc:  # noqa: BLE001 - kombu and its drivers raise many types; any of them means down
+        logger.warning("health: broker check failed: %s", type(exc).__name__)
+        return {"status": UNHEALTHY, "transport": broker_transport(), "error": type(exc).__name__}, False
+    return {"status": HEALTHY, "transport": broker_transport()}, broadcasts
+
+
+def _worker(*, broker_ok: bool, broadcasts: bool) -> dict[str, Any]:
+    method = f"celery inspect ping ({WORKER_PING_TIMEOUT_S:g} s)"
+    if not broker_ok:
+        return {"status": UNHEALTHY, "method": method, "workers": [], "detail": "the broker is unreachable"}
+    if not broadcasts:
+        return {
+            "status": UNKNOWN,
+            "method": method,
+            "workers": [],
+            "detail": "the embedded broker cannot broadcast, so workers cannot be pinged (set REDIS_URL)",
+        }
+    from buyer.celery import app
+
+    try:
+        replies = app.control.inspect(timeout=WORKER_PING_TIMEOUT_S).ping() or {}
+    except Exception as exc:  # noqa: BLE001 - a failed broadcast means no heartbeat, whatever the cause
+        logger.warning("health: worker ping failed: %s", type(exc).__name__)
+        return {"status": UNHEALTHY, "method": method, "workers": [], "error": type(exc).__name__}
+    workers = sorted(replies)
+    return {
+        "status": HEALTHY if workers else UNHEALTHY,
+        "method": method,
+        "workers": workers,
+        **({} if workers else {"detail": "no worker answered"}),
+    }
+
+
+def health_report() -> dict[str, Any]:
+    database = _timed(_database)
+    broker, broadcasts = _broker()
+    services = {
+        "database": database,
+        "seller_connections": _sellers(),
+        "event_bus": _event_bus(),
+        "broker": broker,
+        "worker": _worker(broker_ok=broker["status"] == HEALTHY, broadcasts=broadcasts),
+    }
+    if database["status"] != HEALTHY or broker["status"] != HEALTHY:
+        status = UNHEALTHY  # nothing can be stored or run
+    elif (
+        services["event_bus"]["status"] != HEALTHY
+        or services["worker"]["status"] == UNHEALTHY
+        or services["seller_connections"]["status"] != "configured"
+        or services["seller_connections"].get("open_breakers")
+    ):
+        status = DEGRADED
+    else:
+        status = HEALTHY
+    return {"status": status, "version": settings.VERSION, "checked_at": timezone.now(), "services": services}
+
+
+def setup_status() -> dict[str, Any]:
+    database_ok = _database()["status"] == HEALTHY
+    sellers = _sellers()
+    try:
+        api_key_configured = auth_is_configured()
+    except DatabaseError:
+        api_key_configured = bool(settings.API_KEY)
+    checks = {
+        "seller_endpoints_configured": sellers["status"] == "configured",
+        "database_accessible": database_ok,
+        "api_key_configured": api_key_configured,
+        "llm_configured": bool(settings.ANTHROPIC_API_KEY),
+    }
+    next_steps = []
+    if not checks["database_accessible"]:
+        next_steps.append("Check DATABASE_URL and run `python manage.py migrate`.")
+    if not checks["seller_endpoints_configured"]:
+        next_steps.append("Set SELLER_ENDPOINTS (comma-separated seller URLs) or add a seller in the admin.")
+    if not checks["api_key_configured"]:
+        next_steps.append("Create an API key (`manage.py create_api_key NAME --scope read --scope write`).")
+    return {
+        "setup_complete": checks["seller_endpoints_configured"] and checks["database_accessible"],
+        "checks": checks,
+        "seller_endpoint_count": sellers["endpoint_count"],
+        # The booking flow is deterministic: a model key is optional.
+        "llm_required": False,
+        "next_steps": next_steps,
+    }
+
+
+def public_config() -> dict[str, Any]:
+    """The effective configuration an operator may see; never a secret or a connection string."""
+    try:
+        endpoints, _ = _seller_endpoints()
+    except DatabaseError:
+        endpoints = [public_url(url) for url in configured_endpoints()]
+    return {
+        "environment": settings.ENVIRONMENT,
+        "version": settings.VERSION,
+        "log_level": settings.LOG_LEVEL,
+        "seller_endpoints": endpoints,
+        "database": {"engine": settings.DATABASE_ENGINE},
+        "broker": {"transport": broker_transport(), "queue": settings.CELERY_TASK_DEFAULT_QUEUE},
+        "llm": {
+            "configured": bool(settings.ANTHROPIC_API_KEY),
+            "models": {"default": settings.DEFAULT_LLM_MODEL, "manager": settings.MANAGER_LLM_MODEL},
+            "temperature": settings.LLM_TEMPERATURE,
+            "max_tokens": settings.LLM_MAX_TOKENS,
+        },
+        "agent": {
+            "crew_max_iterations": settings.CREW_MAX_ITERATIONS,
+            "crew_memory_enabled": settings.CREW_MEMORY_ENABLED,
+            "crew_verbose": settings.CREW_VERBOSE,
+        },
+        "cors_allowed_origins": list(settings.CORS_ALLOWED_ORIGINS),
+        "mcp_allowed_origins": list(settings.MCP_ALLOWED_ORIGINS),
+        "api": {"rate_limit_per_minute": settings.API_RATE_LIMIT_PER_MINUTE},
+        "sellers": {
+            "timeout_seconds": settings.SELLER_TIMEOUT_SECONDS,
+            "max_retries": settings.SELLER_MAX_RETRIES,
+            "max_parallel": settings.SELLER_MAX_PARALLEL,
+        },
+        "jobs": {
+            "step_lease_seconds": settings.JOB_STEP_LEASE_SECONDS,
+            "stall_seconds": settings.JOB_STALL_SECONDS,
+            "max_attempts": settings.JOB_MAX_ATTEMPTS,
+            "approval_ttl_hours": settings.APPROVAL_TTL_HOURS,
+        },
+    }
