@@ -43,21 +43,7 @@ def create_booking(
     retries of this request return the same job instead of creating another."""
     brief = payload.brief
     try:
-        job = services.job_create(
-            name=brief.name,
-            objectives=brief.objectives,
-            budget=brief.budget,
-            start_date=brief.start_date,
-            end_date=brief.end_date,
-            target_audience=brief.target_audience,
-            kpis=brief.kpis,
-            channels=[str(c) for c in brief.channels or []],
-            formats=[f.lower() for f in brief.formats or []],
-            constraints=brief.constraints,
-            brief=brief.model_dump(mode="json"),
-            auto_approve=payload.auto_approve,
-            client_reference=idempotency_key,
-        )
+        job = services.job_create_from_brief(brief, auto_approve=payload.auto_approve, client_reference=idempotency_key)
     except services.IdempotencyConflict as exc:
         raise HttpError(409, str(exc)) from exc
     return Status(

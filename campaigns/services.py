@@ -35,6 +35,7 @@ from campaigns.models import (
     Recommendation,
     RecommendationStatus,
 )
+from campaigns.schemas import CampaignBriefIn
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,27 @@ def job_create(
     )
     job_dispatch(job)
     return job
+
+
+def job_create_from_brief(
+    brief: CampaignBriefIn, *, auto_approve: bool, client_reference: str | None = None
+) -> BookingJob:
+    """``job_create`` for a validated brief: the one mapping shared by the API, the pages and the MCP tool."""
+    return job_create(
+        name=brief.name,
+        objectives=brief.objectives,
+        budget=brief.budget,
+        start_date=brief.start_date,
+        end_date=brief.end_date,
+        target_audience=brief.target_audience,
+        kpis=brief.kpis,
+        channels=[str(c) for c in brief.channels or []],
+        formats=[f.lower() for f in brief.formats or []],
+        constraints=brief.constraints,
+        brief=brief.model_dump(mode="json"),
+        auto_approve=auto_approve,
+        client_reference=client_reference,
+    )
 
 
 def job_dispatch(job: BookingJob) -> None:

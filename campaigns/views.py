@@ -170,18 +170,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             brief = form.cleaned_data["brief"]
             submission = form.cleaned_data.get("submission_id")
             try:
-                job = services.job_create(
-                    name=brief.name,
-                    objectives=brief.objectives,
-                    budget=brief.budget,
-                    start_date=brief.start_date,
-                    end_date=brief.end_date,
-                    target_audience=brief.target_audience,
-                    kpis=brief.kpis,
-                    channels=[str(c) for c in brief.channels or []],
-                    formats=[f.lower() for f in brief.formats or []],
-                    constraints=brief.constraints,
-                    brief=brief.model_dump(mode="json"),
+                job = services.job_create_from_brief(
+                    brief,
                     auto_approve=form.cleaned_data["auto_approve"],
                     client_reference=f"web:{submission}" if submission else None,
                 )

@@ -338,18 +338,8 @@ def create_booking(args: CreateBookingArgs, principal: Principal) -> dict[str, A
     until awaiting_approval (or completed with auto_approve)."""
     brief = args.brief
     try:
-        job = services.job_create(
-            name=brief.name,
-            objectives=brief.objectives,
-            budget=brief.budget,
-            start_date=brief.start_date,
-            end_date=brief.end_date,
-            target_audience=brief.target_audience,
-            kpis=brief.kpis,
-            channels=[str(c) for c in brief.channels or []],
-            formats=[f.lower() for f in brief.formats or []],
-            constraints=brief.constraints,
-            brief=brief.model_dump(mode="json"),
+        job = services.job_create_from_brief(
+            brief,
             auto_approve=args.auto_approve,
             client_reference=f"mcp:{args.idempotency_key}" if args.idempotency_key else None,
         )
