@@ -31,7 +31,9 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", Path(__file__).resolve().pa
 PASSWORD = "correct-horse-battery-staple"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop on this thread while the browser
+# lives, and later tests in the same process (asyncio.run, anyio) must not find it running.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if CHROMIUM is None:
         pytest.skip("needs Chromium: apt-get install chromium (CI installs it)")
