@@ -6,7 +6,7 @@ import factory
 from django.utils import timezone
 
 from buyer.sellers.models import Seller
-from campaigns.models import BookingJob, Campaign, JobStage, JobStatus, Recommendation
+from campaigns.models import BookedDeal, BookingJob, Campaign, JobStage, JobStatus, Recommendation
 
 
 class SellerFactory(factory.django.DjangoModelFactory):
@@ -58,3 +58,26 @@ class RecommendationFactory(factory.django.DjangoModelFactory):
     quote_id = factory.Sequence(lambda n: f"qt-{n:012x}")
     priority = factory.Sequence(lambda n: n + 1)
     rationale = "test line"
+
+
+class BookedDealFactory(factory.django.DjangoModelFactory):
+    """A seller-issued deal for a recommendation; every field follows its line unless given."""
+
+    class Meta:
+        model = BookedDeal
+
+    recommendation = factory.SubFactory(RecommendationFactory)
+    job = factory.LazyAttribute(lambda o: o.recommendation.job)
+    seller = factory.LazyAttribute(lambda o: o.recommendation.seller)
+    seller_url = factory.LazyAttribute(lambda o: o.recommendation.seller_url)
+    deal_id = factory.Sequence(lambda n: f"DEAL-{n:04d}")
+    quote_id = factory.LazyAttribute(lambda o: o.recommendation.quote_id)
+    product_id = factory.LazyAttribute(lambda o: o.recommendation.product_id)
+    product_name = factory.LazyAttribute(lambda o: o.recommendation.product_name)
+    channel = factory.LazyAttribute(lambda o: o.recommendation.channel)
+    deal_type = "PD"
+    impressions = factory.LazyAttribute(lambda o: o.recommendation.impressions)
+    cpm_micros = factory.LazyAttribute(lambda o: o.recommendation.cpm_micros)
+    cost_micros = factory.LazyAttribute(lambda o: o.recommendation.cost_micros)
+    flight_start = factory.LazyAttribute(lambda o: o.recommendation.job.campaign.start_date)
+    flight_end = factory.LazyAttribute(lambda o: o.recommendation.job.campaign.end_date)

@@ -1,35 +1,16 @@
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from campaigns.models import BookedDeal, DealStatus, DealTransition
 from campaigns.services import DEAL_TRANSITIONS, DealTransitionError, deal_transition
-from tests.factories import RecommendationFactory
+from tests.factories import BookedDealFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def booked_deal() -> BookedDeal:
-    line = RecommendationFactory()
-    return BookedDeal.objects.create(
-        recommendation=line,
-        job=line.job,
-        seller=line.seller,
-        seller_url=line.seller_url,
-        deal_id="DEMO-000000000001",
-        quote_id=line.quote_id,
-        product_id=line.product_id,
-        product_name=line.product_name,
-        channel=line.channel,
-        deal_type="PD",
-        impressions=1000,
-        cpm_micros=10_000_000,
-        cost_micros=10_000_000,
-        flight_start=date(2030, 1, 1),
-        flight_end=date(2030, 1, 31),
-    )
+    return BookedDealFactory(deal_id="DEMO-000000000001")
 
 
 def test_every_state_has_a_rule_and_terminal_states_have_no_successors():

@@ -15,7 +15,7 @@ from buyer.accounts.services import user_create
 from buyer.events.models import Event, EventType
 from buyer.events.services import event_emit
 from campaigns.models import BookedDeal, BookingJob, JobStage, JobStatus, Recommendation, RecommendationStatus
-from tests.factories import BookingJobFactory, CampaignFactory, RecommendationFactory
+from tests.factories import BookedDealFactory, BookingJobFactory, CampaignFactory, RecommendationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -52,26 +52,10 @@ def lines(job: BookingJob) -> list[Recommendation]:
 
 
 def book(line: Recommendation, n: int, **fields) -> BookedDeal:
-    values = dict(
-        recommendation=line,
-        job=line.job,
-        seller=line.seller,
-        seller_url=line.seller_url,
-        deal_id=f"DEAL-{n:04d}",
-        quote_id=line.quote_id,
-        product_id=line.product_id,
-        product_name=line.product_name,
-        channel=line.channel,
-        deal_type="PD",
-        impressions=line.impressions,
-        cpm_micros=line.cpm_micros,
-        cost_micros=line.cost_micros,
-        flight_start=line.job.campaign.start_date,
-        flight_end=line.job.campaign.end_date,
-        activation_instructions={"ttd": f"TTD deal DEAL-{n:04d}", "dv360": "DV360 text", "xandr": "Xandr text"},
+    activation = {"ttd": f"TTD deal DEAL-{n:04d}", "dv360": "DV360 text", "xandr": "Xandr text"}
+    return BookedDealFactory(
+        recommendation=line, deal_id=f"DEAL-{n:04d}", **{"activation_instructions": activation, **fields}
     )
-    values.update(fields)
-    return BookedDeal.objects.create(**values)
 
 
 def flow(job: BookingJob) -> dict:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from buyer.accounts.models import Role
 from buyer.accounts.services import user_create
 from campaigns.models import BookedDeal, BookingJob, Campaign, JobStage, JobStatus
-from tests.factories import BookingJobFactory, CampaignFactory, RecommendationFactory
+from tests.factories import BookedDealFactory, BookingJobFactory, CampaignFactory, RecommendationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,23 +39,7 @@ def job(status=JobStatus.RUNNING, *, name="Campaign", budget=50_000, **fields) -
 
 
 def deal_for(line, n: int) -> BookedDeal:
-    return BookedDeal.objects.create(
-        recommendation=line,
-        job=line.job,
-        seller=line.seller,
-        seller_url=line.seller_url,
-        deal_id=f"DEAL-{n:04d}",
-        quote_id=line.quote_id,
-        product_id=line.product_id,
-        product_name=line.product_name,
-        channel=line.channel,
-        deal_type="PD",
-        impressions=line.impressions,
-        cpm_micros=line.cpm_micros,
-        cost_micros=line.cost_micros,
-        flight_start=line.job.campaign.start_date,
-        flight_end=line.job.campaign.end_date,
-    )
+    return BookedDealFactory(recommendation=line, deal_id=f"DEAL-{n:04d}")
 
 
 def valid_brief(**overrides) -> dict:
