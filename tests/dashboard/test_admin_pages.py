@@ -13,7 +13,7 @@ from buyer.apikeys.models import Scope
 from buyer.apikeys.services import api_key_create
 from campaigns.models import BookedDeal, DealStatus
 from tests.dashboard._admin import PASSWORD, signed_in
-from tests.factories import RecommendationFactory, SellerFactory
+from tests.factories import BookedDealFactory, RecommendationFactory, SellerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -147,17 +147,9 @@ def test_unknown_ids_are_404(client):
 
 def _deal(status: str, deal_id: str) -> BookedDeal:
     rec = RecommendationFactory(product_name=f"Product for {deal_id}")
-    return BookedDeal.objects.create(
+    return BookedDealFactory(
         recommendation=rec,
-        job=rec.job,
-        seller=rec.seller,
-        seller_url=rec.seller_url,
         deal_id=deal_id,
-        quote_id=rec.quote_id,
-        product_id=rec.product_id,
-        product_name=rec.product_name,
-        channel=rec.channel,
-        deal_type="PD",
         impressions=2_000_000,
         cpm_micros=15_000_000,
         cost_micros=30_000 * 1_000_000,

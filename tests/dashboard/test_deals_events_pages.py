@@ -14,7 +14,7 @@ from buyer.events.models import Event, EventType
 from buyer.events.services import event_emit
 from campaigns.models import BookedDeal, DealStatus, DealTransition
 from campaigns.services import deal_transition
-from tests.factories import BookingJobFactory, CampaignFactory, RecommendationFactory, SellerFactory
+from tests.factories import BookedDealFactory, BookingJobFactory, CampaignFactory, RecommendationFactory, SellerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -37,14 +37,7 @@ def deal(
     )
     values = dict(
         recommendation=line,
-        job=line.job,
-        seller=line.seller,
-        seller_url=line.seller_url,
         deal_id=f"DEAL-{n:04d}",
-        quote_id=line.quote_id,
-        product_id=line.product_id,
-        product_name=line.product_name,
-        channel=channel,
         deal_type="PG",
         impressions=2_000_000,
         cpm_micros=15_000_000,
@@ -60,7 +53,7 @@ def deal(
         openrtb_params={"id": f"DEAL-{n:04d}", "bidfloor": "15.00", "at": 1, "wseat": ["seat-1"]},
     )
     values.update(fields)
-    return BookedDeal.objects.create(**values)
+    return BookedDealFactory(**values)
 
 
 # --- Deals ------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from buyer.events.models import Event
 from buyer.mcp.server import SERVER_NAME
 from buyer.mcp.tools import TOOLS
 from campaigns.models import BookedDeal, BookingJob, DealStatus, JobStage, JobStatus, RecommendationStatus
-from tests.factories import BookingJobFactory, RecommendationFactory
+from tests.factories import BookedDealFactory, BookingJobFactory, RecommendationFactory
 from tests.mcp.conftest import ADMIN, READER, WRITER, call, error_text, ok
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,24 +67,7 @@ def book(job: BookingJob, *, status: str = DealStatus.BOOKED) -> list[BookedDeal
     deals = []
     for rec in job.recommendations.all():
         deals.append(
-            BookedDeal.objects.create(
-                recommendation=rec,
-                job=job,
-                seller=rec.seller,
-                seller_url=rec.seller_url,
-                deal_id=f"deal-{rec.pk}",
-                quote_id=rec.quote_id,
-                product_id=rec.product_id,
-                product_name=rec.product_name,
-                channel=rec.channel,
-                deal_type=rec.deal_type,
-                impressions=rec.impressions,
-                cpm_micros=rec.cpm_micros,
-                cost_micros=rec.cost_micros,
-                flight_start=job.campaign.start_date,
-                flight_end=job.campaign.end_date,
-                status=status,
-            )
+            BookedDealFactory(recommendation=rec, deal_id=f"deal-{rec.pk}", deal_type=rec.deal_type, status=status)
         )
     BookingJob.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED, stage=JobStage.DONE, progress=1.0)
     return deals
