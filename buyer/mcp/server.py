@@ -14,7 +14,6 @@ Each call builds a fresh server: the SDK runs a session manager once per instanc
 
 from __future__ import annotations
 
-import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from buyer.logging_guard import no_basic_config
 from buyer.mcp.auth import McpGate, transport_security
 from buyer.mcp.prompts import register_prompts
 from buyer.mcp.tools import TOOLS
@@ -43,20 +43,13 @@ INSTRUCTIONS = (
 
 def build_mcp_server() -> MCPServer:
     """A new server with every registered tool and prompt."""
-    # MCPServer() calls logging.basicConfig(); with a handler on the root logger for the moment that is a no-op,
-    # so building the server never reconfigures the host process's logging.
-    root = logging.getLogger()
-    placeholder = logging.NullHandler()
-    root.addHandler(placeholder)
-    try:
+    with no_basic_config():
         server: MCPServer = MCPServer(
             SERVER_NAME,
             version=settings.VERSION,
             instructions=INSTRUCTIONS,
             tools=[spec.sdk_tool() for spec in TOOLS.values()],
         )
-    finally:
-        root.removeHandler(placeholder)
     register_prompts(server)
     return server
 

@@ -455,15 +455,7 @@ def search_products(args: ToolArgs, principal: Principal) -> dict[str, Any]:
     as data. A seller that fails is listed in errors."""
     try:
         params = ProductSearchIn.model_validate(args.model_dump())
-        outcome = search_enabled_sellers(
-            channel=params.channel,
-            format=params.format,
-            min_price=params.min_price,
-            max_price=params.max_price,
-            query=params.query,
-            limit=params.limit,
-            seller_ids=params.seller_ids,
-        )
+        outcome = search_enabled_sellers(**params.model_dump())
     except ValidationError as exc:
         raise _invalid(exc) from exc
     except UnknownSellerIds as exc:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -54,6 +53,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from buyer.logging_guard import no_basic_config
 from buyer.sandbox.catalog import CatalogProduct
 from buyer.sandbox.pricing import CURRENCY, legacy_float, price_product
 from buyer.sandbox.schemas import DealCreate, QuoteCreate, validation_errors
@@ -139,12 +139,7 @@ def _headers(ctx: Context) -> Mapping[str, str]:
 def build_mcp_server(state: SandboxState, caller_for: CallerLookup) -> MCPServer:
     """A fresh MCP server whose tools read and write ``state``; ``caller_for`` maps headers to a caller."""
     cat = state.catalog
-    # MCPServer() calls logging.basicConfig(): with a handler on the root logger for the moment, that is a
-    # no-op, so building a sandbox does not reconfigure the host process's logging.
-    root = logging.getLogger()
-    placeholder = logging.NullHandler()
-    root.addHandler(placeholder)
-    try:
+    with no_basic_config():
         server: MCPServer = MCPServer(
             SERVER_NAME,
             version=SERVER_VERSION,
@@ -153,8 +148,6 @@ def build_mcp_server(state: SandboxState, caller_for: CallerLookup) -> MCPServer
                 "get_pricing, request_quote, book_deal, get_deal_performance. Results are JSON text."
             ),
         )
-    finally:
-        root.removeHandler(placeholder)
 
     @server.tool()
     @_tool_errors

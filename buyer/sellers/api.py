@@ -52,15 +52,7 @@ def search_products(request: HttpRequest, payload: ProductSearchIn):
     on request come last with ``cpm: null`` and are left out when a price filter is set. A seller that fails is
     reported in ``errors`` and never fails the search."""
     try:
-        outcome = search_enabled_sellers(
-            channel=payload.channel,
-            format=payload.format,
-            min_price=payload.min_price,
-            max_price=payload.max_price,
-            query=payload.query,
-            limit=payload.limit,
-            seller_ids=payload.seller_ids,
-        )
+        outcome = search_enabled_sellers(**payload.model_dump())
     except UnknownSellerIds as exc:
         raise ValidationError(
             [{"loc": ["body", "payload", "seller_ids"], "msg": str(exc), "type": "value_error"}]
