@@ -15,6 +15,34 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--today",
+        default=os.environ.get("TEST_TODAY") or None,
+        metavar="YYYY-MM-DD",
+        help="run the whole suite as if today were this date (time-machine, clock ticking); proves no test "
+        "depends on the real date. Processes the tests start (the stack, the browser) keep the real clock.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    today = config.getoption("--today")
+    if today:
+        import datetime as dt
+
+        import time_machine
+
+        moment = dt.datetime.combine(dt.date.fromisoformat(today), dt.time(9, 30), tzinfo=dt.UTC)
+        traveller = time_machine.travel(moment, tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    today = config.getoption("--today")
+    return f"today (time-machine): {today}" if today else None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI nothing may be skipped: the run promises PostgreSQL, Redis and a worker, so a skip is a failure."""
@@ -51,6 +79,16 @@ def serve_in_thread(app, *, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def fast_sellers(settings):
+    """Sellers only from the database, answering fast or failing fast: for flows against sandbox sellers."""
+    settings.SELLER_ENDPOINTS = []
+    settings.IAB_SERVER_URL_IS_SET = False
+    settings.SELLER_TIMEOUT_SECONDS = 2
+    settings.SELLER_MAX_RETRIES = 0
+    return settings
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Synchronous REST client for one seller agent (IAB Tech Lab seller agent protocol, v2.4.x).
 
-Wire details live in ``/work/shared/protocol/PROTOCOL.md`` and the captured samples beside it. Transport
+The wire is the reference seller's (captured responses in ``tests/fixtures/seller-samples``). Transport
 concerns (credentials, retries, error envelopes, size caps) are in ``rest.py``; JSON → domain types in
 ``parse.py``. Every failure surfaces as ``SellerError``; a wrong argument from our own code is a
 ``ValueError``/``TypeError`` raised before anything is sent.

@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from tests.browser.conftest import screenshot, sign_in
+from tests.clock import processes_today
 
 pytestmark = pytest.mark.stack
 
@@ -18,7 +18,7 @@ def test_a_media_buyer_books_two_lines_from_a_brief(page, users):
     screenshot(page, "jobs-empty")
 
     page.get_by_role("link", name="New booking", exact=True).click()
-    start = timezone.now().date() + timedelta(days=10)
+    start = processes_today() + timedelta(days=10)
     page.get_by_label("Campaign name").fill("Holiday push")
     page.get_by_label("Brand awareness").check()
     page.get_by_label("Budget (USD)").fill("60000")

@@ -124,9 +124,9 @@ class Api:
 def brief() -> dict:
     from datetime import timedelta
 
-    from django.utils import timezone
+    from tests.clock import processes_today
 
-    start = timezone.now().date() + timedelta(days=7)
+    start = processes_today() + timedelta(days=7)
     return {
         "name": "Q1 Brand Awareness",
         "objectives": ["brand awareness", "reach", "video views"],

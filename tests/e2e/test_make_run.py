@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.utils import timezone
 
+from tests.clock import processes_today
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.stack
@@ -58,7 +58,7 @@ def test_make_run_on_a_fresh_clone_serves_health_and_completes_a_brief(tmp_path)
             assert time.monotonic() < deadline, (tmp_path / "make-run.log").read_text()
             time.sleep(0.5)
 
-        start = timezone.now().date() + timedelta(days=5)
+        start = processes_today() + timedelta(days=5)
         brief = {
             "name": "Fresh clone",
             "objectives": ["reach"],

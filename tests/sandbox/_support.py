@@ -6,19 +6,20 @@ import json
 import socket
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tests.fixtures import SELLER_SAMPLES
 
 if TYPE_CHECKING:
     from starlette.testclient import TestClient
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "protocol" / "seller-samples"
+SAMPLES = SELLER_SAMPLES
 API_KEYS = {"key-seat": "seat", "key-agency": "agency", "key-advertiser": "advertiser"}
 FLIGHT = {"flight_start": "2026-12-01", "flight_end": "2026-12-31"}
 
 
 def sample(name: str) -> Any:
-    """A captured reference-seller response from shared/protocol/seller-samples."""
+    """A captured reference-seller response (tests/fixtures/seller-samples)."""
     return json.loads((SAMPLES / name).read_text())
 
 

@@ -6,15 +6,15 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from buyer.sellers.client import SellerRestClient
+from tests.fixtures import SELLER_SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "protocol" / "seller-samples"
+SAMPLES = SELLER_SAMPLES
 BASE_URL = "http://seller.test"
 
 _ROW = re.compile(r"^\|\s*(?P<file>[\w.]+\.json)\s*\|\s*(?P<method>[A-Z]+)\s+(?P<path>\S+)\s*\|\s*(?P<status>\d{3})")
