@@ -289,7 +289,7 @@ def _ineligible(product: Product, terms: BriefTerms, excluded: set[str]) -> str 
     if product.pricing_model.lower() != "cpm":
         return f"priced by {product.pricing_model}, only CPM pricing is bought"
     if choose_deal_type(product) is None:
-        return "offers no PG, PD or PA deal type"
+        return f"offers no PG, PD or PA deal type (it lists {', '.join(product.deal_types)})"
     if terms.formats and not set(terms.formats) & {f.lower() for f in product.ad_formats}:
         return f"formats {', '.join(product.ad_formats)} not among the requested {', '.join(terms.formats)}"
     if excluded and (product.seller_organization_id.lower() in excluded or product.name.lower() in excluded):

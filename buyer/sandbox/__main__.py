@@ -14,6 +14,8 @@ import uvicorn
 
 from buyer.sandbox.app import API_KEY_TIERS, create_app
 from buyer.sandbox.catalog import CATALOG_NAMES
+from buyer.sandbox.delivery import PROFILE_NAMES, parse_profile
+from buyer.sandbox.mcp import MCP_DIALECTS
 
 
 def _api_key(value: str) -> tuple[str, str]:
@@ -24,6 +26,18 @@ def _api_key(value: str) -> tuple[str, str]:
     if tier not in API_KEY_TIERS:
         raise argparse.ArgumentTypeError(f"tier must be one of {', '.join(API_KEY_TIERS)}")
     return key, tier
+
+
+def _delivery_profile(value: str) -> tuple[str, str]:
+    """``TARGET=PROFILE`` → (target, profile text), the profile checked now so a typo stops start-up."""
+    target, sep, profile = value.partition("=")
+    if not sep or not target.strip():
+        raise argparse.ArgumentTypeError("expected TARGET=PROFILE, e.g. *=under:0.7")
+    try:
+        parse_profile(profile)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return target.strip(), profile.strip()
 
 
 def _failure_rate(value: str) -> float:
@@ -65,22 +79,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY:TIER",
         help=f"accept KEY as a buyer of TIER ({'|'.join(API_KEY_TIERS)}); repeatable",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence")
+    parser.add_argument(
+        "--delivery-profile",
+        dest="delivery_profiles",
+        action="append",
+        type=_delivery_profile,
+        default=[],
+        metavar="TARGET=PROFILE",
+        help="how deals deliver: TARGET is * (every deal) or a product id; PROFILE one of "
+        f"{', '.join(PROFILE_NAMES)}, under/over/on_pace with an optional pace (under:0.6); repeatable",
+    )
+    parser.add_argument(
+        "--mcp-dialect",
+        choices=MCP_DIALECTS,
+        default="sandbox",
+        help="reference: MCP tools answer exactly as the reference seller's (legacy words, no booking tool)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence and of scatter delivery")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    app = create_app(
-        catalog=args.catalog,
-        seller_id=args.seller_id,
-        latency_ms=args.latency_ms,
-        failure_rate=args.failure_rate,
-        garbage=args.garbage,
-        api_keys=dict(args.api_keys),
-        seed=args.seed,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        app = create_app(
+            catalog=args.catalog,
+            seller_id=args.seller_id,
+            latency_ms=args.latency_ms,
+            failure_rate=args.failure_rate,
+            garbage=args.garbage,
+            api_keys=dict(args.api_keys),
+            seed=args.seed,
+            delivery_profiles=dict(args.delivery_profiles),
+            mcp_dialect=args.mcp_dialect,
+        )
+    except ValueError as exc:  # a profile for a product this catalog does not have
+        parser.error(str(exc))
     # Keys are secrets: report how many were configured, never which.
     print(
         f"sandbox seller {app.state.sandbox.catalog.seller_id!r} (catalog {args.catalog}, "

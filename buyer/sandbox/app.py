@@ -1,6 +1,6 @@
 """HTTP routes of the sandbox seller: the reference IAB seller agent's REST subset, as a Starlette app.
 
-Shapes follow the captured samples in ``/work/shared/protocol/seller-samples``. Three error envelopes occur,
+Shapes follow the reference seller responses captured in ``tests/fixtures/seller-samples``. Three error envelopes occur,
 as on the real seller: ``{"detail": {"error", "message"}}``, ``{"detail": "text"}`` and pydantic's 422
 ``{"detail": [...]}``.
 
@@ -29,13 +29,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from buyer.sandbox.catalog import CATALOG_NAMES, Catalog, Package, build_catalog
-from buyer.sandbox.mcp import DEFAULT_ALLOWED_HOSTS, build_sandbox_mcp
+from buyer.sandbox.delivery import DEFAULT_PROFILE, parse_profile
+from buyer.sandbox.mcp import DEFAULT_ALLOWED_HOSTS, MCP_DIALECTS, build_sandbox_mcp
 from buyer.sandbox.pricing import TIER_DISCOUNTS, legacy_float, price_product, round_cents
 from buyer.sandbox.schemas import (
     DealCreate,
+    DeliveryProfileRequest,
     MediaKitPackagesQuery,
     MediaKitSearchRequest,
     NegotiationMessage,
+    PerformanceQuery,
     PricingRequest,
     ProductsQuery,
     QuoteCreate,
@@ -43,7 +46,7 @@ from buyer.sandbox.schemas import (
     parse_body,
     parse_query,
 )
-from buyer.sandbox.state import Caller, SandboxError, SandboxState, unsupported
+from buyer.sandbox.state import Caller, SandboxError, SandboxState, coded, unsupported
 
 API_KEY_TIERS: tuple[str, ...] = ("seat", "agency", "advertiser")
 MAX_BODY_BYTES = 1_048_576
@@ -319,6 +322,8 @@ def create_app(
     api_keys: dict[str, str] | None = None,
     seed: int = 0,
     mcp_allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
+    delivery_profiles: Mapping[str, str] | None = None,
+    mcp_dialect: str = "sandbox",
 ) -> Starlette:
     """Build one sandbox seller with its own catalog and empty state.
 
@@ -332,6 +337,12 @@ def create_app(
     ``mcp_allowed_hosts`` are the ``Host`` values MCP accepts (``host:port`` or ``host:*``), others get 421
     (DNS-rebinding protection): add yours when serving beyond 127.0.0.1/localhost (Starlette's
     ``TestClient`` sends ``testserver``).
+
+    ``delivery_profiles`` maps ``"*"`` (every deal) or a product id to a delivery profile (``under:0.7``…, see
+    ``buyer.sandbox.delivery``); ``seed`` also seeds the default ``scatter`` profile. ``mcp_dialect``
+    ``"reference"`` makes the MCP tools answer exactly as the reference seller's do (legacy deal-type words, no
+    planning fields, no booking tool, its performance shape); ``"sandbox"`` (default) adds what a buyer needs.
+    The ``/_sandbox/delivery`` routes change profiles while the seller runs.
     """
     if catalog not in CATALOG_NAMES:
         raise ValueError(f"unknown catalog {catalog!r}; choose one of {', '.join(CATALOG_NAMES)}")
@@ -344,10 +355,22 @@ def create_app(
         if tier not in API_KEY_TIERS:
             raise ValueError(f"unknown tier {tier!r}; an API key grants one of {', '.join(API_KEY_TIERS)}")
 
-    state = SandboxState(build_catalog(catalog, seller_id))
+    if mcp_dialect not in MCP_DIALECTS:
+        raise ValueError(f"unknown MCP dialect {mcp_dialect!r}; choose one of {', '.join(MCP_DIALECTS)}")
+    profiles = {target: parse_profile(text) for target, text in (delivery_profiles or {}).items()}
+    state = SandboxState(
+        build_catalog(catalog, seller_id), delivery_default=profiles.pop("*", DEFAULT_PROFILE), delivery_seed=seed
+    )
     cat = state.catalog
+    for product, profile in profiles.items():
+        if cat.product(product) is None:
+            raise ValueError(f"delivery profile for unknown product {product!r}")
+        state.product_profiles[product] = profile
     sandbox_mcp = build_sandbox_mcp(
-        state, lambda headers: _caller_from_headers(headers, keys), allowed_hosts=mcp_allowed_hosts
+        state,
+        lambda headers: _caller_from_headers(headers, keys),
+        allowed_hosts=mcp_allowed_hosts,
+        dialect=mcp_dialect,
     )
 
     async def health(request: Request) -> Response:
@@ -419,7 +442,30 @@ def create_app(
         return JSONResponse(state.get_deal(request.path_params["deal_id"]))
 
     async def deal_performance(request: Request) -> Response:
-        return JSONResponse(state.deal_performance(request.path_params["deal_id"]))
+        query = parse_query(dict(request.query_params), PerformanceQuery)
+        return JSONResponse(state.deal_performance(request.path_params["deal_id"], at=query.as_of))
+
+    async def delivery_profiles_get(request: Request) -> Response:
+        return JSONResponse(state.delivery_profiles())
+
+    def delivery_profile_put(target: str) -> Handler:
+        """``PUT`` a profile for every deal (``default``), one product's deals or one deal."""
+
+        async def put(request: Request) -> Response:
+            body = parse_body(await request.body(), DeliveryProfileRequest)
+            try:
+                profile = parse_profile(body.profile)
+            except ValueError as exc:
+                raise SandboxError(422, coded("invalid_profile", str(exc))) from None
+            key = request.path_params.get("key")
+            state.set_delivery_profile(
+                profile,
+                deal_id=key if target == "deals" else None,
+                product_id=key if target == "products" else None,
+            )
+            return JSONResponse(state.delivery_profiles())
+
+        return put
 
     async def negotiation_message(request: Request) -> Response:
         caller = _caller(request, keys)
@@ -483,6 +529,11 @@ def create_app(
         Route("/media-kit/packages", media_kit_packages, methods=["GET"]),
         Route("/media-kit/packages/{package_id}", media_kit_package, methods=["GET"]),
         Route("/media-kit/search", media_kit_search, methods=["POST"]),
+        # Sandbox extensions, not part of any seller protocol: how deals deliver.
+        Route("/_sandbox/delivery", delivery_profiles_get, methods=["GET"]),
+        Route("/_sandbox/delivery/default", delivery_profile_put("default"), methods=["PUT"]),
+        Route("/_sandbox/delivery/deals/{key}", delivery_profile_put("deals"), methods=["PUT"]),
+        Route("/_sandbox/delivery/products/{key}", delivery_profile_put("products"), methods=["PUT"]),
         *sandbox_mcp.routes,
     ]
 

@@ -4,14 +4,17 @@ The reference seller mounts one ``FastMCP`` server twice: Streamable HTTP at ``/
 ``/mcp-sse/sse`` (messages at ``/mcp-sse/messages/``). Its buyer-facing tools return JSON *text*:
 
 - ``list_products(limit=50)`` → ``{"products": [{product_id, name, inventory_type, base_cpm, floor_cpm,
-  deal_types}], "count"}`` with prices as legacy floats (``15.0``; ``null`` for price on request);
+  deal_types}], "count"}`` with prices as legacy floats (``15.0``; ``null`` for price on request) and deal
+  types in the legacy words (``programmaticguaranteed``, ``preferreddeal``, ``privateauction``);
 - ``get_pricing(product_id, buyer_tier, volume)`` → ``{product_id, base_cpm, final_cpm, tier_discount,
   volume_discount, rationale}`` (floats);
 - ``request_quote(product_id, deal_type, impressions)`` and ``get_deal_performance(deal_id)`` proxy the REST
   endpoints and return their response body verbatim, so a quote comes back as the REST ``{"quote": ...}``
   object (Money, as ``POST /api/v1/quotes`` serves it) and performance as ``/performance`` serves it.
 
-The sandbox mirrors those shapes and adds, without changing any key the reference has:
+Every tool answers JSON text, which the SDK also wraps as ``structured_content = {"result": "<that text>"}``,
+as the reference's FastMCP does. The sandbox mirrors those shapes and, unless ``dialect="reference"`` asks for
+the reference's tools exactly, adds without changing any key the reference has:
 
 - on ``list_products`` items, the fields a buyer needs to plan and that REST already serves
   (``description``, ``seller_organization_id``, ``ad_formats``, ``delivery_type``, ``pricing_model``,
@@ -67,6 +70,10 @@ DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("127.0.0.1:*", "localhost:*")
 SERVER_NAME = "IAB Tech Lab Seller Agent"
 SERVER_VERSION = "2.4.2"
 DEFAULT_PRODUCT_LIMIT = 50
+# ``sandbox``: the reference's tools plus what a buyer needs; ``reference``: exactly what the reference answers.
+MCP_DIALECTS = ("sandbox", "reference")
+# The reference seller's MCP spells deal types the legacy way (``mcp_tools_real.json``); REST says PG/PD/PA.
+LEGACY_DEAL_TYPES = {"PG": "programmaticguaranteed", "PD": "preferreddeal", "PA": "privateauction"}
 
 #: Who is calling, from the HTTP headers of the request that carried the MCP message.
 CallerLookup = Callable[[Mapping[str, str]], Caller]
@@ -112,15 +119,21 @@ def _tool_errors(fn: Callable[P, Awaitable[str]]) -> Callable[P, Awaitable[str]]
     return wrapper
 
 
-def _product_item(product: CatalogProduct) -> dict[str, Any]:
-    """The reference's ``list_products`` item (legacy floats), then the sandbox's additive fields."""
+def _reference_item(product: CatalogProduct) -> dict[str, Any]:
+    """The reference's ``list_products`` item, key for key: legacy floats and legacy deal-type words."""
     return {
         "product_id": product.product_id,
         "name": product.name,
         "inventory_type": product.inventory_type,
         "base_cpm": legacy_float(product.base_cpm),
         "floor_cpm": legacy_float(product.floor_cpm),
-        "deal_types": list(product.deal_types),
+        "deal_types": [LEGACY_DEAL_TYPES.get(d, d) for d in product.deal_types],
+    }
+
+
+def _product_item(product: CatalogProduct) -> dict[str, Any]:
+    """The reference's ``list_products`` item, then the sandbox's additive fields."""
+    return _reference_item(product) | {
         # Extensions: what REST's Product carries and a buyer plans with.
         "description": product.description,
         "seller_organization_id": product.publisher.org_id,
@@ -136,8 +149,15 @@ def _headers(ctx: Context) -> Mapping[str, str]:
     return ctx.headers or {}
 
 
-def build_mcp_server(state: SandboxState, caller_for: CallerLookup) -> MCPServer:
-    """A fresh MCP server whose tools read and write ``state``; ``caller_for`` maps headers to a caller."""
+def build_mcp_server(state: SandboxState, caller_for: CallerLookup, *, dialect: str = "sandbox") -> MCPServer:
+    """A fresh MCP server whose tools read and write ``state``; ``caller_for`` maps headers to a caller.
+
+    ``dialect="reference"`` serves the reference seller's buyer tools exactly: its ``list_products`` items,
+    ``request_quote(product_id, deal_type, impressions)`` with no flight or idempotency key, no ``book_deal``,
+    and ``get_deal_performance`` in its shape (``impressions_served``, ``avg_cpm_actual``, no spend)."""
+    if dialect not in MCP_DIALECTS:
+        raise ValueError(f"unknown MCP dialect {dialect!r}; choose one of {', '.join(MCP_DIALECTS)}")
+    reference = dialect == "reference"
     cat = state.catalog
     with no_basic_config():
         server: MCPServer = MCPServer(
@@ -156,7 +176,8 @@ def build_mcp_server(state: SandboxState, caller_for: CallerLookup) -> MCPServer
         limit = limit or DEFAULT_PRODUCT_LIMIT
         if limit < 0:
             raise SandboxError(422, coded("validation_error", "limit must not be negative"))
-        products = [_product_item(p) for p in cat.products[:limit]]
+        item = _reference_item if reference else _product_item
+        products = [item(p) for p in cat.products[:limit]]
         return json.dumps({"products": products, "count": len(products)}, indent=2)
 
     @server.tool()
@@ -190,53 +211,79 @@ def build_mcp_server(state: SandboxState, caller_for: CallerLookup) -> MCPServer
             indent=2,
         )
 
-    @server.tool()
-    @_tool_errors
-    async def request_quote(
-        product_id: str,
-        ctx: Context,
-        deal_type: str = "PD",
-        impressions: int = 0,
-        flight_start: str = "",
-        flight_end: str = "",
-        idempotency_key: str = "",
-    ) -> str:
-        """Request a non-binding price quote for a product.
+    if reference:
 
-        Extensions over the reference tool: ``flight_start``/``flight_end`` (YYYY-MM-DD, default: a 30-day flight
-        from today) and ``idempotency_key`` (the same key and arguments return the same quote; without one every
-        call makes a new quote).
-        """
-        caller = caller_for(_headers(ctx))
-        body = QuoteCreate.model_validate(
-            {
-                "idempotency_key": idempotency_key or f"mcp-{uuid.uuid4().hex}",
-                "product_id": product_id,
-                "deal_type": deal_type,
-                # The reference sends impressions only when non-zero; 0 means "none committed".
-                "impressions": impressions or None,
-                "flight_start": flight_start or None,
-                "flight_end": flight_end or None,
-            }
-        )
-        return json.dumps(state.create_quote(body, caller))
+        @server.tool(name="request_quote")
+        @_tool_errors
+        async def request_quote_reference(
+            product_id: str, ctx: Context, deal_type: str = "PD", impressions: int = 0
+        ) -> str:
+            """Request a non-binding price quote for a product (the default 30-day flight from today)."""
+            caller = caller_for(_headers(ctx))
+            body = QuoteCreate.model_validate(
+                {
+                    # The reference posts without a key of the caller's, so its quotes are never idempotent.
+                    "idempotency_key": f"mcp-{uuid.uuid4().hex}",
+                    "product_id": product_id,
+                    "deal_type": deal_type,
+                    "impressions": impressions or None,
+                }
+            )
+            return json.dumps(state.create_quote(body, caller))
 
-    @server.tool()
-    @_tool_errors
-    async def book_deal(quote_id: str, idempotency_key: str, ctx: Context) -> str:
-        """Book an available quote as a deal (extension: the reference books over REST only).
+    else:
 
-        The same key and quote return the same deal; a second booking of a booked quote is
-        ``quote_already_booked``.
-        """
-        caller = caller_for(_headers(ctx))
-        body = DealCreate.model_validate({"idempotency_key": idempotency_key, "quote_id": quote_id})
-        return json.dumps(state.book_deal(body, caller))
+        @server.tool()
+        @_tool_errors
+        async def request_quote(
+            product_id: str,
+            ctx: Context,
+            deal_type: str = "PD",
+            impressions: int = 0,
+            flight_start: str = "",
+            flight_end: str = "",
+            idempotency_key: str = "",
+        ) -> str:
+            """Request a non-binding price quote for a product.
+
+            Extensions over the reference tool: ``flight_start``/``flight_end`` (YYYY-MM-DD, default: a 30-day flight
+            from today) and ``idempotency_key`` (the same key and arguments return the same quote; without one every
+            call makes a new quote).
+            """
+            caller = caller_for(_headers(ctx))
+            body = QuoteCreate.model_validate(
+                {
+                    "idempotency_key": idempotency_key or f"mcp-{uuid.uuid4().hex}",
+                    "product_id": product_id,
+                    "deal_type": deal_type,
+                    # The reference sends impressions only when non-zero; 0 means "none committed".
+                    "impressions": impressions or None,
+                    "flight_start": flight_start or None,
+                    "flight_end": flight_end or None,
+                }
+            )
+            return json.dumps(state.create_quote(body, caller))
+
+    if not reference:
+
+        @server.tool()
+        @_tool_errors
+        async def book_deal(quote_id: str, idempotency_key: str, ctx: Context) -> str:
+            """Book an available quote as a deal (extension: the reference books over REST only).
+
+            The same key and quote return the same deal; a second booking of a booked quote is
+            ``quote_already_booked``.
+            """
+            caller = caller_for(_headers(ctx))
+            body = DealCreate.model_validate({"idempotency_key": idempotency_key, "quote_id": quote_id})
+            return json.dumps(state.book_deal(body, caller))
 
     @server.tool()
     @_tool_errors
     async def get_deal_performance(deal_id: str) -> str:
         """Get delivery and performance metrics for a deal."""
+        if reference:
+            return json.dumps(state.deal_performance_reference(deal_id), indent=2)
         return json.dumps(state.deal_performance(deal_id))
 
     return server
@@ -281,11 +328,12 @@ def build_sandbox_mcp(
     caller_for: CallerLookup,
     *,
     allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
+    dialect: str = "sandbox",
 ) -> SandboxMcp:
     """The MCP server for ``state`` and its routes: ``/mcp/`` (and ``/mcp``), ``/mcp-sse/sse``, its messages."""
     if isinstance(allowed_hosts, str):
         allowed_hosts = (allowed_hosts,)
-    server = build_mcp_server(state, caller_for)
+    server = build_mcp_server(state, caller_for, dialect=dialect)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=list(allowed_hosts),
@@ -317,6 +365,7 @@ def build_sandbox_mcp(
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
+    "MCP_DIALECTS",
     "MCP_PATH",
     "MCP_SSE_MESSAGES_PATH",
     "MCP_SSE_PATH",

@@ -1,4 +1,4 @@
-"""Money, tiered pricing, the negotiation policy and delivery simulation of the sandbox seller.
+"""Money, tiered pricing and the negotiation policy of the sandbox seller (delivery is in ``delivery.py``).
 
 Pure functions over ``Decimal`` dollars: no state, no I/O, so the rules can be read (and tested) in one place.
 Money leaves this module as ``{"amount_micros": int, "currency": "USD"}``; floats appear only in the legacy
@@ -7,10 +7,8 @@ fields the reference seller itself serves as floats.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 MICROS_PER_UNIT = 1_000_000
@@ -234,61 +232,3 @@ def concession(reference: Decimal, seller_price: Decimal, cumulative_before: flo
     total = float(max(Decimal(0), (reference - seller_price) / reference))
     incremental = max(0.0, total - cumulative_before)
     return incremental, cumulative_before + incremental
-
-
-# ------------------------------------------------------------------------------------------------
-# Delivery simulation
-# ------------------------------------------------------------------------------------------------
-
-MAX_DELIVERY_FACTOR = Decimal("1.3")
-
-
-def delivery_factor(deal_id: str) -> Decimal:
-    """A per-deal pace in [0.7, 1.3], stable for a deal id, so some deals under- and some over-deliver."""
-    bucket = int(hashlib.sha256(deal_id.encode()).hexdigest()[:8], 16) % 10_001
-    return Decimal("0.7") + Decimal("0.6") * Decimal(bucket) / Decimal(10_000)
-
-
-def flight_window(flight_start: date, flight_end: date) -> tuple[datetime, datetime]:
-    """A flight runs from 00:00 UTC on its first day to 24:00 UTC on its last day."""
-    start = datetime.combine(flight_start, time(0), tzinfo=UTC)
-    end = datetime.combine(flight_end, time(0), tzinfo=UTC) + timedelta(days=1)
-    return start, end
-
-
-def elapsed_fraction(flight_start: date, flight_end: date, now: datetime) -> Decimal:
-    """Share of the flight elapsed at ``now``: 0 before the start, 1 after the end."""
-    start, end = flight_window(flight_start, flight_end)
-    if now <= start:
-        return Decimal(0)
-    if now >= end:
-        return Decimal(1)
-    # Integer microseconds keep the ratio exact enough and free of float rounding.
-    elapsed = (now - start) // timedelta(microseconds=1)
-    total = (end - start) // timedelta(microseconds=1)
-    return Decimal(elapsed) / Decimal(total)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    impressions: int
-    spend_micros: int
-    pacing_pct: float
-
-
-def simulate_delivery(
-    *, deal_id: str, booked: int, cpm_micros: int, flight_start: date, flight_end: date, now: datetime
-) -> Delivery:
-    """Delivered = booked x elapsed share x the deal's factor (floored, capped at 130 % of booked).
-
-    Spend is delivered x CPM / 1000 in integer micros (half-up). ``pacing_pct`` compares delivery with the
-    straight-line expectation to date (100.0 = on pace); it is 0.0 before the flight starts.
-    """
-    fraction = elapsed_fraction(flight_start, flight_end, now)
-    factor = delivery_factor(deal_id)
-    delivered = int((Decimal(booked) * fraction * factor).to_integral_value(rounding=ROUND_FLOOR))
-    delivered = min(delivered, int((Decimal(booked) * MAX_DELIVERY_FACTOR).to_integral_value(ROUND_FLOOR)))
-    spend_micros = (delivered * cpm_micros + 500) // 1000
-    expected = Decimal(booked) * fraction
-    pacing = (Decimal(delivered) / expected * 100).quantize(Decimal("0.1"), ROUND_HALF_UP) if expected else 0
-    return Delivery(impressions=delivered, spend_micros=spend_micros, pacing_pct=float(pacing))

@@ -8,7 +8,7 @@ as ``{"detail": [{type, loc: ["body", ...], msg, input, ctx?}]}`` so a buyer can
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Self, TypeVar
 
@@ -142,6 +142,20 @@ class MediaKitSearchRequest(BaseModel):
 class ProductsQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0)
+
+
+class PerformanceQuery(BaseModel):
+    """``?as_of=`` (sandbox extension): delivery as of an earlier moment, ISO 8601."""
+
+    as_of: datetime | None = None
+
+
+class DeliveryProfileRequest(BaseModel):
+    """``{"profile": "under:0.7"}`` for the ``/_sandbox/delivery`` routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = Field(min_length=1, max_length=64)
 
 
 class MediaKitPackagesQuery(BaseModel):

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from buyer.sandbox.catalog import Catalog, CatalogProduct
+from buyer.sandbox.delivery import DEFAULT_PROFILE, Delivery, DeliveryProfile, simulate_delivery
 from buyer.sandbox.pricing import (
     CURRENCY,
     MAX_ROUNDS,
@@ -32,7 +33,6 @@ from buyer.sandbox.pricing import (
     negotiation_target,
     price_product,
     seller_move,
-    simulate_delivery,
     to_micros,
 )
 from buyer.sandbox.schemas import (
@@ -186,6 +186,8 @@ class DealRecord:
     created_at: datetime
     expires_at: datetime
     status: str = "proposed"
+    # What the ``backwards`` profile served last, so the next answer can be smaller.
+    last_served: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """``{"deal": {...}, "audience_plan_snapshot": null, ...}``, as in deal_book.json."""
@@ -279,9 +281,20 @@ class SandboxState:
     ``clock`` returns the current time (timezone-aware); tests replace it to move time forward.
     """
 
-    def __init__(self, catalog: Catalog, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        delivery_default: DeliveryProfile = DEFAULT_PROFILE,
+        delivery_seed: int = 0,
+    ) -> None:
         self.catalog = catalog
         self.clock: Callable[[], datetime] = clock or _utcnow
+        self.delivery_default = delivery_default
+        self.delivery_seed = delivery_seed
+        self.product_profiles: dict[str, DeliveryProfile] = {}
+        self.deal_profiles: dict[str, DeliveryProfile] = {}
         self._lock = threading.RLock()
         self._quotes: dict[str, QuoteRecord] = {}
         self._deals: dict[str, DealRecord] = {}
@@ -505,26 +518,77 @@ class SandboxState:
         with self._lock:
             return self._deal(deal_id).to_wire()
 
-    def deal_performance(self, deal_id: str) -> dict[str, Any]:
-        """``GET /api/v1/deals/{id}/performance``: simulated delivery to date (see ``simulate_delivery``).
+    # -- delivery ------------------------------------------------------------------------------
 
-        A deal booked without an impressions count delivers against the product's minimum, but reports
-        ``impressions_booked`` as null, as booked.
+    def set_delivery_profile(
+        self, profile: DeliveryProfile, *, deal_id: str | None = None, product_id: str | None = None
+    ) -> None:
+        """Choose how one deal, one product's deals or (neither given) every other deal delivers."""
+        with self._lock:
+            if deal_id is not None:
+                self._deal(deal_id)  # 404 for an unknown deal
+                self.deal_profiles[deal_id] = profile
+            elif product_id is not None:
+                if self.catalog.product(product_id) is None:
+                    raise SandboxError(404, coded("product_not_found", f"Product '{product_id}' not found."))
+                self.product_profiles[product_id] = profile
+            else:
+                self.delivery_default = profile
+
+    def delivery_profiles(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "default": self.delivery_default.label,
+                "products": {pid: p.label for pid, p in self.product_profiles.items()},
+                "deals": {did: p.label for did, p in self.deal_profiles.items()},
+                "seed": self.delivery_seed,
+            }
+
+    def _profile_for(self, deal: DealRecord) -> DeliveryProfile:
+        return (
+            self.deal_profiles.get(deal.deal_id)
+            or self.product_profiles.get(deal.quote.product.product_id)
+            or self.delivery_default
+        )
+
+    def _delivery(self, deal: DealRecord, at: datetime | None) -> tuple[Delivery, DeliveryProfile, datetime]:
+        quote = deal.quote
+        now = self.now()
+        moment = now if at is None else min(at if at.tzinfo else at.replace(tzinfo=UTC), now)
+        profile = self._profile_for(deal)
+        delivery = simulate_delivery(
+            deal_id=deal.deal_id,
+            booked=quote.impressions or quote.product.minimum_impressions,
+            cpm_micros=to_micros(deal.final_cpm),
+            flight_start=quote.flight_start,
+            flight_end=quote.flight_end,
+            now=moment,
+            profile=profile,
+            seed=self.delivery_seed,
+        )
+        if profile.name == "backwards":
+            # A broken seller: every answer after the first is smaller than the one before.
+            served = delivery.impressions if deal.last_served is None else max(0, deal.last_served - 1000)
+            deal.last_served = served
+            delivery = Delivery(
+                served, (served * to_micros(deal.final_cpm) + 500) // 1000, 0.0, delivery.status, "on_track"
+            )
+        elif profile.name == "negative":
+            delivery = Delivery(-1000, -1, 0.0, delivery.status, "on_track")
+        return delivery, profile, moment
+
+    def deal_performance(self, deal_id: str, *, at: datetime | None = None) -> dict[str, Any]:
+        """``GET /api/v1/deals/{id}/performance``: simulated delivery to date (see ``delivery.py``).
+
+        ``at`` (a sandbox extension, never later than now) answers as of an earlier moment, so a demo can
+        show how delivery grew. A deal booked without an impressions count delivers against the product's
+        minimum, but reports ``impressions_booked`` as null, as booked.
         """
         with self._lock:
             deal = self._deal(deal_id)
             quote = deal.quote
-            booked = quote.impressions or quote.product.minimum_impressions
-            now = self.now()
+            delivery, _, moment = self._delivery(deal, at)
             cpm_micros = to_micros(deal.final_cpm)
-            delivery = simulate_delivery(
-                deal_id=deal.deal_id,
-                booked=booked,
-                cpm_micros=cpm_micros,
-                flight_start=quote.flight_start,
-                flight_end=quote.flight_end,
-                now=now,
-            )
             return {
                 "deal_id": deal.deal_id,
                 "impressions_delivered": delivery.impressions,
@@ -532,9 +596,29 @@ class SandboxState:
                 "spend": {"amount_micros": delivery.spend_micros, "currency": CURRENCY},
                 "cpm": {"amount_micros": cpm_micros, "currency": CURRENCY},
                 "pacing_pct": delivery.pacing_pct,
+                "status": delivery.status,
+                "delivery_pacing": delivery.delivery_pacing,
                 "flight_start": quote.flight_start.isoformat(),
                 "flight_end": quote.flight_end.isoformat(),
-                "as_of": iso_z(now),
+                "as_of": iso_z(moment),
+            }
+
+    def deal_performance_reference(self, deal_id: str) -> dict[str, Any]:
+        """The same delivery in the reference seller's MCP shape (``mcp_tools_real.json``): impressions served,
+        the average CPM as float dollars and no spend field."""
+        with self._lock:
+            deal = self._deal(deal_id)
+            delivery, _, moment = self._delivery(deal, None)
+            booked = deal.quote.impressions or deal.quote.product.minimum_impressions
+            return {
+                "deal_id": deal.deal_id,
+                "impressions_available": booked,
+                "impressions_served": delivery.impressions,
+                "fill_rate": round(delivery.impressions / booked, 4) if booked else 0.0,
+                "win_rate": 0.0,
+                "avg_cpm_actual": float(deal.final_cpm) if delivery.impressions else 0.0,
+                "delivery_pacing": delivery.delivery_pacing,
+                "last_updated": iso_z(moment),
             }
 
     # -- negotiation ---------------------------------------------------------------------------

@@ -27,7 +27,11 @@ the same credential, through an internal :class:`SellerRestClient`:
   ``/api/v1/quotes``. Against the reference seller that means REST: a quote without the requested flight,
   or a retry that is not idempotent, would be wrong;
 - ``get_quote`` and ``get_deal`` are REST (no MCP tool exists); ``list_products``, ``deal_performance`` and
-  ``health`` are MCP.
+  ``health`` are MCP. The reference's ``list_products`` speaks the legacy vocabulary (deal types
+  ``programmaticguaranteed``/``preferreddeal``/``privateauction``, float dollar prices) and omits what planning
+  needs (formats, publisher, delivery type, impression limits): deal types are mapped to ``PG``/``PD``/``PA``,
+  prices to exact Decimals, and such sparse entries are completed from the REST catalog on the same base URL,
+  so an MCP seller yields the same products, and the same recommendations, as over REST.
 
 The keys are the buyer's: a retry (ours, or a redelivered Celery task) replays the same quote or deal.
 
@@ -75,7 +79,7 @@ from pydantic import ValidationError
 from .client import SellerRestClient
 from .errors import SellerError
 from .money import decimal_to_micros, micros_to_decimal, money, parse_legacy_float
-from .parse import InvalidResponse, parse_deal, parse_deal_performance, parse_product, parse_quote
+from .parse import InvalidResponse, deal_types, parse_deal, parse_deal_performance, parse_product, parse_quote
 from .rest import CREDENTIAL_SCHEMES, MAX_BACKOFF_S, RETRY_STATUSES, Secret, excerpt
 from .types import BuyerIdentity, Deal, DealPerformance, Product, Quote, QuoteRequest
 
@@ -204,6 +208,7 @@ class SellerMcpClient:
         items = self._parse("list_products", _product_items, payload)
         products: dict[str, Product] = {}
         skipped = 0
+        sparse = False
         for item in items:
             try:
                 product = _product_from_mcp(item)
@@ -212,9 +217,26 @@ class SellerMcpClient:
                 continue
             if len(products) < max_products:
                 products.setdefault(product.product_id, product)
+                sparse = sparse or _sparse(item)
         if skipped:
             logger.warning("seller %s: skipped %d malformed catalog entries", self, skipped)
+        if sparse:
+            products = self._completed_from_rest(products, max_products)
         return list(products.values())
+
+    def _completed_from_rest(self, products: dict[str, Product], max_products: int) -> dict[str, Product]:
+        """The reference seller's ``list_products`` names each product, its type, prices and deal types, but not
+        its formats, publisher, delivery type or impression limits, which planning needs (a minimum volume or
+        a cap decides how many impressions to ask for). Its REST catalog on the same base URL has them: the MCP
+        list says *what* is for sale, REST completes each entry. Without REST the sparse entries stay as they
+        are (the quote will still tell a minimum or a shortage)."""
+        try:
+            detailed = self._via_rest(lambda rest: rest.list_products(max_products=max_products))
+        except SellerError as exc:
+            logger.warning("seller %s: MCP catalog not completed over REST: %s", self, exc)
+            return products
+        by_id = {p.product_id: p for p in detailed}
+        return {pid: by_id.get(pid, product) for pid, product in products.items()}
 
     # -- quote, book -------------------------------------------------------------------------------
 
@@ -310,6 +332,15 @@ class SellerMcpClient:
         text = "".join(block.text for block in result.content if isinstance(block, TextContent))
         if result.is_error:
             raise self._tool_error(name, text)
+        if not text.strip():
+            # FastMCP servers wrap a tool's text in ``structured_content = {"result": "<the same JSON text>"}``;
+            # a server that sends only the structured part is read from it.
+            structured = result.structured_content
+            inner = structured.get("result") if isinstance(structured, dict) else None
+            if isinstance(inner, str):
+                text = inner
+            elif isinstance(structured, dict):
+                return structured
         try:
             payload = json.loads(text)
         except (ValueError, RecursionError):
@@ -643,9 +674,21 @@ def _product_from_mcp(item: Any) -> Product:
         floor_cpm=parse_legacy_float(item.get("floor_cpm")),
         available_impressions=_count(item, "available_impressions"),
         minimum_impressions=_count(item, "minimum_impressions") or 0,
-        deal_types=_texts(item.get("deal_types")),
+        deal_types=deal_types(item.get("deal_types")),
         raw=item,
     )
+
+
+# What a ``list_products`` item needs to be planned with as well as a REST Product; the reference seller's
+# items carry none of them.
+_PLANNING_FIELDS = ("ad_formats", "delivery_type", "available_impressions", "minimum_impressions")
+
+
+def _sparse(item: Mapping[str, Any]) -> bool:
+    """A legacy ``list_products`` item that lacks the planning fields (not a REST-shaped Product)."""
+    if "base_price" in item or isinstance(item.get("ext"), dict):
+        return False
+    return not any(name in item for name in _PLANNING_FIELDS)
 
 
 def _legacy_money(value: Any) -> Decimal | None:

@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, ValidationError, field_validator
+
 from .money import cost_for, parse_legacy_float, parse_money
 from .types import Deal, DealPerformance, NegotiationRound, Product, Quote
 
@@ -64,6 +66,34 @@ def _str_tuple(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(v for v in value if isinstance(v, str))
+
+
+# Deal-type spellings, compared without case, spaces or punctuation: REST says ``PG``/``PD``/``PA``, the
+# reference seller's MCP tools ``programmaticguaranteed``/``preferreddeal``/``privateauction``.
+_DEAL_TYPE_SPELLINGS = {
+    "pg": "PG",
+    "programmaticguaranteed": "PG",
+    "guaranteed": "PG",
+    "pd": "PD",
+    "preferreddeal": "PD",
+    "preferred": "PD",
+    "pa": "PA",
+    "privateauction": "PA",
+}
+
+
+def deal_types(value: Any) -> tuple[str, ...]:
+    """A seller's list of deal types in the protocol's words (``PG``, ``PD``, ``PA``), first mention first.
+
+    A spelling we do not know is kept as the seller wrote it, so a product is never reported as offering
+    "no deal type" when it offers one we merely spell differently; the planner says what it could not use."""
+    kinds: list[str] = []
+    for item in _str_tuple(value):
+        key = "".join(ch for ch in item.lower() if ch.isalnum())
+        kind = _DEAL_TYPE_SPELLINGS.get(key, item.strip())
+        if kind and kind not in kinds:
+            kinds.append(kind)
+    return tuple(kinds)
 
 
 def _req_money(data: dict[str, Any], key: str, what: str) -> Decimal:
@@ -154,7 +184,7 @@ def parse_product(data: Any) -> Product:
         floor_cpm=_price(ext.get("floor_cpm")),
         available_impressions=_opt_int(d, "available_impressions", "product", None),
         minimum_impressions=_int(ext, "minimum_impressions", "product.ext"),
-        deal_types=_str_tuple(ext.get("deal_types")),
+        deal_types=deal_types(ext.get("deal_types")),
         raw=d,
     )
 
@@ -238,24 +268,66 @@ def parse_negotiation_round(payload: Any) -> NegotiationRound:
     )
 
 
-def parse_deal_performance(payload: Any, deal_id: str) -> DealPerformance:
-    """Delivery stats. The reference seller serves placeholder numbers here, so absent fields are 0.
+class _PerformanceWire(BaseModel):
+    """``GET /api/v1/deals/{id}/performance`` (or the MCP ``get_deal_performance`` text) in either shape.
 
-    It also names delivery ``impressions_served`` and reports ``avg_cpm_actual`` rather than a spend;
-    both spellings are read so real numbers are not silently dropped when a seller wires its ad server.
+    Modern: ``impressions_delivered`` and ``spend`` (Money, or a legacy float) with ``as_of``. The reference
+    seller: ``impressions_served``, ``avg_cpm_actual`` (float dollars, no spend field), ``delivery_pacing`` and
+    ``last_updated``. Counts and money must be non-negative: a negative delivery is garbage, not data.
     """
+
+    model_config = ConfigDict(extra="ignore")
+
+    deal_id: str | None = None
+    impressions_delivered: NonNegativeInt | None = None
+    impressions_served: NonNegativeInt | None = None
+    spend: Any = None
+    avg_cpm_actual: Any = None
+    as_of: str | None = None
+    last_updated: str | None = None
+    status: str | None = None
+    delivery_status: str | None = None
+    delivery_pacing: str | None = None
+
+    @field_validator("impressions_delivered", "impressions_served", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # Some sellers serialise counts through floats (500000.0); that is still a whole number.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
+            raise ValueError("must be a whole number")
+        return value
+
+
+def parse_deal_performance(payload: Any, deal_id: str) -> DealPerformance:
+    """Delivery to date, from either shape (see ``_PerformanceWire``); spend without a spend field is
+    impressions x ``avg_cpm_actual`` / 1000. A body with no impression count at all is not a reading."""
     body = _obj(payload, "response")
     if isinstance(body.get("performance"), dict):
         body = body["performance"]
-    key = "impressions_delivered" if body.get("impressions_delivered") is not None else "impressions_served"
-    impressions = _int(body, key, "performance")
-    spend = _price(body.get("spend"))
+    try:
+        wire = _PerformanceWire.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "performance"
+        raise InvalidResponse(f"performance.{where}: {first['msg']}") from None
+    impressions = wire.impressions_delivered if wire.impressions_delivered is not None else wire.impressions_served
+    if impressions is None:
+        raise InvalidResponse("performance has no impressions_delivered or impressions_served")
+    spend = _price(wire.spend)
     if spend is None:
-        avg_cpm = _price(body.get("avg_cpm_actual"))
+        avg_cpm = _price(wire.avg_cpm_actual)
         spend = cost_for(impressions, avg_cpm) if avg_cpm else Decimal(0)
+    if spend < 0:
+        raise InvalidResponse("performance.spend is negative")
+    stamp = wire.as_of or wire.last_updated
     return DealPerformance(
-        deal_id=_opt_str(body, "deal_id") or deal_id,
+        deal_id=wire.deal_id or deal_id,
         impressions_delivered=impressions,
         spend=spend,
+        as_of=parse_datetime(stamp, "performance.as_of") if stamp else None,
+        status=(wire.status or wire.delivery_status or "").strip().lower()[:32],
+        delivery_pacing=(wire.delivery_pacing or "").strip().lower()[:32],
         raw=body,
     )

@@ -107,7 +107,13 @@ class NegotiationRound:
 
 @dataclass(frozen=True)
 class DealPerformance:
+    """A seller's cumulative delivery of one deal, as of ``as_of`` (None when the seller gives no time)."""
+
     deal_id: str
     impressions_delivered: int
     spend: Decimal
+    as_of: datetime | None = None
+    # The seller's own words, kept as data: a delivery status (``makegood_pending``…) and its pacing verdict.
+    status: str = ""
+    delivery_pacing: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

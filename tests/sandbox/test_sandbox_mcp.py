@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from starlette.testclient import TestClient
 from buyer.sandbox import create_app
 from tests.conftest import serve_in_thread
 
-from ._support import API_KEYS, FLIGHT, free_port
+from ._support import API_KEYS, FLIGHT, free_port, sample
 
 T = TypeVar("T")
 
@@ -370,3 +371,70 @@ def test_the_command_line_seller_serves_mcp_with_its_lifespan() -> None:
     assert priced["buyer_tier"] == "agency"
     assert proc.returncode in (0, -signal.SIGTERM), stderr.decode(errors="replace")
     assert b"cli-key" not in stderr
+
+
+# -- the reference dialect: exactly what the reference seller's MCP answers -----------------------------
+
+
+@pytest.fixture
+def reference_seller() -> Iterator[tuple[Any, str]]:
+    app = create_app(api_keys=API_KEYS, mcp_dialect="reference")
+    with serve_in_thread(app) as base_url:
+        yield app, base_url
+
+
+def _raw_result(base_url: str, tool: str, args: dict[str, Any]) -> Any:
+    async def work(session: ClientSession) -> Any:
+        return await session.call_tool(tool, args)
+
+    return mcp(base_url, "streamable_http", work)
+
+
+def test_the_reference_dialect_lists_the_reference_buyer_tools_and_no_booking_tool(reference_seller):
+    _, base_url = reference_seller
+
+    async def work(session: ClientSession) -> dict[str, Any]:
+        return {tool.name: list(tool.input_schema["properties"]) for tool in (await session.list_tools()).tools}
+
+    assert mcp(base_url, "streamable_http", work) == {
+        "list_products": ["limit"],
+        "get_pricing": ["product_id", "buyer_tier", "volume"],
+        "request_quote": ["product_id", "deal_type", "impressions"],
+        "get_deal_performance": ["deal_id"],
+    }
+
+
+def test_the_reference_dialect_answers_like_the_captured_reference_tools(reference_seller):
+    app, base_url = reference_seller
+    captured = sample("mcp_tools_real.json")
+
+    products = _raw_result(base_url, "list_products", {"limit": 3})
+    start = datetime.now(UTC).date() + timedelta(days=10)
+    quote = httpx.post(
+        f"{base_url}/api/v1/quotes",
+        json={
+            "idempotency_key": "q",
+            "product_id": priced_pd_product(app),
+            "deal_type": "PD",
+            "impressions": 500_000,
+            "flight_start": start.isoformat(),
+            "flight_end": (start + timedelta(days=30)).isoformat(),
+        },
+    ).json()["quote"]
+    deal = httpx.post(f"{base_url}/api/v1/deals", json={"idempotency_key": "d", "quote_id": quote["quote_id"]}).json()
+    performance = _raw_result(base_url, "get_deal_performance", {"deal_id": deal["deal"]["deal_id"]})
+
+    for result, name in ((products, "list_products"), (performance, "get_deal_performance")):
+        text = "".join(block.text for block in result.content if isinstance(block, TextContent))
+        # The JSON comes as text, and the same text as a string inside structured_content.result.
+        assert result.structured_content == {"result": text}
+        ours, theirs = json.loads(text), json.loads(captured[name]["content_text"][0])
+        if name == "list_products":
+            assert set(ours) == set(theirs)
+            assert [set(item) for item in ours["products"]] == [set(item) for item in theirs["products"]]
+            words = {word for item in ours["products"] for word in item["deal_types"]}
+            assert words <= {"programmaticguaranteed", "preferreddeal", "privateauction"}
+        else:
+            assert set(ours) == set(theirs)
+            assert ours["delivery_pacing"] == "not_started"  # the flight starts in ten days
+            assert (ours["impressions_served"], ours["avg_cpm_actual"]) == (0, 0.0)

@@ -8,7 +8,7 @@ from decimal import ROUND_FLOOR, Decimal
 import pytest
 from starlette.testclient import TestClient
 
-from buyer.sandbox.pricing import delivery_factor, elapsed_fraction, simulate_delivery
+from buyer.sandbox.delivery import delivery_factor, elapsed_fraction, simulate_delivery
 
 from ._support import Clock, product_id, quote_body, usd
 
@@ -37,6 +37,8 @@ def test_nothing_delivers_before_the_flight(client: TestClient, clock: Clock) ->
         "spend": usd("0"),
         "cpm": usd("18.00"),
         "pacing_pct": 0.0,
+        "status": "not_started",
+        "delivery_pacing": "not_started",
         "flight_start": "2026-12-01",
         "flight_end": "2026-12-31",
         "as_of": "2026-11-23T15:00:00.000000Z",

@@ -438,7 +438,7 @@ def test_it_reads_the_reference_sellers_placeholder_performance(make_client):
             "12.5",
         ),
         ({"impressions_delivered": 1000, "spend": 12.5}, 1000, "12.5"),
-        ({}, 0, "0"),
+        ({"impressions_delivered": 1000.0}, 1000, "0"),
         ({"impressions_served": 4000, "avg_cpm_actual": 12.5}, 4000, "50.00"),
     ],
 )
@@ -450,6 +450,49 @@ def test_it_reads_performance_as_money_or_legacy_float(make_client, payload, imp
     assert perf.deal_id == "DEMO-1"
     assert perf.impressions_delivered == impressions
     assert perf.spend == Decimal(spend)
+
+
+def test_it_reads_the_time_and_the_sellers_own_delivery_words(make_client):
+    client, _ = make_client(
+        httpx.Response(
+            200,
+            json={
+                "impressions_delivered": 10,
+                "spend": {"amount_micros": 150_000, "currency": "USD"},
+                "as_of": "2026-12-05T10:00:00Z",
+                "status": "MakeGood_Pending",
+                "delivery_pacing": "behind",
+            },
+        )
+    )
+
+    perf = client.deal_performance("DEMO-1")
+
+    assert perf.as_of == datetime(2026, 12, 5, 10, tzinfo=UTC)
+    assert (perf.status, perf.delivery_pacing) == ("makegood_pending", "behind")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"impressions_delivered": -5, "spend": {"amount_micros": 0, "currency": "USD"}},
+        {"impressions_delivered": 5, "spend": {"amount_micros": -1, "currency": "USD"}},
+        {"impressions_served": 5, "avg_cpm_actual": -2.0},
+        {"impressions_delivered": "lots"},
+        {"impressions_delivered": 1.5},
+        {"impressions_delivered": True},
+        {"impressions_delivered": 5, "as_of": "yesterday"},
+        {"impressions_delivered": 5, "spend": {"amount_micros": 1, "currency": "EUR"}},
+    ],
+)
+def test_a_reading_that_is_garbage_or_negative_is_an_invalid_response(make_client, payload):
+    client, _ = make_client(httpx.Response(200, json=payload))
+
+    with pytest.raises(SellerError) as raised:
+        client.deal_performance("DEMO-1")
+
+    assert raised.value.code == "invalid_response"
 
 
 def test_it_returns_the_media_kit_as_parsed_json(make_client, samples):

@@ -7,9 +7,8 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +26,9 @@ from buyer.sellers.errors import SellerError
 from buyer.sellers.mcp_client import SellerMcpClient
 from buyer.sellers.types import BuyerIdentity, QuoteRequest
 from tests.conftest import free_port, serve_in_thread
+from tests.fixtures import SELLER_SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "protocol" / "seller-samples"
+SAMPLES = SELLER_SAMPLES
 SECRET = "sk-live-7f3a9c1e5b2d4a6f8e0c"
 KEYS = {SECRET: "agency", "key-seat": "seat"}
 TRANSPORTS = ("streamable_http", "sse")
@@ -52,14 +52,21 @@ def _client(base_url: str, transport: str, sleeps: list[float] | None = None, **
     return SellerMcpClient(base_url, transport=transport, **kwargs)
 
 
+def _future_flight() -> tuple[date, date]:
+    """A month-long flight starting in a month: never started, whatever today is."""
+    start = date.today() + timedelta(days=30)
+    return start, start + timedelta(days=30)
+
+
 def _quote_request(product_id: str, key: str = "job-1:rec-1:quote", **overrides: Any) -> QuoteRequest:
+    start, end = _future_flight()
     fields: dict[str, Any] = {
         "idempotency_key": key,
         "product_id": product_id,
         "deal_type": "PD",
         "impressions": 500_000,
-        "flight_start": date(2026, 12, 1),
-        "flight_end": date(2026, 12, 31),
+        "flight_start": start,
+        "flight_end": end,
     }
     fields.update(overrides)
     return QuoteRequest(**fields)
@@ -102,7 +109,7 @@ def test_quote_book_and_read_back_round_trip(sandbox, transport):
         performance = client.deal_performance(deal.deal_id)
 
     assert quote.buyer_tier == "agency"
-    assert (quote.flight_start, quote.flight_end) == (date(2026, 12, 1), date(2026, 12, 31))
+    assert (quote.flight_start, quote.flight_end) == _future_flight()
     assert deal.quote_id == quote.quote_id
     assert deal.final_cpm == quote.final_cpm
     assert read_back == deal
@@ -359,7 +366,8 @@ REFERENCE_PRODUCTS = [
         "inventory_type": "display",
         "base_cpm": 15.0,
         "floor_cpm": 10.0,
-        "deal_types": ["PG", "PD"],
+        # The reference seller's MCP words (mcp_tools_real.json), not REST's PG/PD/PA.
+        "deal_types": ["programmaticguaranteed", "preferreddeal"],
     },
     {
         "product_id": "prod-por",
@@ -367,7 +375,7 @@ REFERENCE_PRODUCTS = [
         "inventory_type": "ctv",
         "base_cpm": None,
         "floor_cpm": None,
-        "deal_types": ["PG"],
+        "deal_types": ["programmaticguaranteed"],
     },
     {"name": "no id: skipped"},
 ]
@@ -438,7 +446,7 @@ def test_a_reference_seller_quotes_and_books_over_rest(reference_like):
 
     assert [kind for kind, _ in rest_calls] == ["quote", "deal"]
     assert rest_calls[0][1]["idempotency_key"] == "job-1:rec-1:quote"
-    assert rest_calls[0][1]["flight_start"] == "2026-12-01"
+    assert rest_calls[0][1]["flight_start"] == _future_flight()[0].isoformat()
     assert rest_calls[1][1] == {"idempotency_key": "job-1:rec-1:book", "quote_id": "qt-ead80acf065f"}
     assert quote.final_cpm == Decimal("15")
     assert deal.deal_id == "DEMO-B0412BC0DFFA"
@@ -469,3 +477,38 @@ def test_a_result_that_is_not_json_is_an_invalid_response():
         _client(base_url, "streamable_http").list_products()
 
     assert (failed.value.code, failed.value.retryable) == ("invalid_response", False)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_reference_dialect_catalog_equals_the_rest_catalog(transport):
+    """The reference seller's sparse, legacy-worded MCP catalog is mapped and completed from its REST catalog."""
+    app = create_app(mcp_dialect="reference")
+    with serve_in_thread(app) as base_url, _client(base_url, transport) as mcp, SellerRestClient(base_url) as rest:
+        over_mcp = mcp.list_products()
+        over_rest = rest.list_products()
+
+    assert over_mcp == over_rest
+    assert {kind for p in over_mcp for kind in p.deal_types} <= {"PG", "PD", "PA"}
+
+
+def test_a_sparse_catalog_stays_usable_when_the_seller_has_no_rest_catalog(reference_like):
+    base_url, _ = reference_like  # serves MCP, and REST quotes and deals, but no /products
+
+    products = _client(base_url, "streamable_http").list_products()
+
+    assert [p.deal_types for p in products] == [("PG", "PD"), ("PG",)]
+    assert products[0].minimum_impressions == 0 and products[0].available_impressions is None
+
+
+def test_a_result_carried_only_in_structured_content_is_read():
+    server = MCPServer("structured only")
+
+    @server.tool()
+    async def list_products(limit: int | None = 50) -> CallToolResult:
+        text = json.dumps({"products": REFERENCE_PRODUCTS[:1], "count": 1})
+        return CallToolResult(content=[], structured_content={"result": text})
+
+    with serve_in_thread(_mcp_app(server)) as base_url:
+        products = _client(base_url, "streamable_http").list_products()
+
+    assert [(p.product_id, p.deal_types) for p in products] == [("prod-91ddc363", ("PG", "PD"))]
