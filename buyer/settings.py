@@ -93,6 +93,23 @@ JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minimum=1
 APPROVAL_TTL_HOURS = env_int("APPROVAL_TTL_HOURS", 72, minimum=1, maximum=24 * 90)
 MAX_CANDIDATES_PER_CHANNEL = env_int("MAX_CANDIDATES_PER_CHANNEL", 3, minimum=1, maximum=20)
 
+# --- Budget pacing -----------------------------------------------------------------------------------------
+# How often delivery is read from the sellers, and how often expected and actual spend are compared.
+PACING_DELIVERY_INTERVAL_SECONDS = env_int("PACING_DELIVERY_INTERVAL_SECONDS", 900, minimum=10, maximum=86_400)
+PACING_SNAPSHOT_INTERVAL_SECONDS = env_int("PACING_SNAPSHOT_INTERVAL_SECONDS", 3600, minimum=10, maximum=86_400)
+# Deals read per delivery task (one seller each), and concurrent reads per task (within the seller's own cap).
+PACING_DELIVERY_CHUNK = env_int("PACING_DELIVERY_CHUNK", 500, minimum=1, maximum=10_000)
+PACING_DELIVERY_PARALLEL = env_int("PACING_DELIVERY_PARALLEL", 8, minimum=1, maximum=64)
+# A reallocation moves at least this much, and at most this share of the campaign budget per proposal.
+PACING_REALLOCATION_MIN_USD = env_decimal("PACING_REALLOCATION_MIN_USD", "100", minimum="0", maximum="1000000000")
+PACING_REALLOCATION_MAX_SHARE_PCT = env_decimal("PACING_REALLOCATION_MAX_SHARE_PCT", "30", minimum="1", maximum="100")
+# An undecided proposal lapses after this long; after a decision the next proposal waits this long.
+PACING_PROPOSAL_TTL_HOURS = env_int("PACING_PROPOSAL_TTL_HOURS", 48, minimum=1, maximum=24 * 90)
+PACING_REALLOCATION_COOLDOWN_HOURS = env_int("PACING_REALLOCATION_COOLDOWN_HOURS", 24, minimum=0, maximum=24 * 90)
+# Every snapshot is kept this long; older ones are thinned to the last of each day, dropped after the second.
+PACING_SNAPSHOT_KEEP_ALL_HOURS = env_int("PACING_SNAPSHOT_KEEP_ALL_HOURS", 48, minimum=1, maximum=24 * 365)
+PACING_SNAPSHOT_RETENTION_DAYS = env_int("PACING_SNAPSHOT_RETENTION_DAYS", 730, minimum=1, maximum=3650)
+
 # --- Seller credentials and circuit breaker ---------------------------------------------------------------
 # Fernet keys (urlsafe base64, 32 bytes) encrypting seller credentials at rest, comma-separated: the first
 # encrypts, every one decrypts (rotation). Unset: derived from SECRET_KEY, which production refuses.
@@ -270,6 +287,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "buyer")
+# Pacing has its own queue, so reading delivery never waits behind booking steps (and the other way round).
+CELERY_PACING_QUEUE = env_str("CELERY_PACING_QUEUE", "pacing")
+CELERY_TASK_ROUTES = {"pacing.tasks.*": {"queue": CELERY_PACING_QUEUE}}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
@@ -280,6 +300,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.sweep_stalled_jobs",
         "schedule": float(JOB_SWEEP_INTERVAL_SECONDS),
     },
+    "pacing-read-delivery": {
+        "task": "pacing.tasks.read_delivery",
+        "schedule": float(PACING_DELIVERY_INTERVAL_SECONDS),
+    },
+    "pacing-take-snapshots": {
+        "task": "pacing.tasks.take_snapshots",
+        "schedule": float(PACING_SNAPSHOT_INTERVAL_SECONDS),
+    },
+    "pacing-thin-snapshots": {"task": "pacing.tasks.thin_snapshots", "schedule": 6 * 3600.0},
 }
 
 # --- Logging -----------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Start the whole product as separate processes: web (uvicorn), worker (Celery, with beat) and, when no
-seller is configured, the built-in sandbox seller. ``make run`` uses it; so do the end-to-end tests and the
-benchmarks, so what they exercise is what users run.
+"""Start the whole product as separate processes: web (uvicorn), worker (Celery with beat, consuming the
+booking and the pacing queue) and, when no seller is configured, the built-in sandbox seller. ``make run`` uses
+it; so do the end-to-end tests and the benchmarks, so what they exercise is what users run.
 
     python -m buyer.stack [--port 8001] [--sandbox-port 8010] [--workers 2]
 """
@@ -145,6 +145,9 @@ def build_stack(
             base_env.get("LOG_LEVEL", "INFO"),
             "--concurrency",
             str(workers),
+            # Booking steps and pacing on their own queues; one worker consumes both here.
+            "--queues",
+            f"{base_env.get('CELERY_QUEUE') or 'buyer'},{base_env.get('CELERY_PACING_QUEUE') or 'pacing'}",
             "--without-gossip",
             "--without-mingle",
             "--hostname",

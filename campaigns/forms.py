@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from pydantic import ValidationError as SchemaError
 
-from campaigns.models import Channel, DealStatus, JobStatus
+from campaigns.models import Channel, DealStatus, JobStatus, PacingCurve
 from campaigns.schemas import CampaignBriefIn
 
 COMMON_OBJECTIVES = (
@@ -47,6 +47,13 @@ class BookingForm(forms.Form):
     )
     start_date = forms.DateField(label="Start date", widget=forms.DateInput(attrs={"type": "date"}))
     end_date = forms.DateField(label="End date", widget=forms.DateInput(attrs={"type": "date"}))
+    pacing = forms.ChoiceField(
+        label="Pacing",
+        choices=PacingCurve.choices,
+        initial=PacingCurve.EVEN,
+        required=False,
+        help_text="How spend should accrue over the flight; pacing alerts compare delivery with it.",
+    )
     channels = forms.MultipleChoiceField(
         label="Channels",
         choices=CHANNEL_CHOICES,
@@ -102,6 +109,7 @@ class BookingForm(forms.Form):
             "target_audience": audience,
             "kpis": kpis,
             "channels": list(cleaned.get("channels") or []) or None,
+            "pacing": cleaned.get("pacing") or PacingCurve.EVEN,
         }
         try:
             cleaned["brief"] = CampaignBriefIn.model_validate(raw)

@@ -21,6 +21,15 @@ class Channel(models.TextChoices):
     DOOH = "dooh"
 
 
+class PacingCurve(models.TextChoices):
+    """How spend is expected to accrue over a flight. ``even``, ``asap`` and ``front_loaded`` are AdCP's words."""
+
+    EVEN = "even", "Even"
+    FRONT_LOADED = "front_loaded", "Front-loaded"
+    BACK_LOADED = "back_loaded", "Back-loaded"
+    ASAP = "asap", "As soon as possible"
+
+
 class Campaign(models.Model):
     """A campaign brief as submitted. Money is stored as integer micros."""
 
@@ -35,6 +44,7 @@ class Campaign(models.Model):
     channels = models.JSONField(default=list, blank=True)
     formats = models.JSONField(default=list, blank=True)
     constraints = models.JSONField(default=dict, blank=True)
+    pacing_curve = models.CharField(max_length=16, choices=PacingCurve.choices, default=PacingCurve.EVEN)
     brief = models.JSONField(default=dict, help_text="The brief exactly as submitted.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -80,6 +90,9 @@ class JobStage(models.TextChoices):
 class BookingJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="jobs")
+    # A top-up job (budget moved here by an approved reallocation) points at the campaign's first job; its deals
+    # are paced as part of that campaign.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="top_ups")
     status = models.CharField(max_length=24, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
     stage = models.CharField(max_length=16, choices=JobStage.choices, default=JobStage.PLAN)
     auto_approve = models.BooleanField(default=False)
@@ -106,6 +119,11 @@ class BookingJob(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def root_id(self) -> uuid.UUID:
+        """The campaign's first job: where a top-up job's deals are paced."""
+        return self.parent_id or self.pk
 
 
 class RecommendationStatus(models.TextChoices):
@@ -232,6 +250,8 @@ class DealTransition(models.Model):
     from_status = models.CharField(max_length=24, blank=True, default="")
     to_status = models.CharField(max_length=24, choices=DealStatus.choices)
     reason = models.TextField(blank=True, default="")
+    # Who moved it: ``system`` for the buyer's own processes (booking, delivery), else a person or API key.
+    actor = models.CharField(max_length=150, blank=True, default="")
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from ninja import Schema
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from campaigns.models import Channel, JobStatus
+from campaigns.models import Channel, JobStatus, PacingCurve
 
 CPM_KPIS = ("max_cpm_usd", "target_cpm_usd", "max_cpm", "target_cpm")
 
@@ -29,6 +29,11 @@ class CampaignBriefIn(Schema):
     channels: list[Channel] | None = Field(default=None, max_length=10)
     formats: list[str] | None = Field(default=None, max_length=20)
     constraints: dict[str, Any] = Field(default_factory=dict)
+    pacing: PacingCurve | None = Field(
+        default=None,
+        description="How spend should accrue over the flight, for pacing alerts: even (default), asap, "
+        "front_loaded or back_loaded.",
+    )
 
     @field_validator("name")
     @classmethod

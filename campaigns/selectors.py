@@ -114,7 +114,7 @@ def job_ids_known(ids: Iterable[str]) -> set[str]:
 def deal_list(
     *, status: str | None = None, channel: str | None = None, seller_id: int | None = None
 ) -> QuerySet[BookedDeal]:
-    deals = BookedDeal.objects.select_related("seller").defer(
+    deals = BookedDeal.objects.select_related("seller", "delivery").defer(
         "pricing", "terms", "activation_instructions", "openrtb_params"
     )
     if status:
@@ -129,7 +129,7 @@ def deal_list(
 def deal_get(deal_pk: int) -> BookedDeal | None:
     """A deal with its seller, line, job and state history, in a fixed number of queries; None when unknown."""
     return (
-        BookedDeal.objects.select_related("seller", "recommendation", "job__campaign")
+        BookedDeal.objects.select_related("seller", "recommendation", "job__campaign", "delivery")
         .prefetch_related(Prefetch("transitions", queryset=DealTransition.objects.order_by("at", "pk")))
         .filter(pk=deal_pk)
         .first()

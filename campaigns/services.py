@@ -32,6 +32,7 @@ from campaigns.models import (
     DealTransition,
     JobStage,
     JobStatus,
+    PacingCurve,
     Recommendation,
     RecommendationStatus,
 )
@@ -40,6 +41,8 @@ from campaigns.schemas import CampaignBriefIn
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_KEPT = 200
+# The actor recorded for what the buyer's own processes do (booking, delivery tracking), as against a person.
+SYSTEM_ACTOR = "system"
 
 
 class JobStateError(Exception):
@@ -96,6 +99,8 @@ def job_create(
     brief: dict[str, Any],
     auto_approve: bool,
     client_reference: str | None = None,
+    pacing_curve: str = PacingCurve.EVEN,
+    parent: BookingJob | None = None,
 ) -> BookingJob:
     """Store the brief and a pending job, and start the flow once the transaction commits.
 
@@ -118,23 +123,22 @@ def job_create(
         channels=channels,
         formats=formats,
         constraints=constraints,
+        pacing_curve=pacing_curve,
         brief=brief,
     )
     try:
         with transaction.atomic():
             job = BookingJob.objects.create(
-                campaign=campaign, auto_approve=auto_approve, client_reference=client_reference
+                campaign=campaign, auto_approve=auto_approve, client_reference=client_reference, parent=parent
             )
     except IntegrityError:
         # A concurrent request with the same reference won the race; answer with its job.
         transaction.set_rollback(True)
         return BookingJob.objects.get(client_reference=client_reference)
-    event_emit(
-        EventType.CAMPAIGN_CREATED,
-        flow_id=str(job.id),
-        campaign_id=str(campaign.id),
-        payload={"name": name, "budget": budget, "channels": channels, "auto_approve": auto_approve},
-    )
+    payload: dict[str, Any] = {"name": name, "budget": budget, "channels": channels, "auto_approve": auto_approve}
+    if parent is not None:
+        payload["top_up_of"] = str(parent.pk)
+    event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(job.id), campaign_id=str(campaign.id), payload=payload)
     job_dispatch(job)
     return job
 
@@ -157,6 +161,51 @@ def job_create_from_brief(
         brief=brief.model_dump(mode="json"),
         auto_approve=auto_approve,
         client_reference=client_reference,
+        pacing_curve=brief.pacing or PacingCurve.EVEN,
+    )
+
+
+TOP_UP_NAME_SUFFIX = " · top-up "
+
+
+def job_create_top_up(*, parent: BookingJob, channel: str, amount: Decimal, reason: str) -> BookingJob:
+    """A booking job that spends ``amount`` more on one ``channel`` of ``parent``'s campaign, for the rest of
+    its flight, through the normal flow: research at the sellers, real quotes, and a person's approval (never
+    auto-approved). Its deals are paced as part of the parent's campaign."""
+    root = parent.parent or parent
+    source = root.campaign
+    if amount <= 0:
+        raise ValueError("a top-up needs a positive amount")
+    today = timezone.now().date()
+    if source.end_date < today:
+        raise JobStateError("The campaign's flight has ended; there is nothing left to top up")
+    start = max(source.start_date, today)
+    name = (source.name[: 100 - len(TOP_UP_NAME_SUFFIX) - len(channel)] + TOP_UP_NAME_SUFFIX + channel)[:100]
+    brief = {
+        **(source.brief or {}),
+        "name": name,
+        "budget": str(amount),
+        "channels": [channel],
+        "start_date": start.isoformat(),
+        "end_date": source.end_date.isoformat(),
+        "top_up_of": str(root.pk),
+        "top_up_reason": reason,
+    }
+    return job_create(
+        name=name,
+        objectives=list(source.objectives or []),
+        budget=amount,
+        start_date=start,
+        end_date=source.end_date,
+        target_audience=source.target_audience or {},
+        kpis=source.kpis or {},
+        channels=[channel],
+        formats=list(source.formats or []),
+        constraints=source.constraints or {},
+        brief=brief,
+        auto_approve=False,
+        pacing_curve=source.pacing_curve,
+        parent=root,
     )
 
 
@@ -441,6 +490,7 @@ def deal_record(*, recommendation: Recommendation, deal: Deal) -> BookedDeal:
             from_status=DealStatus.BOOKING,
             to_status=DealStatus.BOOKED,
             reason="seller issued the deal",
+            actor=SYSTEM_ACTOR,
         )
         Recommendation.objects.filter(pk=recommendation.pk).update(status=RecommendationStatus.BOOKED, status_reason="")
         event_emit(
@@ -491,13 +541,22 @@ DEAL_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def deal_transition(*, deal: BookedDeal, to_status: DealStatus, reason: str) -> BookedDeal:
-    """Move a deal to ``to_status`` if the state machine allows it, recording the transition and why."""
+def deal_transition(
+    *, deal: BookedDeal, to_status: DealStatus, reason: str, actor: str = SYSTEM_ACTOR, seller_status: str | None = None
+) -> BookedDeal:
+    """Move a deal to ``to_status`` if the state machine allows it, recording the transition, who and why.
+
+    ``seller_status`` (the seller's own word for the deal, when it reported one) is stored with the move."""
     with transaction.atomic():
         current = BookedDeal.objects.select_for_update().get(pk=deal.pk)
         if to_status not in DEAL_TRANSITIONS[DealStatus(current.status)]:
             raise DealTransitionError(f"A {current.status} deal cannot become {to_status}")
-        BookedDeal.objects.filter(pk=deal.pk, status=current.status).update(status=to_status)
-        DealTransition.objects.create(deal=current, from_status=current.status, to_status=to_status, reason=reason)
+        values: dict[str, Any] = {"status": to_status}
+        if seller_status is not None:
+            values["seller_status"] = seller_status[:24]
+        BookedDeal.objects.filter(pk=deal.pk, status=current.status).update(**values)
+        DealTransition.objects.create(
+            deal=current, from_status=current.status, to_status=to_status, reason=reason, actor=actor
+        )
     deal.status = to_status
     return deal

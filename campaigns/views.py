@@ -25,6 +25,7 @@ from buyer.sellers.money import micros_to_decimal
 from campaigns import charts, selectors, services
 from campaigns.forms import BookingForm, DealFilterForm, JobFilterForm
 from campaigns.models import BookedDeal, BookingJob, JobStatus, Recommendation, RecommendationStatus
+from pacing.selectors import campaign_pacing_statuses
 
 JOBS_PER_PAGE = 25
 DEALS_PER_PAGE = 25
@@ -145,8 +146,17 @@ def jobs(request: HttpRequest) -> HttpResponse:
         status=values.get("status"), channel=values.get("channel"), search=(values.get("q") or "").strip()
     )
     page = _page(request, rows, JOBS_PER_PAGE)
+    _with_pacing(page.object_list)
     template = "campaigns/jobs.html#results" if _wants_partial(request) else "campaigns/jobs.html"
     return render(request, template, {"filters": filters, "page": page})
+
+
+def _with_pacing(jobs: Any) -> None:
+    """Set ``job.pacing`` (its campaign's latest pacing snapshot, or None) on each job, in one query."""
+    jobs = list(jobs)
+    statuses = campaign_pacing_statuses([job.pk for job in jobs if job.status == JobStatus.COMPLETED])
+    for job in jobs:
+        job.pacing = statuses.get(job.pk)
 
 
 @media_buyer_required
@@ -156,6 +166,7 @@ def job_row(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         raise Http404("No such job")
     if not request.htmx:
         return redirect("campaigns:job_detail", job_id=job.pk)
+    _with_pacing([job])
     return _polled(request, "campaigns/jobs.html#job_row", {"job": job}, stop=job.is_terminal)
 
 
@@ -222,6 +233,7 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
         "deals": [{"deal": d, "activation": _activation(d)} for d in deals],
         "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals)),
         "timeline": timeline_entries(list(event_timeline(str(job.pk)))),
+        "pacing": campaign_pacing_statuses([job.pk]).get(job.pk) if deals else None,
     }
 
 
@@ -362,6 +374,13 @@ def _activation(deal: BookedDeal) -> list[dict[str, str]]:
     return [{"key": k, "label": DSP_LABELS.get(k, k), "text": str(instructions[k])} for k in keys]
 
 
+def _delivered_cpm(deal: BookedDeal) -> Decimal | None:
+    state = getattr(deal, "delivery", None)
+    if state is None or not state.impressions:
+        return None
+    return (state.spend * 1000 / state.impressions).quantize(Decimal("0.01"))
+
+
 @media_buyer_required
 def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
     deal = selectors.deal_get(pk)
@@ -372,5 +391,6 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "activation": _activation(deal),
         "openrtb_json": json.dumps(deal.openrtb_params, indent=2, sort_keys=True, ensure_ascii=False),
         "transitions": list(deal.transitions.all()),
+        "delivered_cpm": _delivered_cpm(deal),
     }
     return render(request, "campaigns/deal_detail.html", context)

@@ -1,118 +1,133 @@
-"""Reads for the pacing pages and the MCP pacing and budget tools, and the pacing maths they share."""
+"""Reads shared by the pacing pages, the REST API and the MCP tools (``check_pacing``, ``review_budgets``).
+
+A campaign is a booking job with its top-up jobs; every read takes any of its job ids and answers for the
+campaign's first job (``root``), where its pacing rows live.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Abs, Coalesce
+from django.utils import timezone
 
-from buyer.sellers.money import CENT, micros_to_decimal
+from buyer.sellers.money import decimal_to_micros, micros_to_decimal
 from campaigns.models import BookedDeal, BookingJob, DealStatus, JobStatus
-
-# Deals the seller holds for delivery: these are the ones pacing will watch.
-PACED_STATUSES = (
-    DealStatus.BOOKED,
-    DealStatus.DELIVERING,
-    DealStatus.MAKEGOOD_PENDING,
-    DealStatus.PARTIALLY_CANCELED,
+from pacing.delivery import PACED_STATUSES
+from pacing.models import (
+    AlertLevel,
+    ChannelBudget,
+    DealDelivery,
+    PacingAlert,
+    PacingSnapshot,
+    ProposalStatus,
+    ReallocationProposal,
+    RunStatus,
+    Scope,
+    SnapshotRun,
 )
-
-
-def deals_to_pace() -> QuerySet[BookedDeal]:
-    """Booked deals that pacing will follow, soonest flight first, with their campaign and seller."""
-    return (
-        BookedDeal.objects.filter(status__in=PACED_STATUSES)
-        .select_related("job__campaign", "seller")
-        .only(
-            "deal_id",
-            "product_name",
-            "channel",
-            "deal_type",
-            "impressions",
-            "cost_micros",
-            "flight_start",
-            "flight_end",
-            "status",
-            "seller_url",
-            "seller__name",
-            "job__id",
-            "job__campaign__name",
-        )
-        .order_by("flight_start", "job__campaign__name", "pk")
-    )
-
-
-# --- Pacing and budgets (the MCP tools and, later, the pacing pages) ------------------------------------------
 
 # Deals whose money is committed at the seller: what "booked" sums.
 COMMITTED_STATUSES = (*PACED_STATUSES, DealStatus.COMPLETED)
 # Jobs that still plan, wait or book; a finished job counts only if it booked something.
 ACTIVE_JOB_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.AWAITING_APPROVAL)
+SERIES_LIMIT = 2000
 
-# A campaign more than this far (in percentage points of expected spend) off pace is behind or ahead.
-PACING_TOLERANCE_PCT = Decimal(10)
-
-PacingStatus = Literal["on_track", "behind", "ahead", "no_data"]
+PacingBand = Literal["on_track", "behind", "ahead", "no_data"]
 _HUNDRED = Decimal(100)
-_PCT = Decimal("0.01")
 
 
-def pacing_band(deviation_pct: Decimal) -> PacingStatus:
-    """The operations guide's bands: below -10 % behind, above +10 % ahead, otherwise (both ends included) on track."""
-    if deviation_pct < -PACING_TOLERANCE_PCT:
-        return "behind"
-    if deviation_pct > PACING_TOLERANCE_PCT:
-        return "ahead"
-    return "on_track"
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def campaign_root_get(job_id: Any) -> BookingJob | None:
+    """The campaign (its first job, with the brief) that ``job_id`` belongs to; None when unknown."""
+    key = _uuid(job_id)
+    if key is None:
+        return None
+    job = BookingJob.objects.select_related("campaign", "parent__campaign").filter(pk=key).first()
+    if job is None:
+        return None
+    return job.parent or job
+
+
+def channel_budgets(job: BookingJob) -> dict[str, int]:
+    """The campaign's channel budgets in micros: the plan's allocation, as approved reallocations changed it."""
+    stored = dict(ChannelBudget.objects.filter(job=job).values_list("channel", "budget_micros"))
+    return stored or planned_budgets(job)
+
+
+def planned_budgets(job: BookingJob) -> dict[str, int]:
+    """The channel budgets of the plan (``BookingJob.budget_allocations``), in micros."""
+    return {
+        channel: decimal_to_micros(Decimal(str(item.get("budget", "0"))))
+        for channel, item in (job.budget_allocations or {}).items()
+        if isinstance(item, dict)
+    }
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+# --- pacing of one campaign (check_pacing, get_campaign_status) --------------------------------------------
 
 
 @dataclass(frozen=True)
 class PacingAssessment:
-    status: PacingStatus
-    pacing_pct: Decimal | None  # actual spend as a percentage of the spend expected by now
-    deviation_pct: Decimal | None  # pacing_pct - 100
+    status: PacingBand
+    pacing_pct: Decimal | None
+    deviation_pct: Decimal | None
+    alert_level: str = ""
+    detail: str = ""  # why there is no data: no snapshot yet, or nothing due yet
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "status": self.status,
             "pacing_pct": _float(self.pacing_pct),
             "deviation_pct": _float(self.deviation_pct),
         }
+        if self.alert_level:
+            answer["alert_level"] = self.alert_level
+        if self.detail:
+            answer["detail"] = self.detail
+        return answer
 
 
-def pacing_assess(*, spent: Decimal, expected: Decimal) -> PacingAssessment:
-    """Compare actual with expected spend. Nothing expected yet: no_data, unless money was already spent (ahead)."""
-    if expected <= 0:
-        return PacingAssessment("no_data" if spent <= 0 else "ahead", None, None)
-    pacing_pct = spent / expected * _HUNDRED
-    deviation_pct = pacing_pct - _HUNDRED
-    # Banded before rounding, so -10.004 % is behind even though it reads -10.00 %.
-    return PacingAssessment(pacing_band(deviation_pct), _round_pct(pacing_pct), _round_pct(deviation_pct))
-
-
-def expected_spend(*, budget: Decimal, flight_start: date, flight_end: date, as_of: date) -> Decimal:
-    """Even (linear) delivery: the share of ``budget`` due by the end of ``as_of``, flight days inclusive."""
-    days = (flight_end - flight_start).days + 1
-    elapsed = min(max((as_of - flight_start).days + 1, 0), days)
-    return (budget * elapsed / days).quantize(CENT, rounding=ROUND_HALF_EVEN)
+def _assessment(row: PacingSnapshot) -> PacingAssessment:
+    if row.status == "not_started":
+        return PacingAssessment("no_data", None, None, detail="not_started")
+    return PacingAssessment(row.status, row.pacing_pct, row.deviation_pct, row.alert_level)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class ChannelPacing:
     channel: str
     budget: Decimal
+    booked: Decimal
+    expected: Decimal
     spent: Decimal
+    projected: Decimal
     assessment: PacingAssessment
 
     def as_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "budget": float(self.budget), "spent": float(self.spent)} | (
-            self.assessment.as_dict()
-        )
+        return {
+            "channel": self.channel,
+            "budget": float(self.budget),
+            "booked": float(self.booked),
+            "expected": float(self.expected),
+            "spent": float(self.spent),
+            "projected": float(self.projected),
+        } | self.assessment.as_dict()
 
 
 @dataclass(frozen=True)
@@ -120,24 +135,276 @@ class PacingReport:
     assessment: PacingAssessment
     channel_pacing: list[ChannelPacing]
     snapshot_at: datetime | None
+    expected: Decimal = Decimal(0)
+    spent: Decimal = Decimal(0)
+    projected: Decimal = Decimal(0)
+    days_left: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.assessment.as_dict() | {
+            "expected": float(self.expected),
+            "spent": float(self.spent),
+            "projected": float(self.projected),
+            "days_left": self.days_left,
             "channel_pacing": [channel.as_dict() for channel in self.channel_pacing],
             "snapshot_at": self.snapshot_at,
         }
 
 
-NO_DATA = PacingReport(PacingAssessment("no_data", None, None), [], None)
+NO_DATA = PacingReport(PacingAssessment("no_data", None, None, detail="no_snapshot"), [], None)
 
 
-def campaign_pacing(job_id: str) -> PacingReport:
-    """The latest pacing of a campaign (booking job).
+def campaign_pacing(job_id: Any) -> PacingReport:
+    """The latest pacing of a campaign: ``no_data`` until a snapshot exists (or while nothing is due yet)."""
+    root = campaign_root_get(job_id)
+    if root is None:
+        return NO_DATA
+    latest = list(PacingSnapshot.objects.filter(job=root, is_latest=True).exclude(scope=Scope.DEAL))
+    campaign = next((row for row in latest if row.scope == Scope.CAMPAIGN), None)
+    if campaign is None:
+        return NO_DATA
+    budgets = channel_budgets(root)
+    channels = [
+        ChannelPacing(
+            channel=row.channel,
+            budget=micros_to_decimal(budgets.get(row.channel, row.booked_micros)),
+            booked=row.booked,
+            expected=row.expected,
+            spent=row.actual,
+            projected=row.projected,
+            assessment=_assessment(row),
+        )
+        for row in sorted((r for r in latest if r.scope == Scope.CHANNEL), key=lambda r: r.channel)
+    ]
+    return PacingReport(
+        assessment=_assessment(campaign),
+        channel_pacing=channels,
+        snapshot_at=campaign.as_of,
+        expected=campaign.expected,
+        spent=campaign.actual,
+        projected=campaign.projected,
+        days_left=campaign.days_left,
+    )
 
-    No delivery snapshots are recorded yet, so every campaign answers ``no_data``; once they are, this reads the
-    latest one and rates it (and each channel) with :func:`pacing_assess`.
-    """
-    return NO_DATA
+
+def campaign_series(job_id: Any, *, scope: str = Scope.CAMPAIGN, key: str = "") -> list[PacingSnapshot]:
+    """Snapshots of a campaign (or one of its channels or deals) over time, oldest first."""
+    root = campaign_root_get(job_id)
+    if root is None:
+        return []
+    rows = PacingSnapshot.objects.filter(job=root, scope=scope)
+    if scope == Scope.CHANNEL:
+        rows = rows.filter(channel=key)
+    elif scope == Scope.DEAL:
+        rows = rows.filter(deal_id=int(key) if str(key).isdigit() else -1)
+    newest = list(rows.order_by("-as_of", "-pk")[:SERIES_LIMIT])
+    return newest[::-1]
+
+
+def campaign_latest_rows(root: BookingJob) -> dict[str, list[PacingSnapshot]]:
+    """The latest channel and deal rows of a campaign, deals with their deal, seller and delivery."""
+    rows = (
+        PacingSnapshot.objects.filter(job=root, is_latest=True)
+        .select_related("deal__seller", "deal__delivery")
+        .order_by("scope", "channel", "deal_id")
+    )
+    grouped: dict[str, list[PacingSnapshot]] = {Scope.CAMPAIGN: [], Scope.CHANNEL: [], Scope.DEAL: []}
+    for row in rows:
+        grouped[row.scope].append(row)
+    return grouped
+
+
+def refresh_in_progress(root: BookingJob) -> SnapshotRun | None:
+    return (
+        SnapshotRun.objects.filter(job=root, status__in=[RunStatus.PENDING, RunStatus.RUNNING])
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def run_get(run_id: Any) -> SnapshotRun | None:
+    try:
+        return SnapshotRun.objects.filter(pk=int(run_id)).first()
+    except (TypeError, ValueError):
+        return None
+
+
+# --- overview -----------------------------------------------------------------------------------------------
+
+
+def _open_alerts(level: str | None = None) -> QuerySet[PacingAlert]:
+    alerts = PacingAlert.objects.filter(job=OuterRef("job_id"), resolved_at__isnull=True)
+    if level:
+        alerts = alerts.filter(level=level)
+    return alerts.order_by().values("job").annotate(n=Count("pk")).values("n")
+
+
+def pacing_overview(*, include_finished: bool = False, search: str = "") -> QuerySet[PacingSnapshot]:
+    """Each campaign's latest campaign-level snapshot with its open alert counts, worst first: critical, then
+    warnings, by how far off pace; campaigns whose flight ended are left out unless asked for."""
+    rows = PacingSnapshot.objects.filter(scope=Scope.CAMPAIGN, is_latest=True).select_related("job__campaign")
+    if not include_finished:
+        today = timezone.now().date()
+        still_open = PacingAlert.objects.filter(job=OuterRef("job_id"), resolved_at__isnull=True)
+        rows = rows.filter(Q(flight_end__gte=today) | Exists(still_open))
+    if search:
+        rows = rows.filter(job__campaign__name__icontains=search)
+    return rows.annotate(
+        open_alerts=Coalesce(Subquery(_open_alerts(), output_field=IntegerField()), Value(0)),
+        critical_alerts=Coalesce(Subquery(_open_alerts(AlertLevel.CRITICAL), output_field=IntegerField()), Value(0)),
+        warning_alerts=Coalesce(Subquery(_open_alerts(AlertLevel.WARNING), output_field=IntegerField()), Value(0)),
+        severity=Case(
+            When(alert_level=AlertLevel.CRITICAL, then=Value(0)),
+            When(alert_level=AlertLevel.WARNING, then=Value(1)),
+            default=Value(2),
+        ),
+        off_pace=Coalesce(Abs(F("deviation_pct")), Value(Decimal(0))),
+    ).order_by("severity", "-critical_alerts", "-open_alerts", "-off_pace", "job__campaign__name", "pk")
+
+
+def open_alert_counts() -> dict[str, int]:
+    """Open alerts by level, for the navigation badge."""
+    counts = dict(
+        PacingAlert.objects.filter(resolved_at__isnull=True).values_list("level").annotate(n=Count("pk")).order_by()
+    )
+    return {"critical": counts.get(AlertLevel.CRITICAL, 0), "warning": counts.get(AlertLevel.WARNING, 0)}
+
+
+def campaign_pacing_statuses(job_ids: list[Any]) -> dict[Any, PacingSnapshot]:
+    """The latest campaign-level snapshot for each of these jobs (top-ups answer their campaign's), by job id."""
+    keys = [k for k in (_uuid(j) for j in job_ids) if k is not None]
+    if not keys:
+        return {}
+    roots = dict(BookingJob.objects.filter(pk__in=keys).values_list("pk", "parent_id"))
+    wanted = {pk: parent or pk for pk, parent in roots.items()}
+    latest = {
+        row.job_id: row
+        for row in PacingSnapshot.objects.filter(scope=Scope.CAMPAIGN, is_latest=True, job_id__in=set(wanted.values()))
+    }
+    return {pk: latest[root] for pk, root in wanted.items() if root in latest}
+
+
+# --- alerts, proposals, delivery ------------------------------------------------------------------------------
+
+
+def alert_list(
+    *,
+    level: str | None = None,
+    direction: str | None = None,
+    state: str | None = None,
+    job_id: Any = None,
+    scope: str | None = None,
+) -> QuerySet[PacingAlert]:
+    """Alerts newest first; ``state`` is ``open`` or ``resolved``; a ``job_id`` narrows to its campaign."""
+    alerts = PacingAlert.objects.select_related("job__campaign", "deal")
+    if level:
+        alerts = alerts.filter(level=level)
+    if direction:
+        alerts = alerts.filter(direction=direction)
+    if state == "open":
+        alerts = alerts.filter(resolved_at__isnull=True)
+    elif state == "resolved":
+        alerts = alerts.filter(resolved_at__isnull=False)
+    if scope:
+        alerts = alerts.filter(scope=scope)
+    if job_id is not None:
+        root = campaign_root_get(job_id)
+        alerts = alerts.filter(job=root) if root else alerts.none()
+    return alerts.order_by("-opened_at", "-pk")
+
+
+def proposal_list(*, status: str | None = None, job_id: Any = None) -> QuerySet[ReallocationProposal]:
+    proposals = ReallocationProposal.objects.select_related("job__campaign").prefetch_related("moves")
+    if status:
+        proposals = proposals.filter(status=status)
+    if job_id is not None:
+        root = campaign_root_get(job_id)
+        proposals = proposals.filter(job=root) if root else proposals.none()
+    return proposals.order_by("-created_at", "-pk")
+
+
+def proposal_get(proposal_id: Any) -> ReallocationProposal | None:
+    try:
+        key = int(proposal_id)
+    except (TypeError, ValueError):
+        return None
+    return (
+        ReallocationProposal.objects.select_related("job__campaign")
+        .prefetch_related("moves__top_up_job")
+        .filter(pk=key)
+        .first()
+    )
+
+
+def pending_proposal_count() -> int:
+    return ReallocationProposal.objects.filter(status=ProposalStatus.PENDING).count()
+
+
+@dataclass(frozen=True)
+class DeliveryLine:
+    """One deal's delivery: what was booked against what the seller reports delivered."""
+
+    deal: BookedDeal
+    delivery: DealDelivery | None
+
+    @property
+    def impressions_delivered(self) -> int:
+        return self.delivery.impressions if self.delivery else 0
+
+    @property
+    def spend(self) -> Decimal:
+        return self.delivery.spend if self.delivery else Decimal(0)
+
+    @property
+    def delivered_cpm(self) -> Decimal | None:
+        impressions = self.impressions_delivered
+        return (self.spend * 1000 / impressions).quantize(Decimal("0.01")) if impressions else None
+
+    @property
+    def delivered_pct(self) -> Decimal | None:
+        if not self.deal.impressions:
+            return None
+        return (Decimal(self.impressions_delivered) * _HUNDRED / self.deal.impressions).quantize(Decimal("0.1"))
+
+    def as_dict(self) -> dict[str, Any]:
+        deal, state = self.deal, self.delivery
+        return {
+            "deal_id": deal.deal_id,
+            "seller": deal.seller.name if deal.seller else deal.seller_url,
+            "product_id": deal.product_id,
+            "product_name": deal.product_name,
+            "channel": deal.channel,
+            "deal_type": deal.deal_type,
+            "status": deal.status,
+            "flight_start": deal.flight_start,
+            "flight_end": deal.flight_end,
+            "impressions_booked": deal.impressions,
+            "impressions_delivered": self.impressions_delivered,
+            "delivered_pct": _float(self.delivered_pct),
+            "booked_cpm": float(deal.cpm),
+            "booked_cost": float(deal.cost),
+            "spend": float(self.spend),
+            "delivered_cpm": _float(self.delivered_cpm),
+            "as_of": state.as_of if state else None,
+            "seller_status": state.seller_status if state else "",
+            "delivery_error": state.error if state else "",
+        }
+
+
+def campaign_delivery(job_id: Any) -> list[DeliveryLine]:
+    """Every committed deal of the campaign (top-ups included) with its latest delivery."""
+    root = campaign_root_get(job_id)
+    if root is None:
+        return []
+    deals = (
+        BookedDeal.objects.filter(Q(job=root) | Q(job__parent=root), status__in=COMMITTED_STATUSES)
+        .select_related("seller", "delivery")
+        .order_by("channel", "booked_at", "pk")
+    )
+    return [DeliveryLine(deal, getattr(deal, "delivery", None)) for deal in deals]
+
+
+# --- budgets (review_budgets) -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -181,63 +448,73 @@ class BudgetReview:
     campaigns: list[CampaignBudget]
 
 
+def _campaign_deals() -> QuerySet[BookedDeal]:
+    return BookedDeal.objects.filter(
+        Q(job=OuterRef("pk")) | Q(job__parent=OuterRef("pk")), status__in=COMMITTED_STATUSES
+    ).order_by()
+
+
 def _budget_rows() -> QuerySet[BookingJob]:
-    booked = (
-        BookedDeal.objects.filter(job=OuterRef("pk"), status__in=COMMITTED_STATUSES)
-        .order_by()
-        .values("job")
-        .annotate(total=Sum("cost_micros"))
+    """Campaigns (first jobs only: a top-up's budget is part of its campaign's), with booked and spent micros."""
+    booked = _campaign_deals().annotate(one=Value(1)).values("one").annotate(total=Sum("cost_micros")).values("total")
+    spent = (
+        _campaign_deals()
+        .annotate(one=Value(1))
+        .values("one")
+        .annotate(total=Sum("delivery__spend_micros"))
         .values("total")
     )
     return (
-        BookingJob.objects.select_related("campaign")
+        BookingJob.objects.filter(parent__isnull=True)
+        .select_related("campaign")
         .only("id", "status", "created_at", "campaign__name", "campaign__budget_micros")
-        .annotate(booked_micros=Coalesce(Subquery(booked), Value(0)))
+        .annotate(booked_micros=Coalesce(Subquery(booked), Value(0)), spent_micros=Coalesce(Subquery(spent), Value(0)))
     )
 
 
 def _campaign_budget(job: BookingJob) -> CampaignBudget:
-    # Spend comes from delivery snapshots, which are not recorded yet.
     return CampaignBudget(
         job_id=str(job.pk),
         name=job.campaign.name,
         status=job.status,
         budget=job.campaign.budget,
         booked=micros_to_decimal(job.booked_micros),
-        spent=Decimal(0),
+        spent=micros_to_decimal(job.spent_micros),
     )
 
 
 def budget_review(*, limit: int = 100) -> BudgetReview:
     """Totals over campaigns that are active or have committed deals, and the newest ``limit`` of them."""
     jobs = _budget_rows().filter(Q(status__in=ACTIVE_JOB_STATUSES) | Q(booked_micros__gt=0))
-    totals = jobs.aggregate(budget=Sum("campaign__budget_micros"), booked=Sum("booked_micros"), count=Count("pk"))
+    totals = jobs.aggregate(
+        budget=Sum("campaign__budget_micros"), booked=Sum("booked_micros"), spent=Sum("spent_micros"), count=Count("pk")
+    )
     rows = [_campaign_budget(job) for job in jobs.order_by("-created_at", "-pk")[:limit]]
     return BudgetReview(
         budget=micros_to_decimal(totals["budget"] or 0),
         booked=micros_to_decimal(totals["booked"] or 0),
-        spent=Decimal(0),
+        spent=micros_to_decimal(totals["spent"] or 0),
         campaign_count=totals["count"],
         campaigns=rows,
     )
 
 
-def campaign_budget_get(job_id: str) -> CampaignBudget | None:
-    try:
-        key = uuid.UUID(str(job_id))
-    except ValueError:
+def campaign_budget_get(job_id: Any) -> CampaignBudget | None:
+    root = campaign_root_get(job_id)
+    if root is None:
         return None
-    job = _budget_rows().filter(pk=key).first()
+    job = _budget_rows().filter(pk=root.pk).first()
     return None if job is None else _campaign_budget(job)
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal:
-    return _round_pct(part / whole * _HUNDRED) if whole > 0 else Decimal(0)
+    return (part / whole * _HUNDRED).quantize(Decimal("0.01")) if whole > 0 else Decimal(0)
 
 
-def _round_pct(value: Decimal) -> Decimal:
-    return value.quantize(_PCT, rounding=ROUND_HALF_EVEN)
-
-
-def _float(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
+def deals_to_pace() -> QuerySet[BookedDeal]:
+    """Booked deals pacing follows, soonest flight first, with their campaign, seller and delivery."""
+    return (
+        BookedDeal.objects.filter(status__in=PACED_STATUSES)
+        .select_related("job__campaign", "seller", "delivery")
+        .order_by("flight_start", "job__campaign__name", "pk")
+    )

@@ -27,7 +27,20 @@ def dashboard(request: HttpRequest) -> dict:
             if admins_only and role != "admin":
                 continue
             try:
-                nav.append({"url": reverse(name), "label": label})
+                nav.append({"url": reverse(name), "label": label, **_badge(name)})
             except NoReverseMatch:
                 continue
     return {"user_role": role, "user_is_admin": role == "admin", "app_version": settings.VERSION, "dashboard_nav": nav}
+
+
+def _badge(url_name: str) -> dict:
+    """Open pacing alerts on the Pacing link: how many, and whether any is critical."""
+    if url_name != "pacing:overview":
+        return {}
+    from pacing.selectors import open_alert_counts
+
+    counts = open_alert_counts()
+    total = counts["critical"] + counts["warning"]
+    if not total:
+        return {}
+    return {"badge": total, "badge_critical": bool(counts["critical"]), "badge_label": f"{total} open pacing alerts"}

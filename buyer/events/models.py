@@ -26,15 +26,20 @@ class EventType(models.TextChoices):
     NEGOTIATION_COMPLETED = "negotiation.completed"
     BOOKING_STARTED = "booking.started"
     DEAL_BOOKED = "deal.booked"
+    DEAL_STATUS_CHANGED = "deal.status_changed"
     BOOKING_FAILED = "booking.failed"
     JOB_COMPLETED = "job.completed"
     JOB_FAILED = "job.failed"
     JOB_CANCELLED = "job.cancelled"
     JOB_RESUMED = "job.resumed"
+    PACING_DELIVERY_FAILED = "pacing.delivery_failed"
     PACING_SNAPSHOT_TAKEN = "pacing.snapshot_taken"
     PACING_DEVIATION_DETECTED = "pacing.deviation_detected"
+    PACING_ALERT_RESOLVED = "pacing.alert_resolved"
     PACING_REALLOCATION_RECOMMENDED = "pacing.reallocation_recommended"
     PACING_REALLOCATION_APPLIED = "pacing.reallocation_applied"
+    PACING_REALLOCATION_REJECTED = "pacing.reallocation_rejected"
+    PACING_REALLOCATION_EXPIRED = "pacing.reallocation_expired"
 
 
 class Event(models.Model):

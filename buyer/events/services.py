@@ -47,3 +47,24 @@ def event_emit(
     )
     logger.info("event %s flow=%s", event_type, flow_id)
     return event
+
+
+def event_emit_many(events: list[dict[str, Any]]) -> list[Event]:
+    """Persist many events in one INSERT; each dict takes ``event_emit``'s arguments (``event_type`` first)."""
+    rows = [
+        Event(
+            event_type=item["event_type"],
+            flow_id=str(item.get("flow_id", "")),
+            flow_type=item.get("flow_type", "booking"),
+            campaign_id=str(item.get("campaign_id", "")),
+            deal_id=item.get("deal_id", ""),
+            session_id=item.get("session_id", ""),
+            payload=_jsonable(item.get("payload") or {}),
+            metadata=_jsonable(item.get("metadata") or {}),
+        )
+        for item in events
+    ]
+    if rows:
+        Event.objects.bulk_create(rows, batch_size=1000)
+        logger.info("events: %d x %s", len(rows), ", ".join(sorted({str(r.event_type) for r in rows})))
+    return rows

@@ -260,13 +260,17 @@ def get_campaign_status(args: CampaignArgs, principal: Principal) -> dict[str, A
 
 @tool(CampaignArgs, title="Check pacing")
 def check_pacing(args: CampaignArgs, principal: Principal) -> dict[str, Any]:
-    """A campaign's pacing: on_track, behind (more than 10 % under the expected spend), ahead (more than 10 %
-    over) or no_data, with pacing_pct, deviation_pct and per-channel pacing."""
+    """A campaign's pacing from its latest snapshot: on_track, behind (more than 10 % under the expected spend),
+    ahead (more than 10 % over) or no_data (no snapshot yet, or nothing due yet), with the alert level (warning
+    beyond 10 %, critical beyond 25 %), pacing_pct, deviation_pct, expected, spent and projected spend, days
+    left and the same per channel."""
     if not selectors.job_exists(args.campaign_id):
         raise ToolFailure(CAMPAIGN_NOT_FOUND)
     report = pacing.campaign_pacing(args.campaign_id)
     answer = {"campaign_id": args.campaign_id, **report.as_dict()}
-    if report.assessment.status == "no_data":
+    if report.assessment.detail == "not_started":
+        answer["message"] = "The flight has not started: nothing is due yet, so there is nothing to pace."
+    elif report.assessment.status == "no_data":
         answer["message"] = "No delivery snapshot yet for this campaign; pacing starts once its deals deliver."
     return answer
 

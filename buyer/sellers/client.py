@@ -198,9 +198,12 @@ class SellerRestClient:
     def get_deal(self, deal_id: str) -> Deal:
         return self._call("GET", f"/api/v1/deals/{path_segment(deal_id)}", parse_deal)
 
-    def deal_performance(self, deal_id: str) -> DealPerformance:
+    def deal_performance(self, deal_id: str, *, as_of: datetime | None = None) -> DealPerformance:
+        """Delivery to date. ``as_of`` asks for an earlier moment (``?as_of=``): the sandbox seller answers it,
+        to replay a demo's history; a seller without it answers now, and its reading's own time says so."""
         path = f"/api/v1/deals/{path_segment(deal_id)}/performance"
-        status, payload = self._http.request("GET", path)
+        params = {"as_of": as_of.isoformat()} if as_of is not None else None
+        status, payload = self._http.request("GET", path, params=params)
         return self._parse("GET", path, status, parse_deal_performance, payload, deal_id)
 
     # -- negotiation -------------------------------------------------------------------------------

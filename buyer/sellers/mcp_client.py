@@ -296,7 +296,8 @@ class SellerMcpClient:
         """REST: MCP sellers have no deal-reading tool."""
         return self._via_rest(lambda rest: rest.get_deal(deal_id))
 
-    def deal_performance(self, deal_id: str) -> DealPerformance:
+    def deal_performance(self, deal_id: str, *, as_of: datetime | None = None) -> DealPerformance:
+        """Delivery to date. The MCP tool has no ``as_of``: it answers now, and the reading's time says so."""
         payload = self._call_tool("get_deal_performance", {"deal_id": deal_id})
         return self._parse("get_deal_performance", lambda p: parse_deal_performance(_checked(p), deal_id), payload)
 

@@ -249,3 +249,13 @@ def test_seller_text_is_stored_as_data_and_escaped_in_admin_pages(admin_client):
         assert page.status_code == 200
         assert b'<script>alert("x")</script>' not in page.content
         assert b"&lt;script&gt;" in page.content
+
+
+def test_a_brief_may_name_its_pacing_curve_and_even_is_the_default(client):
+    named = post_booking(client, brief(pacing="front_loaded"))
+    plain = post_booking(client, brief(name="Plain"))
+    assert named.status_code == plain.status_code == 202
+    assert BookingJob.objects.get(pk=named.json()["job_id"]).campaign.pacing_curve == "front_loaded"
+    assert BookingJob.objects.get(pk=plain.json()["job_id"]).campaign.pacing_curve == "even"
+    refused = post_booking(client, brief(pacing="whenever"))
+    assert refused.status_code == 422 and error_fields(refused) == ["body.payload.brief.pacing"]

@@ -67,3 +67,14 @@ def test_env_helpers_parse_and_dedupe(monkeypatch):
     assert env.env_bool("X_BOOL", False) is True
     monkeypatch.setenv("X_CHOICE", "warning")
     assert env.env_choice("X_CHOICE", "INFO", ["INFO", "WARNING"]) == "WARNING"
+
+
+def test_env_example_documents_every_variable_the_settings_read():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    read = set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', (root / "buyer" / "settings.py").read_text()))
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
+    internal = {"DJANGO_DEBUG", "BUYER_VAR_DIR", "BUYER_ENV_FILE"}
+    assert read - documented - internal == set()

@@ -166,12 +166,12 @@ def test_a_media_buyer_sees_the_pacing_empty_state_with_the_deals_that_will_be_p
     response = client.get(reverse("pacing:overview"))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Pacing starts once deals deliver: snapshots, deviation alerts and reallocations appear here" in html
-    assert "DEAL-BOOKED-1" in html and "$30,000.00" in html and "2,000,000" in html
+    assert "No campaign is delivering yet" in html and "Booked deals not paced yet (1)" in html
+    assert "DEAL-BOOKED-1" in html and "$30,000.00" in html
     assert "DEAL-FAILED-2" not in html
 
 
 def test_the_pacing_page_without_deals_says_so(client):
     signed_in(client, username="mia", role=Role.MEDIA_BUYER)
     html = client.get(reverse("pacing:overview")).content.decode()
-    assert "Pacing starts once deals deliver" in html and "No booked deals yet" in html
+    assert "No campaign is delivering yet" in html and "Booked deals not paced yet" not in html

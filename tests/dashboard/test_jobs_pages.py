@@ -288,6 +288,15 @@ def test_a_valid_brief_creates_a_job_and_goes_to_it(buyer):
     assert "Holiday push" in page and "submitted" in page
 
 
+def test_the_form_takes_a_pacing_curve_and_defaults_to_even(buyer):
+    buyer.post(reverse("campaigns:job_new"), valid_brief(pacing="back_loaded"))
+    buyer.post(reverse("campaigns:job_new"), valid_brief(name="Plain"))
+    curves = dict(Campaign.objects.values_list("name", "pacing_curve"))
+    assert curves == {"Holiday push": "back_loaded", "Plain": "even"}
+    refused = buyer.post(reverse("campaigns:job_new"), valid_brief(name="Odd", pacing="whenever"))
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+
+
 def test_a_brief_without_channels_or_kpis_lets_the_agent_choose(buyer):
     data = valid_brief(channels=None, max_cpm=None, target_cpm=None, audience_age=None, audience_geo=None)
     data.pop("audience_interests")

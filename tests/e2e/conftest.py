@@ -51,6 +51,7 @@ def make_stack(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Stack
             "DATABASE_URL": database_url(),
             "BUYER_VAR_DIR": str(tmp_path),
             "CELERY_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
+            "CELERY_PACING_QUEUE": f"e2e-pacing-{uuid.uuid4().hex[:8]}",
             "ENVIRONMENT": "testing",
             "API_KEY": API_KEY,
             "LOG_LEVEL": "INFO",

@@ -284,6 +284,30 @@ def test_review_budgets_totals_budget_booked_and_spent(server):
     assert "greater than or equal to 1" in error_text(call(server, "review_budgets", {"limit": 0}))
 
 
+def test_check_pacing_and_review_budgets_answer_from_the_latest_snapshot(server):
+    from pacing.snapshots import snapshot_run_create, snapshot_take
+    from tests.pacing.conftest import at, deliver, make_campaign
+
+    job, deals = make_campaign(deals={"branding": 30_000_000_000, "ctv": 20_000_000_000})
+    midway = at(16, 0)  # half the flight gone: half of each deal due
+    deliver(deals["branding"], spend_micros=10_500_000_000, as_of=midway)  # 30 % under
+    deliver(deals["ctv"], spend_micros=11_500_000_000, as_of=midway)  # 15 % over
+    snapshot_take(run=snapshot_run_create(), as_of=midway)
+
+    body = ok(call(server, "check_pacing", {"campaign_id": str(job.pk)}))
+    assert (body["status"], body["pacing_pct"], body["deviation_pct"]) == ("behind", 88.0, -12.0)
+    assert body["alert_level"] == "warning" and body["spent"] == 22_000.0 and body["expected"] == 25_000.0
+    channels = {c["channel"]: c for c in body["channel_pacing"]}
+    assert (channels["branding"]["status"], channels["branding"]["deviation_pct"]) == ("behind", -30.0)
+    assert (channels["ctv"]["status"], channels["ctv"]["alert_level"]) == ("ahead", "warning")
+    assert "message" not in body
+    status = ok(call(server, "get_campaign_status", {"campaign_id": str(job.pk)}))
+    assert status["spent"] == 22_000.0 and status["pacing"]["status"] == "behind"
+    review = ok(call(server, "review_budgets"))
+    assert review["totals"]["spent"] == 22_000.0
+    assert review["campaigns"][0]["delivery_pct"] == 44.0
+
+
 def test_failed_and_cancelled_deals_are_not_booked_money(server):
     job = awaiting_job()
     deals = book(job)

@@ -1,0 +1,295 @@
+"""Reallocation: when a campaign's channels diverge, propose moving the budget that under-pacing channels will
+not spend to the channels that over-pace; a media buyer approves or rejects.
+
+Nothing is booked by a proposal. Approving records the new channel budgets (their sum is the campaign budget,
+before and after) and starts, for each channel that receives money, a top-up booking job for exactly the moved
+amount through the normal flow: research at the sellers, real quotes, and a person's approval of its lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from buyer.events.models import EventType
+from buyer.events.services import event_emit
+from buyer.sellers.money import decimal_to_micros, micros_to_decimal
+from campaigns.models import BookingJob
+from campaigns.services import JobStateError, job_create_top_up
+from pacing.maths import Move, plan_reallocation
+from pacing.models import (
+    ChannelBudget,
+    PacingSnapshot,
+    ProposalStatus,
+    ReallocationMove,
+    ReallocationProposal,
+    Scope,
+    SnapshotRun,
+)
+from pacing.selectors import channel_budgets, planned_budgets
+
+logger = logging.getLogger(__name__)
+
+
+class ProposalNotFound(Exception):
+    """No such reallocation proposal (API: 404)."""
+
+
+class ProposalStateError(Exception):
+    """The proposal was already decided, has lapsed, or no longer fits the budgets (API: 409)."""
+
+
+def _money(micros: int) -> str:
+    return f"${micros_to_decimal(micros):,.2f}"
+
+
+def _rationale(moves: list[Move], channels: dict[str, dict[str, Any]]) -> str:
+    def describe(name: str) -> str:
+        info = channels[name]
+        pct = info.get("deviation_pct")
+        pace = f"{abs(float(pct)):.1f} % {'behind' if info['status'] == 'behind' else 'ahead'}" if pct else "off pace"
+        return f"{name} is {pace} (projected {_money(info['projected'])} of its {_money(info['budget'])} budget)"
+
+    names = list(dict.fromkeys([m.from_channel for m in moves] + [m.to_channel for m in moves]))
+    legs = "; ".join(f"{_money(m.amount_micros)} from {m.from_channel} to {m.to_channel}" for m in moves)
+    return (
+        f"{'; '.join(describe(n) for n in names)}. Move {legs}. Approving records the new channel budgets and "
+        "starts a top-up booking for each receiving channel; its lines are quoted by the sellers and wait for "
+        "your approval, as any booking does."
+    )
+
+
+def proposals_update(*, run: SnapshotRun, as_of: datetime) -> int:
+    """Lapse proposals that no longer apply and propose for campaigns whose channels diverge; returns how
+    many were proposed. Runs inside the snapshot run's transaction."""
+    rows = PacingSnapshot.objects.filter(run=run, scope=Scope.CHANNEL).values(
+        "job_id", "channel", "status", "projected_micros", "booked_micros", "deviation_pct"
+    )
+    by_job: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows.iterator(chunk_size=2000):
+        by_job[row["job_id"]][row["channel"]] = row
+    diverging = {
+        job_id
+        for job_id, channels in by_job.items()
+        if any(c["status"] == "behind" for c in channels.values())
+        and any(c["status"] == "ahead" for c in channels.values())
+    }
+    roots = PacingSnapshot.objects.filter(run=run, scope=Scope.CAMPAIGN).values("job_id")
+    pending = ReallocationProposal.objects.filter(status=ProposalStatus.PENDING, job_id__in=roots)
+    for proposal in pending.filter(Q(expires_at__lte=as_of) | ~Q(job_id__in=diverging)):
+        reason = "lapsed undecided" if proposal.expires_at <= as_of else "the channels are no longer diverging"
+        _expire(proposal, reason=reason, at=as_of)
+    busy = set(pending.filter(status=ProposalStatus.PENDING).values_list("job_id", flat=True))
+    cooldown = as_of - timedelta(hours=settings.PACING_REALLOCATION_COOLDOWN_HOURS)
+    cooling = set(
+        ReallocationProposal.objects.filter(job_id__in=diverging, decided_at__gt=cooldown).values_list(
+            "job_id", flat=True
+        )
+    )
+    candidates = diverging - busy - cooling
+    if not candidates:
+        return 0
+    jobs = BookingJob.objects.filter(pk__in=candidates).select_related("campaign")
+    stored: dict[Any, dict[str, int]] = defaultdict(dict)
+    for job_id, channel, micros in ChannelBudget.objects.filter(job_id__in=candidates).values_list(
+        "job_id", "channel", "budget_micros"
+    ):
+        stored[job_id][channel] = micros
+    made = 0
+    minimum = decimal_to_micros(settings.PACING_REALLOCATION_MIN_USD)
+    for job in jobs:
+        budgets = stored.get(job.pk) or planned_budgets(job)
+        channels = {
+            name: {
+                "status": row["status"],
+                "budget": budgets.get(name, row["booked_micros"]),
+                "projected": row["projected_micros"],
+                "deviation_pct": row["deviation_pct"],
+            }
+            for name, row in by_job[job.pk].items()
+        }
+        moves = plan_reallocation(
+            channels=channels,
+            campaign_budget_micros=job.campaign.budget_micros,
+            minimum_micros=minimum,
+            max_share_pct=settings.PACING_REALLOCATION_MAX_SHARE_PCT,
+        )
+        if moves:
+            _propose(job, moves, channels, budgets, run=run, at=as_of)
+            made += 1
+    return made
+
+
+def _propose(
+    job: BookingJob,
+    moves: list[Move],
+    channels: dict[str, dict[str, Any]],
+    budgets: dict[str, int],
+    *,
+    run: SnapshotRun,
+    at: datetime,
+) -> ReallocationProposal:
+    total = sum(m.amount_micros for m in moves)
+    proposal = ReallocationProposal.objects.create(
+        job=job,
+        amount_micros=total,
+        rationale=_rationale(moves, channels),
+        budgets_before=budgets,
+        run=run,
+        expires_at=at + timedelta(hours=settings.PACING_PROPOSAL_TTL_HOURS),
+    )
+    ReallocationMove.objects.bulk_create(
+        [
+            ReallocationMove(
+                proposal=proposal, from_channel=m.from_channel, to_channel=m.to_channel, amount_micros=m.amount_micros
+            )
+            for m in moves
+        ]
+    )
+    event_emit(
+        EventType.PACING_REALLOCATION_RECOMMENDED,
+        flow_id=str(job.pk),
+        flow_type="pacing",
+        campaign_id=str(job.campaign_id),
+        payload={
+            "proposal_id": proposal.pk,
+            "amount": micros_to_decimal(total),
+            "moves": [_move_payload(m.from_channel, m.to_channel, m.amount_micros) for m in moves],
+            "rationale": proposal.rationale,
+            "expires_at": proposal.expires_at,
+        },
+    )
+    return proposal
+
+
+def _move_payload(source: str, target: str, micros: int) -> dict[str, Any]:
+    return {"from_channel": source, "to_channel": target, "amount": micros_to_decimal(micros)}
+
+
+def _expire(proposal: ReallocationProposal, *, reason: str, at: datetime) -> None:
+    if not ReallocationProposal.objects.filter(pk=proposal.pk, status=ProposalStatus.PENDING).update(
+        status=ProposalStatus.EXPIRED, decided_at=at, decision_note=reason
+    ):
+        return
+    event_emit(
+        EventType.PACING_REALLOCATION_EXPIRED,
+        flow_id=str(proposal.job_id),
+        flow_type="pacing",
+        payload={"proposal_id": proposal.pk, "reason": reason},
+    )
+
+
+def _proposal_key(proposal_id: int | str) -> int:
+    try:
+        return int(proposal_id)
+    except (TypeError, ValueError):
+        raise ProposalNotFound(f"No reallocation proposal {proposal_id}") from None
+
+
+def _lapse_if_due(key: int) -> None:
+    """Lapse an undecided proposal past its time, in its own transaction, so the refusal that follows keeps it."""
+    now = timezone.now()
+    for proposal in ReallocationProposal.objects.filter(pk=key, status=ProposalStatus.PENDING, expires_at__lte=now):
+        _expire(proposal, reason="lapsed undecided", at=now)
+
+
+def _lock_pending(key: int) -> ReallocationProposal:
+    proposal = ReallocationProposal.objects.select_for_update().select_related("job__campaign").filter(pk=key).first()
+    if proposal is None:
+        raise ProposalNotFound(f"No reallocation proposal {key}")
+    if proposal.status == ProposalStatus.EXPIRED:
+        raise ProposalStateError(
+            f"This proposal lapsed ({proposal.decision_note or 'undecided'}); "
+            "a new one follows the next snapshot if the channels still diverge"
+        )
+    if proposal.status != ProposalStatus.PENDING:
+        raise ProposalStateError(f"This proposal is already {proposal.status}")
+    return proposal
+
+
+def proposal_approve(*, proposal_id: int | str, actor: str) -> ReallocationProposal:
+    """Record the new channel budgets and start a top-up booking job per receiving channel."""
+    key = _proposal_key(proposal_id)
+    _lapse_if_due(key)
+    with transaction.atomic():
+        return _approve(_lock_pending(key), actor=actor)
+
+
+def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationProposal:
+    job = proposal.job
+    moves = list(proposal.moves.all())
+    before = channel_budgets(job)
+    after = dict(before)
+    for move in moves:
+        if after.get(move.from_channel, 0) < move.amount_micros:
+            raise ProposalStateError(
+                f"{move.from_channel} no longer has {_money(move.amount_micros)} to give; reject this proposal"
+            )
+        after[move.from_channel] -= move.amount_micros
+        after[move.to_channel] = after.get(move.to_channel, 0) + move.amount_micros
+    if sum(after.values()) != sum(before.values()):  # moves are zero-sum; the campaign total never grows
+        raise ProposalStateError("The channel budgets would not add up to the campaign budget")
+    for channel, micros in after.items():
+        ChannelBudget.objects.update_or_create(job=job, channel=channel, defaults={"budget_micros": micros})
+    received: dict[str, int] = defaultdict(int)
+    for move in moves:
+        received[move.to_channel] += move.amount_micros
+    top_ups: dict[str, BookingJob] = {}
+    reason = f"reallocation proposal {proposal.pk} approved by {actor or 'a media buyer'}"
+    try:
+        for channel, micros in received.items():
+            top_ups[channel] = job_create_top_up(
+                parent=job, channel=channel, amount=micros_to_decimal(micros), reason=reason
+            )
+    except JobStateError as exc:
+        raise ProposalStateError(str(exc)) from exc
+    for move in moves:
+        move.top_up_job = top_ups[move.to_channel]
+    ReallocationMove.objects.bulk_update(moves, ["top_up_job"])
+    proposal.status, proposal.decided_at, proposal.decided_by = ProposalStatus.APPROVED, timezone.now(), actor
+    proposal.save(update_fields=["status", "decided_at", "decided_by"])
+    event_emit(
+        EventType.PACING_REALLOCATION_APPLIED,
+        flow_id=str(job.pk),
+        flow_type="pacing",
+        campaign_id=str(job.campaign_id),
+        payload={
+            "proposal_id": proposal.pk,
+            "actor": actor,
+            "amount": proposal.amount,
+            "moves": [_move_payload(m.from_channel, m.to_channel, m.amount_micros) for m in moves],
+            "budgets_before": {k: micros_to_decimal(v) for k, v in before.items()},
+            "budgets_after": {k: micros_to_decimal(v) for k, v in after.items()},
+            "top_up_jobs": {channel: str(j.pk) for channel, j in top_ups.items()},
+        },
+    )
+    return proposal
+
+
+def proposal_reject(*, proposal_id: int | str, actor: str, note: str = "") -> ReallocationProposal:
+    """Decline: nothing changes but the proposal's status; the next proposal waits for the cool-down."""
+    key = _proposal_key(proposal_id)
+    _lapse_if_due(key)
+    with transaction.atomic():
+        return _reject(_lock_pending(key), actor=actor, note=note)
+
+
+def _reject(proposal: ReallocationProposal, *, actor: str, note: str) -> ReallocationProposal:
+    proposal.status, proposal.decided_at, proposal.decided_by = ProposalStatus.REJECTED, timezone.now(), actor
+    proposal.decision_note = note[:500]
+    proposal.save(update_fields=["status", "decided_at", "decided_by", "decision_note"])
+    event_emit(
+        EventType.PACING_REALLOCATION_REJECTED,
+        flow_id=str(proposal.job_id),
+        flow_type="pacing",
+        campaign_id=str(proposal.job.campaign_id),
+        payload={"proposal_id": proposal.pk, "actor": actor, "amount": proposal.amount, "note": proposal.decision_note},
+    )
+    return proposal

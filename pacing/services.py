@@ -1,0 +1,92 @@
+"""Writes the interfaces call: "refresh now" for one campaign, and the scheduled cycle's entry points."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models import Q
+
+from campaigns.models import BookingJob
+from pacing.delivery import PullResult, delivery_chunks, delivery_pull, delivery_pull_all
+from pacing.models import RunStatus, RunTrigger, SnapshotRun
+from pacing.snapshots import snapshot_run_create, snapshot_run_fail, snapshot_take
+
+logger = logging.getLogger(__name__)
+
+
+class CampaignNotFound(Exception):
+    """No such campaign (API: 404)."""
+
+
+def campaign_root(job_id: str) -> BookingJob:
+    """The campaign's first job for any of its jobs (a top-up job names its parent)."""
+    job = BookingJob.objects.filter(pk=job_id).only("pk", "parent_id").first() if _is_uuid(job_id) else None
+    if job is None:
+        raise CampaignNotFound("Campaign not found")
+    return BookingJob.objects.get(pk=job.parent_id) if job.parent_id else job
+
+
+def campaign_job_ids(root: BookingJob) -> list:
+    return list(BookingJob.objects.filter(Q(pk=root.pk) | Q(parent_id=root.pk)).values_list("pk", flat=True))
+
+
+@transaction.atomic
+def campaign_refresh_request(*, job_id: str, actor: str = "") -> SnapshotRun:
+    """Ask for delivery and a snapshot of one campaign now; a refresh already waiting is answered instead."""
+    from pacing import tasks
+
+    root = campaign_root(job_id)
+    waiting = (
+        SnapshotRun.objects.filter(
+            job=root, trigger=RunTrigger.REFRESH, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if waiting is not None:
+        return waiting
+    run = snapshot_run_create(trigger=RunTrigger.REFRESH, job_id=root.pk, requested_by=actor)
+    transaction.on_commit(lambda: tasks.refresh_campaign.delay(run.pk))
+    return run
+
+
+def campaign_refresh_run(run_id: int) -> SnapshotRun | None:
+    """Read the campaign's delivery from its sellers, then take its snapshot (the refresh task's body)."""
+    if not SnapshotRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING):
+        return None  # done already, or another worker has it
+    run = SnapshotRun.objects.get(pk=run_id)
+    try:
+        root = BookingJob.objects.get(pk=run.job_id)
+        delivery_pull_all(job_ids=campaign_job_ids(root))
+        return snapshot_take(run=run)
+    except Exception as exc:
+        snapshot_run_fail(run=run, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def scheduled_snapshot() -> SnapshotRun:
+    run = snapshot_run_create(trigger=RunTrigger.SCHEDULE)
+    try:
+        return snapshot_take(run=run)
+    except Exception as exc:
+        snapshot_run_fail(run=run, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def delivery_read_chunk(*, seller_id: int | None, deal_pks: list[int]) -> PullResult:
+    return delivery_pull(seller_id=seller_id, deal_pks=deal_pks)
+
+
+def delivery_plan() -> list[tuple[int | None, list[int]]]:
+    return delivery_chunks()
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,378 @@
+"""Snapshots: expected against actual spend per deal, channel and campaign, computed set-based in SQL.
+
+One run inserts a row per deal with ``INSERT … SELECT`` (the maths of ``maths.py`` as SQL expressions), then a
+row per channel and per campaign aggregated from those rows, all in one transaction; no Python loop touches
+every deal. Alerts and reallocation proposals then follow from the run's rows (``alerts.py``,
+``reallocation.py``).
+
+Expected spend of a deal is its booked cost times its campaign's curve at the moment its delivery figures are
+true of (the seller's ``as_of``), so a seller that reports with a lag is not taken for an under-delivering one;
+a completed deal's figures are final and are judged at the run's moment, as is a deal whose seller failed to
+answer; a deal never read yet counts as not started.
+"""
+
+# The SQL below is assembled from constants and Django-compiled querysets; every value travels as a parameter.
+# ruff: noqa: S608
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import (
+    BooleanField,
+    Case,
+    DateField,
+    DateTimeField,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Round, TruncDate
+from django.db.models.lookups import GreaterThan, LessThan
+from django.utils import timezone
+
+from buyer.events.models import EventType
+from buyer.events.services import event_emit
+from campaigns.models import BookedDeal, DealStatus, PacingCurve
+from pacing.delivery import PACED_STATUSES
+from pacing.maths import CRITICAL_PCT, WARNING_PCT
+from pacing.models import DeliveryReading, PacingSnapshot, RunStatus, RunTrigger, Scope, SnapshotRun
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_STATUSES = (*PACED_STATUSES, DealStatus.COMPLETED)
+# A campaign is snapshotted while a deal still delivers, or for this long after its last flight day.
+ACTIVE_AFTER_FLIGHT = timedelta(days=2)
+DAY_SECONDS = 86_400.0
+# Any number that fits a 64-bit key: serialises runs across processes on PostgreSQL.
+_ADVISORY_LOCK = 0x50414345  # "PACE"
+
+
+class Epoch(Func):
+    """Seconds since 1970 of a date (its midnight, UTC) or a datetime, in either database."""
+
+    output_field = FloatField()
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+
+    def as_sqlite(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
+        return self.as_sql(
+            compiler, connection, template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)", **extra
+        )
+
+
+def _float(value: float) -> Value:
+    return Value(value, output_field=FloatField())
+
+
+# The maths of ``maths.py`` as portable SQL over the columns of a derived table ``x`` (PostgreSQL and SQLite
+# alike: CASE rather than GREATEST/LEAST, integers for the thresholds). PostgreSQL computes the shares in
+# exact numerics (EXTRACT returns numeric), SQLite in double precision.
+_SHARE_SQL = f"""CASE x.curve
+    WHEN '{PacingCurve.FRONT_LOADED}' THEN x.t * (2 - x.t)
+    WHEN '{PacingCurve.BACK_LOADED}' THEN x.t * x.t
+    WHEN '{PacingCurve.ASAP}' THEN CASE WHEN 2 * x.t > 1 THEN 1 ELSE 2 * x.t END
+    ELSE x.t END"""
+_RATED_SQL = f"""SELECT x.*,
+    CASE WHEN x.expected <= 0 AND x.actual > 0 THEN 'critical'
+         WHEN x.expected <= 0 THEN ''
+         WHEN ABS(x.actual - x.expected) * 100 > x.expected * {CRITICAL_PCT} THEN 'critical'
+         WHEN ABS(x.actual - x.expected) * 100 > x.expected * {WARNING_PCT} THEN 'warning'
+         ELSE '' END AS alert_level,
+    CASE WHEN x.expected <= 0 AND x.actual > 0 THEN 'ahead'
+         WHEN x.expected <= 0 THEN 'not_started'
+         WHEN ABS(x.actual - x.expected) * 100 <= x.expected * {WARNING_PCT} THEN 'on_track'
+         WHEN x.actual > x.expected THEN 'ahead'
+         ELSE 'behind' END AS status,
+    CASE WHEN x.expected > 0 THEN ROUND(x.actual * 100.0 / x.expected, 2) END AS pacing_pct,
+    CASE WHEN x.expected > 0 THEN ROUND(x.actual * 100.0 / x.expected, 2) - 100 END AS deviation_pct
+FROM ({{inner}}) x"""
+_DEAL_SQL = f"""SELECT y.*, CASE
+        WHEN y.share >= 1 THEN y.actual
+        WHEN y.expected <= 0 OR y.share <= 0 THEN CASE WHEN y.actual > y.booked THEN y.actual ELSE y.booked END
+        ELSE CAST(ROUND(y.actual / y.share) AS BIGINT) END AS projected
+    FROM (SELECT z.*, CAST(ROUND(z.booked * z.share) AS BIGINT) AS expected
+          FROM (SELECT x.*, {_SHARE_SQL} AS share FROM ({{inner}}) x) z) y"""
+
+COLUMNS = (
+    "run_id",
+    "job_id",
+    "scope",
+    "channel",
+    "deal_id",
+    "as_of",
+    "booked_micros",
+    "expected_micros",
+    "actual_micros",
+    "projected_micros",
+    "impressions_booked",
+    "impressions_delivered",
+    "pacing_pct",
+    "deviation_pct",
+    "status",
+    "alert_level",
+    "days_left",
+    "flight_start",
+    "flight_end",
+    "is_latest",
+)
+# Where each column comes from in the rated rows (the rest have their own name there).
+_SOURCES = {
+    "booked_micros": "booked",
+    "expected_micros": "expected",
+    "actual_micros": "actual",
+    "projected_micros": "projected",
+}
+
+
+def _insert(select_sql: str, params: tuple, extra: dict[str, tuple[str, object]]) -> int:
+    """``INSERT INTO pacing_pacingsnapshot (COLUMNS) SELECT … FROM (rated rows)``; ``extra`` are constants
+    (column → SQL placeholder and value) for the run, the scope and the moment."""
+    quote = connection.ops.quote_name
+    table = quote(PacingSnapshot._meta.db_table)
+    names, picks, values = [], [], []
+    for column in COLUMNS:
+        names.append(quote(column))
+        if column in extra:
+            placeholder, value = extra[column]
+            picks.append(placeholder)
+            values.append(value)
+        else:
+            picks.append(f"r.{_SOURCES.get(column, column)}")
+    rated = _RATED_SQL.replace("{inner}", select_sql)
+    sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(picks)} FROM ({rated}) r"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*values, *params))
+        return cursor.rowcount
+
+
+def _constants(run: SnapshotRun, scope: str, as_of: datetime) -> dict[str, tuple[str, object]]:
+    stamp = DateTimeField().get_db_prep_value(as_of, connection)
+    true = BooleanField().get_db_prep_value(True, connection)
+    cast = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
+    return {"run_id": ("%s", run.pk), "scope": ("%s", scope), "as_of": (cast, stamp), "is_latest": ("%s", true)}
+
+
+def active_deals(*, as_of: datetime, job_id=None) -> QuerySet[BookedDeal]:  # type: ignore[no-untyped-def]
+    """Deals to snapshot, each with ``root`` (its campaign's first job): every paced or completed deal of a
+    campaign that still delivers or whose last flight day was at most two days ago."""
+    cutoff = (as_of - ACTIVE_AFTER_FLIGHT).date()
+    deals = BookedDeal.objects.filter(status__in=SNAPSHOT_STATUSES).annotate(
+        root=Coalesce(F("job__parent_id"), F("job_id"))
+    )
+    live = BookedDeal.objects.filter(
+        Q(job_id=OuterRef("root")) | Q(job__parent_id=OuterRef("root")),
+        Q(status__in=PACED_STATUSES) | Q(flight_end__gte=cutoff),
+    )
+    deals = deals.filter(Exists(live))
+    if job_id is not None:
+        deals = deals.filter(root=job_id)
+    return deals
+
+
+def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: ignore[no-untyped-def]
+    """Per deal: its figures, its curve and ``t``, the share of its flight gone by when its delivery was true."""
+    # A deal's figures are compared with what was due when they were true (a seller that reports late is not
+    # under-delivering). A completed deal's figures are final, so what is due keeps moving with the run; a deal
+    # never read counts from its flight start (nothing due); a failed read is judged at the run's moment.
+    now = Value(as_of, output_field=DateTimeField())
+    moment = Case(
+        When(status=DealStatus.COMPLETED, then=now),
+        When(delivery__as_of__isnull=False, then=F("delivery__as_of")),
+        When(delivery__checked_at__isnull=False, then=now),
+        default=Cast(F("flight_start"), DateTimeField()),
+        output_field=DateTimeField(),
+    )
+    start, end = Epoch(F("flight_start")), Epoch(F("flight_end")) + _float(DAY_SECONDS)
+    elapsed = (Epoch(moment) - start) / (end - start)
+    today = Epoch(Value(as_of.date(), output_field=DateField()))
+    queryset = (
+        active_deals(as_of=as_of, job_id=job_id)
+        .annotate(
+            job_id_=F("root"),
+            deal_id_=F("pk"),
+            booked=F("cost_micros"),
+            actual=Coalesce(F("delivery__spend_micros"), Value(0)),
+            impressions_booked=F("impressions"),
+            impressions_delivered=Coalesce(F("delivery__impressions"), Value(0)),
+            curve=F("job__campaign__pacing_curve"),
+            t=Case(
+                When(GreaterThan(elapsed, 1), then=_float(1.0)),
+                When(LessThan(elapsed, 0), then=_float(0.0)),
+                default=elapsed,
+                output_field=FloatField(),
+            ),
+            days_left=Cast(Round((Epoch(F("flight_end")) - today) / _float(DAY_SECONDS)), IntegerField()) + 1,
+            length=Cast(Round((Epoch(F("flight_end")) - start) / _float(DAY_SECONDS)), IntegerField()) + 1,
+            flight_start_=F("flight_start"),
+            flight_end_=F("flight_end"),
+        )
+        .values(
+            "job_id_",
+            "channel",
+            "deal_id_",
+            "booked",
+            "actual",
+            "impressions_booked",
+            "impressions_delivered",
+            "curve",
+            "t",
+            "days_left",
+            "length",
+            "flight_start_",
+            "flight_end_",
+        )
+        .order_by()
+    )
+    sql, params = queryset.query.sql_with_params()
+    rename = (
+        "SELECT b.job_id_ AS job_id, b.channel, b.deal_id_ AS deal_id, b.booked, b.actual, b.impressions_booked, "
+        "b.impressions_delivered, b.curve, b.t, CASE WHEN b.days_left > b.length THEN b.length "
+        "WHEN b.days_left < 0 THEN 0 ELSE b.days_left END AS days_left, b.flight_start_ AS flight_start, "
+        f"b.flight_end_ AS flight_end FROM ({sql}) b"
+    )
+    return _DEAL_SQL.replace("{inner}", rename), params
+
+
+def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
+    """Channel (or campaign) sums of the run's deal rows."""
+    group = ["job_id", "channel"] if scope == Scope.CHANNEL else ["job_id"]
+    queryset = (
+        PacingSnapshot.objects.filter(run=run, scope=Scope.DEAL)
+        .values(*group)
+        .annotate(
+            booked=Sum("booked_micros"),
+            expected=Sum("expected_micros"),
+            actual=Sum("actual_micros"),
+            projected=Sum("projected_micros"),
+            impressions_booked_=Sum("impressions_booked"),
+            impressions_delivered_=Sum("impressions_delivered"),
+            days_left_=Max("days_left"),
+            flight_start_=Min("flight_start"),
+            flight_end_=Max("flight_end"),
+        )
+        .order_by()
+    )
+    sql, params = queryset.query.sql_with_params()
+    channel = "b.channel" if scope == Scope.CHANNEL else "''"
+    rename = (
+        f"SELECT b.job_id, {channel} AS channel, CAST(NULL AS BIGINT) AS deal_id, b.booked, b.expected, b.actual, "
+        "b.projected, b.impressions_booked_ AS impressions_booked, b.impressions_delivered_ AS impressions_delivered, "
+        "b.days_left_ AS days_left, b.flight_start_ AS flight_start, b.flight_end_ AS flight_end "
+        f"FROM ({sql}) b"
+    )
+    return rename, params
+
+
+# --- runs ---------------------------------------------------------------------------------------------------
+
+
+def snapshot_run_create(*, trigger: str = RunTrigger.SCHEDULE, job_id=None, requested_by: str = "") -> SnapshotRun:  # type: ignore[no-untyped-def]
+    return SnapshotRun.objects.create(trigger=trigger, job_id=job_id, requested_by=requested_by)
+
+
+def snapshot_take(*, run: SnapshotRun, as_of: datetime | None = None, propose: bool = True) -> SnapshotRun:
+    """Take the run's snapshots (every active campaign, or the run's one campaign), then raise and ease alerts
+    and propose reallocations (unless ``propose`` is off: a replay of history), in one transaction. Runs are
+    serialised; a finished run is not taken again."""
+    from pacing import alerts, reallocation
+
+    as_of = as_of or timezone.now()
+    started = time.monotonic()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK])
+        run = SnapshotRun.objects.select_for_update().get(pk=run.pk)
+        if run.is_finished:
+            return run
+        roots = active_deals(as_of=as_of, job_id=run.job_id).values("root")
+        PacingSnapshot.objects.filter(is_latest=True, job_id__in=roots).update(is_latest=False)
+        deals = _insert(*_deal_base(as_of, run.job_id), _constants(run, Scope.DEAL, as_of))
+        _insert(*_aggregate_base(run, Scope.CHANNEL), _constants(run, Scope.CHANNEL, as_of))
+        campaigns = _insert(*_aggregate_base(run, Scope.CAMPAIGN), _constants(run, Scope.CAMPAIGN, as_of))
+        changes = alerts.alerts_update(run=run, as_of=as_of)
+        proposals = reallocation.proposals_update(run=run, as_of=as_of) if propose else 0
+        run.status, run.as_of, run.finished_at = RunStatus.DONE, as_of, timezone.now()
+        run.deals, run.campaigns = max(deals, 0), max(campaigns, 0)
+        run.alerts_opened, run.alerts_changed, run.alerts_resolved = changes.opened, changes.changed, changes.resolved
+        run.proposals = proposals
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+        run.save()
+        event_emit(
+            EventType.PACING_SNAPSHOT_TAKEN,
+            flow_id=str(run.job_id or ""),
+            flow_type="pacing",
+            payload={
+                "run_id": run.pk,
+                "trigger": run.trigger,
+                "as_of": as_of,
+                "campaigns": run.campaigns,
+                "deals": run.deals,
+                "alerts_opened": run.alerts_opened,
+                "alerts_changed": run.alerts_changed,
+                "alerts_resolved": run.alerts_resolved,
+                "proposals": run.proposals,
+            },
+        )
+    logger.info("pacing run %s: %s campaigns, %s deals in %s ms", run.pk, run.campaigns, run.deals, run.duration_ms)
+    return run
+
+
+def snapshot_run_fail(*, run: SnapshotRun, error: str) -> None:
+    SnapshotRun.objects.filter(pk=run.pk).exclude(status=RunStatus.DONE).update(
+        status=RunStatus.FAILED, error=error[:1000], finished_at=timezone.now()
+    )
+
+
+# --- thinning -----------------------------------------------------------------------------------------------
+
+
+def snapshots_thin(*, now: datetime | None = None) -> dict[str, int]:
+    """Keep every snapshot and reading of the last ``PACING_SNAPSHOT_KEEP_ALL_HOURS``, the last of each day
+    before that, nothing older than ``PACING_SNAPSHOT_RETENTION_DAYS``; the latest snapshot always stays."""
+    now = now or timezone.now()
+    recent = now - timedelta(hours=settings.PACING_SNAPSHOT_KEEP_ALL_HOURS)
+    oldest = now - timedelta(days=settings.PACING_SNAPSHOT_RETENTION_DAYS)
+    counts: dict[str, int] = {}
+
+    old = PacingSnapshot.objects.filter(as_of__lt=recent, is_latest=False)
+    keep = (
+        PacingSnapshot.objects.filter(as_of__lt=recent)
+        .annotate(day=TruncDate("as_of"))
+        .values("job_id", "scope", "channel", "deal_id", "day")
+        .annotate(last=Max("pk"))
+        .values("last")
+    )
+    counts["snapshots_thinned"] = old.exclude(pk__in=keep).delete()[0]
+    counts["snapshots_expired"] = PacingSnapshot.objects.filter(as_of__lt=oldest, is_latest=False).delete()[0]
+
+    kept_readings = (
+        DeliveryReading.objects.filter(as_of__lt=recent)
+        .annotate(day=TruncDate("as_of"))
+        .values("deal_id", "day")
+        .annotate(last=Max("pk"))
+        .values("last")
+    )
+    counts["readings_thinned"] = (
+        DeliveryReading.objects.filter(as_of__lt=recent).exclude(pk__in=kept_readings).delete()[0]
+    )
+    counts["readings_expired"] = DeliveryReading.objects.filter(as_of__lt=oldest).delete()[0]
+    counts["runs_removed"] = (
+        SnapshotRun.objects.filter(created_at__lt=oldest)
+        .exclude(Exists(PacingSnapshot.objects.filter(run=OuterRef("pk"))))
+        .delete()[0]
+    )
+    return counts
