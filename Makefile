@@ -37,6 +37,7 @@ format: install
 
 bench: install
 	$(PY) bench/run_all.py
+	$(PY) bench/pacing.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

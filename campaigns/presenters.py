@@ -39,6 +39,7 @@ def job_detail(job: BookingJob) -> dict[str, Any]:
         "campaign_name": job.campaign.name,
         "budget": float(job.campaign.budget),
         "auto_approve": job.auto_approve,
+        "parent_job_id": str(job.parent_id) if job.parent_id else None,
         "budget_allocations": job.budget_allocations,
         "recommendations": [
             {

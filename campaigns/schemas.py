@@ -167,6 +167,9 @@ class JobDetailOut(Schema):
     campaign_name: str
     budget: float
     auto_approve: bool
+    parent_job_id: str | None = Field(
+        default=None, description="For a top-up booking (budget moved by a reallocation): the campaign's job."
+    )
     budget_allocations: dict[str, AllocationOut]
     recommendations: list[RecommendationOut]
     booked_lines: list[BookedLineOut]

@@ -24,13 +24,14 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from buyer.events.models import EventType
-from buyer.events.services import event_emit
+from buyer.events.services import event_emit_many
 from buyer.sellers.errors import SellerError
 from buyer.sellers.models import Seller
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
@@ -38,7 +39,7 @@ from buyer.sellers.registry import client_for, record_health
 from buyer.sellers.rest import excerpt
 from buyer.sellers.types import DealPerformance
 from campaigns.models import BookedDeal, DealStatus
-from campaigns.services import DealTransitionError, deal_transition
+from campaigns.services import DealMove, deal_transition_many
 from pacing.maths import flight_bounds
 from pacing.models import DealDelivery, DeliveryReading
 
@@ -54,7 +55,9 @@ PACED_STATUSES = (
 # What sellers call the special states our state machine has too.
 SELLER_STATES = {"makegood_pending": DealStatus.MAKEGOOD_PENDING, "partially_canceled": DealStatus.PARTIALLY_CANCELED}
 FUTURE_SLACK = timedelta(minutes=10)
+# More than ten times what was booked (impressions or money) is not delivery but a broken seller.
 IMPLAUSIBLE_FACTOR = 10
+MIN_PLAUSIBLE_IMPRESSIONS = 1_000_000  # the bound for a deal booked without an impression count
 MAX_ERROR_TEXT = 300
 
 
@@ -126,6 +129,8 @@ def delivery_pull(*, seller_id: int | None, deal_pks: list[int], as_of: datetime
     deals = [deal for deal in deals if deal.seller_id == seller.pk]
     if not deals:
         return PullResult()
+    # One guarded client for every thread: its breaker and slot are thread-safe, and so is httpx's Client
+    # ("It can be shared between threads", its docstring); MCP calls open a session each.
     client = client_for(seller)
 
     def read(deal: BookedDeal) -> DealPerformance | SellerError:
@@ -157,8 +162,9 @@ def _record_all(
 ) -> PullResult:
     result = PullResult()
     newly_failing: dict[str, list[tuple[BookedDeal, str]]] = defaultdict(list)
-    for deal, reading in readings.items():
-        outcome = delivery_record(deal=deal, reading=reading, fetched_at=fetched_at or timezone.now())
+    outcomes = delivery_record_many(readings, fetched_at=fetched_at or timezone.now())
+    for deal in readings:
+        outcome = outcomes[deal.pk]
         if outcome.error:
             result.failed += 1
             result.errors[deal.pk] = outcome.error
@@ -169,18 +175,22 @@ def _record_all(
         else:
             result.unchanged += 1
         result.transitions += outcome.transitions
-    for job_id, failures in newly_failing.items():
-        # Once per deal that starts failing, not once per attempt: a seller down for a day is one event.
-        event_emit(
-            EventType.PACING_DELIVERY_FAILED,
-            flow_id=job_id,
-            flow_type="pacing",
-            payload={
-                "seller": seller_name,
-                "deals": [deal.deal_id for deal, _ in failures][:50],
-                "error": failures[0][1],
-            },
-        )
+    # Once per deal that starts failing, not once per attempt: a seller down for a day is one event per campaign.
+    event_emit_many(
+        [
+            {
+                "event_type": EventType.PACING_DELIVERY_FAILED,
+                "flow_id": job_id,
+                "flow_type": "pacing",
+                "payload": {
+                    "seller": seller_name,
+                    "deals": [deal.deal_id for deal, _ in failures][:50],
+                    "error": failures[0][1],
+                },
+            }
+            for job_id, failures in newly_failing.items()
+        ]
+    )
     return result
 
 
@@ -192,44 +202,91 @@ class Outcome:
     transitions: int = 0
 
 
+STATE_FIELDS = (
+    "impressions",
+    "spend_micros",
+    "as_of",
+    "seller_status",
+    "seller_pacing",
+    "checked_at",
+    "error",
+    "error_at",
+    "consecutive_errors",
+)
+
+
 def delivery_record(*, deal: BookedDeal, reading: DealPerformance | SellerError, fetched_at: datetime) -> Outcome:
-    """Check one reading against what is stored and keep it, or record why not. Serialised per deal."""
+    """Check one reading against what is stored and keep it, or record why not."""
+    return delivery_record_many({deal: reading}, fetched_at=fetched_at)[deal.pk]
+
+
+def delivery_record_many(
+    readings: dict[BookedDeal, DealPerformance | SellerError], *, fetched_at: datetime
+) -> dict[int, Outcome]:
+    """Check each reading against what is stored for its deal and keep it, or record why not; then move the deals
+    their delivery says have moved. One transaction and a handful of statements for the whole chunk; the deals'
+    delivery rows are locked (in key order), so two pulls of the same deals take turns."""
+    pks = sorted(deal.pk for deal in readings)
+    outcomes: dict[int, Outcome] = {}
     with transaction.atomic():
-        DealDelivery.objects.get_or_create(deal=deal)
-        state = DealDelivery.objects.select_for_update().get(pk=deal.pk)
-        try:
-            if isinstance(reading, SellerError):
-                raise ReadingRefused(excerpt(str(reading), MAX_ERROR_TEXT))
-            figures = _checked(deal, state, reading, fetched_at)
-        except ReadingRefused as exc:
-            first = state.consecutive_errors == 0
-            state.error, state.error_at, state.checked_at = str(exc)[:MAX_ERROR_TEXT], fetched_at, fetched_at
-            state.consecutive_errors += 1
-            state.save(update_fields=["error", "error_at", "checked_at", "consecutive_errors"])
-            return Outcome(error=state.error, first_error=first)
-        state.checked_at, state.error, state.consecutive_errors = fetched_at, "", 0
-        fields = ["checked_at", "error", "consecutive_errors"]
-        if figures is None:  # no newer than what we hold: a replay or a late thread
-            state.save(update_fields=fields)
-            return Outcome()
-        as_of, impressions, spend_micros = figures
-        changed = state.as_of is None or (impressions, spend_micros) != (state.impressions, state.spend_micros)
-        if changed:
-            DeliveryReading.objects.get_or_create(
-                deal=deal,
-                as_of=as_of,
-                defaults={
-                    "impressions": impressions,
-                    "spend_micros": spend_micros,
-                    "seller_status": reading.status,
-                    "fetched_at": fetched_at,
-                },
-            )
-        state.impressions, state.spend_micros, state.as_of = impressions, spend_micros, as_of
-        state.seller_status, state.seller_pacing = reading.status, reading.delivery_pacing
-        state.save(update_fields=[*fields, "impressions", "spend_micros", "as_of", "seller_status", "seller_pacing"])
-        moved = _follow_state(deal, impressions=impressions, as_of=as_of, seller_status=reading.status)
-    return Outcome(stored=changed, transitions=moved)
+        DealDelivery.objects.bulk_create([DealDelivery(deal_id=pk) for pk in pks], ignore_conflicts=True)
+        states = {s.pk: s for s in DealDelivery.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+        statuses = dict(BookedDeal.objects.filter(pk__in=pks).values_list("pk", "status"))
+        new_readings: list[DeliveryReading] = []
+        moves: list[DealMove] = []
+        for deal, reading in readings.items():
+            state = states[deal.pk]
+            try:
+                if isinstance(reading, SellerError):
+                    raise ReadingRefused(excerpt(str(reading), MAX_ERROR_TEXT))
+                figures = _checked(deal, state, reading, fetched_at)
+            except ReadingRefused as exc:
+                first = state.consecutive_errors == 0
+                state.error, state.error_at, state.checked_at = str(exc)[:MAX_ERROR_TEXT], fetched_at, fetched_at
+                state.consecutive_errors += 1
+                outcomes[deal.pk] = Outcome(error=state.error, first_error=first)
+                continue
+            state.checked_at, state.error, state.consecutive_errors = fetched_at, "", 0
+            if figures is None:  # no newer than what we hold: a replay or a late thread
+                outcomes[deal.pk] = Outcome()
+                continue
+            as_of, impressions, spend_micros = figures
+            changed = state.as_of is None or (impressions, spend_micros) != (state.impressions, state.spend_micros)
+            if changed:
+                new_readings.append(
+                    DeliveryReading(
+                        deal_id=deal.pk,
+                        as_of=as_of,
+                        impressions=impressions,
+                        spend_micros=spend_micros,
+                        seller_status=reading.status,
+                        fetched_at=fetched_at,
+                    )
+                )
+            state.impressions, state.spend_micros, state.as_of = impressions, spend_micros, as_of
+            state.seller_status, state.seller_pacing = reading.status, reading.delivery_pacing
+            move = _next_state(deal, DealStatus(statuses[deal.pk]), impressions, as_of, reading.status)
+            if move is not None:
+                moves.append(move)
+            outcomes[deal.pk] = Outcome(stored=changed)
+        DealDelivery.objects.bulk_update(list(states.values()), STATE_FIELDS, batch_size=500)
+        DeliveryReading.objects.bulk_create(new_readings, ignore_conflicts=True, batch_size=1000)
+        made = deal_transition_many(moves)
+        event_emit_many(
+            [
+                {
+                    "event_type": EventType.DEAL_STATUS_CHANGED,
+                    "flow_id": str(m.deal.job_id),
+                    "flow_type": "pacing",
+                    "deal_id": m.deal.deal_id,
+                    "payload": {"from": m.from_status, "to": m.to_status, "reason": m.reason, "actor": "system"},
+                }
+                for m in made
+            ]
+        )
+    for move in made:
+        outcomes[move.deal.pk] = Outcome(stored=outcomes[move.deal.pk].stored, transitions=1)
+    return outcomes
 
 
 def _checked(
@@ -239,15 +296,23 @@ def _checked(
     as_of = reading.as_of or fetched_at
     if as_of > fetched_at + FUTURE_SLACK:
         raise ReadingRefused(f"the seller dated its reading {as_of:%Y-%m-%d %H:%M} UTC, in the future")
-    impressions, spend_micros = reading.impressions_delivered, decimal_to_micros(reading.spend)
-    if impressions < 0 or spend_micros < 0:  # the clients refuse these already; a guard for any other client
+    impressions = reading.impressions_delivered
+    if impressions < 0 or reading.spend < 0:  # the clients refuse these already; a guard for any other client
         raise ReadingRefused("the seller reported a negative delivery")
-    if deal.impressions > 0 and impressions > deal.impressions * IMPLAUSIBLE_FACTOR:
+    if impressions > max(deal.impressions, MIN_PLAUSIBLE_IMPRESSIONS) * IMPLAUSIBLE_FACTOR:
         raise ReadingRefused(
-            f"the seller reported {impressions:,} impressions for a deal of {deal.impressions:,}: not plausible"
+            f"not plausible: the seller reported {_amount(impressions)} impressions for a deal of {deal.impressions:,}"
         )
+    if reading.spend > micros_to_decimal(max(deal.cost_micros, 1) * IMPLAUSIBLE_FACTOR):
+        raise ReadingRefused(
+            f"not plausible: the seller reported ${_amount(reading.spend)} spent on a deal of ${deal.cost:,.2f}"
+        )
+    spend_micros = decimal_to_micros(reading.spend)
     if state.as_of is not None and as_of <= state.as_of:
         return None
+    if reading.spend_derived and impressions >= state.impressions:
+        # Spend worked out from an average CPM that fell (a cheaper auction, a discount) is not money refunded.
+        spend_micros = max(spend_micros, state.spend_micros)
     if impressions < state.impressions or spend_micros < state.spend_micros:
         raise ReadingRefused(
             f"delivery went backwards: {impressions:,} impressions and ${micros_to_decimal(spend_micros):,.2f} "
@@ -256,9 +321,15 @@ def _checked(
     return as_of, impressions, spend_micros
 
 
-def _follow_state(deal: BookedDeal, *, impressions: int, as_of: datetime, seller_status: str) -> int:
-    """Move the deal where its delivery says it is; returns how many transitions were made."""
-    current = DealStatus(BookedDeal.objects.values_list("status", flat=True).get(pk=deal.pk))
+def _amount(value: int | Decimal) -> str:
+    """A figure a person can read, however large the seller made it."""
+    return f"{value:,.2f}" if abs(value) < 10**15 else f"{value:.3e}"
+
+
+def _next_state(
+    deal: BookedDeal, current: DealStatus, impressions: int, as_of: datetime, seller_status: str
+) -> DealMove | None:
+    """Where the deal's delivery says it is now, if that is somewhere else."""
     _, flight_over_at = flight_bounds(deal.flight_start, deal.flight_end)
     if as_of >= flight_over_at or seller_status == "completed":
         target, reason = DealStatus.COMPLETED, "the flight is over"
@@ -271,22 +342,10 @@ def _follow_state(deal: BookedDeal, *, impressions: int, as_of: datetime, seller
     elif current in SELLER_STATES.values() and seller_status and seller_status not in SELLER_STATES:
         target, reason = DealStatus.DELIVERING, f"the seller reports {seller_status} again"
     else:
-        return 0
+        return None
     if target == current:
-        return 0
-    try:
-        deal_transition(deal=deal, to_status=target, reason=reason, seller_status=seller_status or None)
-    except DealTransitionError:
-        logger.info("deal %s: %s cannot become %s (%s)", deal.deal_id, current, target, reason)
-        return 0
-    event_emit(
-        EventType.DEAL_STATUS_CHANGED,
-        flow_id=str(deal.job_id),
-        flow_type="pacing",
-        deal_id=deal.deal_id,
-        payload={"from": current, "to": target, "reason": reason, "actor": "system"},
-    )
-    return 1
+        return None
+    return DealMove(deal, current, target, reason, seller_status or None)
 
 
 def delivery_pull_all(*, job_ids: list | None = None, as_of: datetime | None = None) -> PullResult:

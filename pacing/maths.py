@@ -23,6 +23,11 @@ from campaigns.models import PacingCurve
 
 WARNING_PCT = 10
 CRITICAL_PCT = 25
+# Bounds that keep a freak figure (a big spend against a tiny expected one) storable: pacing beyond 10,000 times
+# the plan reads 999,999.99 %, a projection is at most $1bn (the largest budget a brief may have).
+MAX_PACING_RATIO = 10_000
+MAX_PACING_PCT = Decimal("999999.99")
+MAX_PROJECTED_MICROS = 10**15
 _HUNDRED = Decimal(100)
 _PCT = Decimal("0.01")
 
@@ -104,20 +109,25 @@ def assess(*, actual: int, expected: int) -> Assessment:
     level = alert_level(actual=actual, expected=expected)
     if expected <= 0:
         return Assessment("ahead" if actual > 0 else "not_started", level, None, None)
-    pacing = (Decimal(actual) * _HUNDRED / Decimal(expected)).quantize(_PCT, rounding=ROUND_HALF_EVEN)
+    if actual > expected * MAX_PACING_RATIO:
+        pacing = MAX_PACING_PCT
+    else:
+        pacing = (Decimal(actual) * _HUNDRED / Decimal(expected)).quantize(_PCT, rounding=ROUND_HALF_EVEN)
     status = "ahead" if level and actual > expected else "behind" if level else "on_track"
     return Assessment(status, level, pacing, pacing - _HUNDRED)
 
 
-def projected_micros(*, booked: int, expected: int, actual: int, share: Decimal) -> int:
+def projected_micros(*, booked: int, expected: int, actual: int, share: Decimal, final: bool = False) -> int:
     """Spend at flight end if delivery keeps its pace so far: ``actual ÷ share`` of the curve.
 
-    Once the flight is over it is what was spent; before anything was due, the plan (or what was already
-    spent, if more)."""
-    if share >= 1:
+    Once the flight is over, or the deal completed (``final``), it is what was spent; before anything was due,
+    the plan (or what was already spent, if more); never more than ``MAX_PROJECTED_MICROS``."""
+    if share >= 1 or final:
         return actual
     if expected <= 0 or share <= 0:
         return max(booked, actual)
+    if actual > share * MAX_PROJECTED_MICROS:
+        return MAX_PROJECTED_MICROS
     return int((Decimal(actual) / share).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 

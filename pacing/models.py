@@ -134,14 +134,24 @@ class Direction(models.TextChoices):
     OVER = "over", "Over-pacing"
 
 
+class SnapshotQuerySet(models.QuerySet):
+    def current(self) -> SnapshotQuerySet:
+        """Each campaign's rows of its newest run: its pacing now."""
+        return self.filter(run_id=models.F("job__latest_pacing__run_id"))
+
+
 class PacingSnapshot(models.Model):
     """Expected against actual spend of one campaign, channel or deal at one moment (a time series)."""
 
-    run = models.ForeignKey(SnapshotRun, on_delete=models.CASCADE, related_name="snapshots")
-    job = models.ForeignKey(BookingJob, on_delete=models.CASCADE, related_name="pacing_snapshots")
+    # No single-column indexes on run and job: the composite ones below lead with them, and every index costs
+    # each run's hundred thousand inserts.
+    run = models.ForeignKey(SnapshotRun, on_delete=models.CASCADE, related_name="snapshots", db_index=False)
+    job = models.ForeignKey(BookingJob, on_delete=models.CASCADE, related_name="pacing_snapshots", db_index=False)
     scope = models.CharField(max_length=8, choices=Scope.choices)
     channel = models.CharField(max_length=24, blank=True, default="")
     deal = models.ForeignKey(BookedDeal, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # ``campaign``, ``channel:<name>`` or ``deal:<pk>``, as on alerts: the key the alert step joins on.
+    scope_key = models.CharField(max_length=40, default="")
     as_of = models.DateTimeField()
     booked_micros = models.BigIntegerField()
     expected_micros = models.BigIntegerField()
@@ -156,14 +166,15 @@ class PacingSnapshot(models.Model):
     days_left = models.IntegerField(default=0)
     flight_start = models.DateField()
     flight_end = models.DateField()
-    is_latest = models.BooleanField(default=True)
+
+    objects = SnapshotQuerySet.as_manager()
 
     class Meta:
         ordering = ["as_of", "pk"]
         indexes = [
             models.Index(fields=["job", "scope", "as_of"]),
+            models.Index(fields=["run", "job", "scope_key"]),
             models.Index(fields=["as_of"]),
-            models.Index(fields=["job", "scope"], condition=Q(is_latest=True), name="latest_snapshot_idx"),
         ]
 
     def __str__(self) -> str:
@@ -184,6 +195,17 @@ class PacingSnapshot(models.Model):
     @property
     def projected(self) -> Decimal:
         return micros_to_decimal(self.projected_micros)
+
+
+class LatestSnapshot(models.Model):
+    """The newest run that snapshotted a campaign (one narrow row to move per campaign and run, rather than a
+    flag on every row of the old run and the new)."""
+
+    job = models.OneToOneField(BookingJob, primary_key=True, on_delete=models.CASCADE, related_name="latest_pacing")
+    run = models.ForeignKey(SnapshotRun, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: run {self.run_id}"
 
 
 class PacingAlert(models.Model):

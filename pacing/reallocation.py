@@ -15,13 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from buyer.events.models import EventType
-from buyer.events.services import event_emit
+from buyer.events.services import event_emit, event_emit_many
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
-from campaigns.models import BookingJob
+from campaigns.models import BookingJob, Campaign
 from campaigns.services import JobStateError, job_create_top_up
 from pacing.maths import Move, plan_reallocation
 from pacing.models import (
@@ -83,10 +82,11 @@ def proposals_update(*, run: SnapshotRun, as_of: datetime) -> int:
     }
     roots = PacingSnapshot.objects.filter(run=run, scope=Scope.CAMPAIGN).values("job_id")
     pending = ReallocationProposal.objects.filter(status=ProposalStatus.PENDING, job_id__in=roots)
-    for proposal in pending.filter(Q(expires_at__lte=as_of) | ~Q(job_id__in=diverging)):
-        reason = "lapsed undecided" if proposal.expires_at <= as_of else "the channels are no longer diverging"
-        _expire(proposal, reason=reason, at=as_of)
-    busy = set(pending.filter(status=ProposalStatus.PENDING).values_list("job_id", flat=True))
+    lapsed = list(pending.filter(expires_at__lte=as_of).values_list("pk", "job_id"))
+    settled = list(pending.filter(expires_at__gt=as_of).exclude(job_id__in=diverging).values_list("pk", "job_id"))
+    _expire_many(lapsed, reason="lapsed undecided", at=as_of)
+    _expire_many(settled, reason="the channels are no longer diverging", at=as_of)
+    busy = set(pending.values_list("job_id", flat=True))
     cooldown = as_of - timedelta(hours=settings.PACING_REALLOCATION_COOLDOWN_HOURS)
     cooling = set(
         ReallocationProposal.objects.filter(job_id__in=diverging, decided_at__gt=cooldown).values_list(
@@ -96,15 +96,16 @@ def proposals_update(*, run: SnapshotRun, as_of: datetime) -> int:
     candidates = diverging - busy - cooling
     if not candidates:
         return 0
-    jobs = BookingJob.objects.filter(pk__in=candidates).select_related("campaign")
+    jobs = BookingJob.objects.filter(pk__in=candidates).only("id", "campaign_id", "budget_allocations")
+    budgets_of = dict(Campaign.objects.filter(jobs__in=candidates).values_list("pk", "budget_micros"))
     stored: dict[Any, dict[str, int]] = defaultdict(dict)
     for job_id, channel, micros in ChannelBudget.objects.filter(job_id__in=candidates).values_list(
         "job_id", "channel", "budget_micros"
     ):
         stored[job_id][channel] = micros
-    made = 0
     minimum = decimal_to_micros(settings.PACING_REALLOCATION_MIN_USD)
-    for job in jobs:
+    planned: list[tuple[BookingJob, list[Move], dict[str, dict[str, Any]], dict[str, int]]] = []
+    for job in jobs.iterator(chunk_size=1000):
         budgets = stored.get(job.pk) or planned_budgets(job)
         channels = {
             name: {
@@ -117,73 +118,98 @@ def proposals_update(*, run: SnapshotRun, as_of: datetime) -> int:
         }
         moves = plan_reallocation(
             channels=channels,
-            campaign_budget_micros=job.campaign.budget_micros,
+            campaign_budget_micros=budgets_of[job.campaign_id],
             minimum_micros=minimum,
             max_share_pct=settings.PACING_REALLOCATION_MAX_SHARE_PCT,
         )
         if moves:
-            _propose(job, moves, channels, budgets, run=run, at=as_of)
-            made += 1
-    return made
+            planned.append((job, moves, channels, budgets))
+    _propose_many(planned, run=run, at=as_of)
+    return len(planned)
 
 
-def _propose(
-    job: BookingJob,
-    moves: list[Move],
-    channels: dict[str, dict[str, Any]],
-    budgets: dict[str, int],
+def _propose_many(
+    planned: list[tuple[BookingJob, list[Move], dict[str, dict[str, Any]], dict[str, int]]],
     *,
     run: SnapshotRun,
     at: datetime,
-) -> ReallocationProposal:
-    total = sum(m.amount_micros for m in moves)
-    proposal = ReallocationProposal.objects.create(
-        job=job,
-        amount_micros=total,
-        rationale=_rationale(moves, channels),
-        budgets_before=budgets,
-        run=run,
-        expires_at=at + timedelta(hours=settings.PACING_PROPOSAL_TTL_HOURS),
+) -> None:
+    """Store the proposals, their moves and one ``pacing.reallocation_recommended`` each, in three INSERTs."""
+    expires = at + timedelta(hours=settings.PACING_PROPOSAL_TTL_HOURS)
+    proposals = ReallocationProposal.objects.bulk_create(
+        [
+            ReallocationProposal(
+                job=job,
+                amount_micros=sum(m.amount_micros for m in moves),
+                rationale=_rationale(moves, channels),
+                budgets_before=budgets,
+                run=run,
+                expires_at=expires,
+            )
+            for job, moves, channels, budgets in planned
+        ],
+        batch_size=1000,
     )
     ReallocationMove.objects.bulk_create(
         [
             ReallocationMove(
                 proposal=proposal, from_channel=m.from_channel, to_channel=m.to_channel, amount_micros=m.amount_micros
             )
+            for proposal, (_, moves, _, _) in zip(proposals, planned, strict=True)
             for m in moves
+        ],
+        batch_size=1000,
+    )
+    event_emit_many(
+        [
+            {
+                "event_type": EventType.PACING_REALLOCATION_RECOMMENDED,
+                "flow_id": str(job.pk),
+                "flow_type": "pacing",
+                "campaign_id": str(job.campaign_id),
+                "payload": {
+                    "proposal_id": proposal.pk,
+                    "amount": micros_to_decimal(proposal.amount_micros),
+                    "moves": [_move_payload(m.from_channel, m.to_channel, m.amount_micros) for m in moves],
+                    "rationale": proposal.rationale,
+                    "expires_at": proposal.expires_at,
+                },
+            }
+            for proposal, (job, moves, _, _) in zip(proposals, planned, strict=True)
         ]
     )
-    event_emit(
-        EventType.PACING_REALLOCATION_RECOMMENDED,
-        flow_id=str(job.pk),
-        flow_type="pacing",
-        campaign_id=str(job.campaign_id),
-        payload={
-            "proposal_id": proposal.pk,
-            "amount": micros_to_decimal(total),
-            "moves": [_move_payload(m.from_channel, m.to_channel, m.amount_micros) for m in moves],
-            "rationale": proposal.rationale,
-            "expires_at": proposal.expires_at,
-        },
+
+
+def _expire_many(proposals: list[tuple[int, Any]], *, reason: str, at: datetime) -> None:
+    """Lapse these pending proposals, with a ``pacing.reallocation_expired`` each."""
+    if not proposals:
+        return
+    keys = [pk for pk, _ in proposals]
+    ReallocationProposal.objects.filter(pk__in=keys, status=ProposalStatus.PENDING).update(
+        status=ProposalStatus.EXPIRED, decided_at=at, decision_note=reason
     )
-    return proposal
+    # Only those this call lapsed (one decided meanwhile keeps its decision, and gets no event).
+    lapsed = set(
+        ReallocationProposal.objects.filter(pk__in=keys, status=ProposalStatus.EXPIRED, decided_at=at).values_list(
+            "pk", flat=True
+        )
+    )
+    event_emit_many(
+        [
+            {
+                "event_type": EventType.PACING_REALLOCATION_EXPIRED,
+                "flow_id": str(job_id),
+                "flow_type": "pacing",
+                "payload": {"proposal_id": pk, "reason": reason},
+            }
+            for pk, job_id in proposals
+            if pk in lapsed
+        ]
+    )
 
 
 def _move_payload(source: str, target: str, micros: int) -> dict[str, Any]:
     return {"from_channel": source, "to_channel": target, "amount": micros_to_decimal(micros)}
-
-
-def _expire(proposal: ReallocationProposal, *, reason: str, at: datetime) -> None:
-    if not ReallocationProposal.objects.filter(pk=proposal.pk, status=ProposalStatus.PENDING).update(
-        status=ProposalStatus.EXPIRED, decided_at=at, decision_note=reason
-    ):
-        return
-    event_emit(
-        EventType.PACING_REALLOCATION_EXPIRED,
-        flow_id=str(proposal.job_id),
-        flow_type="pacing",
-        payload={"proposal_id": proposal.pk, "reason": reason},
-    )
 
 
 def _proposal_key(proposal_id: int | str) -> int:
@@ -196,12 +222,18 @@ def _proposal_key(proposal_id: int | str) -> int:
 def _lapse_if_due(key: int) -> None:
     """Lapse an undecided proposal past its time, in its own transaction, so the refusal that follows keeps it."""
     now = timezone.now()
-    for proposal in ReallocationProposal.objects.filter(pk=key, status=ProposalStatus.PENDING, expires_at__lte=now):
-        _expire(proposal, reason="lapsed undecided", at=now)
+    due = ReallocationProposal.objects.filter(pk=key, status=ProposalStatus.PENDING, expires_at__lte=now)
+    _expire_many(list(due.values_list("pk", "job_id")), reason="lapsed undecided", at=now)
 
 
 def _lock_pending(key: int) -> ReallocationProposal:
-    proposal = ReallocationProposal.objects.select_for_update().select_related("job__campaign").filter(pk=key).first()
+    # Lock the proposal only: its job and campaign rows are shared with snapshot runs (they reference them).
+    proposal = (
+        ReallocationProposal.objects.select_for_update(of=("self",))
+        .select_related("job__campaign")
+        .filter(pk=key)
+        .first()
+    )
     if proposal is None:
         raise ProposalNotFound(f"No reallocation proposal {key}")
     if proposal.status == ProposalStatus.EXPIRED:
@@ -234,8 +266,7 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
             )
         after[move.from_channel] -= move.amount_micros
         after[move.to_channel] = after.get(move.to_channel, 0) + move.amount_micros
-    if sum(after.values()) != sum(before.values()):  # moves are zero-sum; the campaign total never grows
-        raise ProposalStateError("The channel budgets would not add up to the campaign budget")
+    _still_unspent(job, moves, before)
     for channel, micros in after.items():
         ChannelBudget.objects.update_or_create(job=job, channel=channel, defaults={"budget_micros": micros})
     received: dict[str, int] = defaultdict(int)
@@ -271,6 +302,26 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
         },
     )
     return proposal
+
+
+def _still_unspent(job: BookingJob, moves: list[ReallocationMove], budgets: dict[str, int]) -> None:
+    """Each giving channel must still be projected to leave what it gives unspent (its budget minus its projected
+    spend in the latest snapshot): the money moved is money the campaign would not spend otherwise."""
+    given: dict[str, int] = defaultdict(int)
+    for move in moves:
+        given[move.from_channel] += move.amount_micros
+    projected = dict(
+        PacingSnapshot.objects.current()
+        .filter(job=job, scope=Scope.CHANNEL, channel__in=list(given))
+        .values_list("channel", "projected_micros")
+    )
+    for channel, amount in given.items():
+        spare = budgets.get(channel, 0) - projected.get(channel, budgets.get(channel, 0))
+        if spare < amount:
+            raise ProposalStateError(
+                f"{channel} is now projected to leave {_money(max(spare, 0))} unspent, less than the "
+                f"{_money(amount)} this proposal moves; reject it and wait for the next one"
+            )
 
 
 def proposal_reject(*, proposal_id: int | str, actor: str, note: str = "") -> ReallocationProposal:

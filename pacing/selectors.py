@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -37,6 +37,8 @@ COMMITTED_STATUSES = (*PACED_STATUSES, DealStatus.COMPLETED)
 # Jobs that still plan, wait or book; a finished job counts only if it booked something.
 ACTIVE_JOB_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.AWAITING_APPROVAL)
 SERIES_LIMIT = 2000
+# A refresh not done by then is given up (the page stops waiting for it) and may be asked for again.
+REFRESH_TIMEOUT = timedelta(minutes=5)
 
 PacingBand = Literal["on_track", "behind", "ahead", "no_data"]
 _HUNDRED = Decimal(100)
@@ -159,7 +161,7 @@ def campaign_pacing(job_id: Any) -> PacingReport:
     root = campaign_root_get(job_id)
     if root is None:
         return NO_DATA
-    latest = list(PacingSnapshot.objects.filter(job=root, is_latest=True).exclude(scope=Scope.DEAL))
+    latest = list(PacingSnapshot.objects.current().filter(job=root).exclude(scope=Scope.DEAL))
     campaign = next((row for row in latest if row.scope == Scope.CAMPAIGN), None)
     if campaign is None:
         return NO_DATA
@@ -204,7 +206,8 @@ def campaign_series(job_id: Any, *, scope: str = Scope.CAMPAIGN, key: str = "") 
 def campaign_latest_rows(root: BookingJob) -> dict[str, list[PacingSnapshot]]:
     """The latest channel and deal rows of a campaign, deals with their deal, seller and delivery."""
     rows = (
-        PacingSnapshot.objects.filter(job=root, is_latest=True)
+        PacingSnapshot.objects.current()
+        .filter(job=root)
         .select_related("deal__seller", "deal__delivery")
         .order_by("scope", "channel", "deal_id")
     )
@@ -215,8 +218,13 @@ def campaign_latest_rows(root: BookingJob) -> dict[str, list[PacingSnapshot]]:
 
 
 def refresh_in_progress(root: BookingJob) -> SnapshotRun | None:
+    """The campaign's refresh still under way, if one was asked for in the last few minutes."""
     return (
-        SnapshotRun.objects.filter(job=root, status__in=[RunStatus.PENDING, RunStatus.RUNNING])
+        SnapshotRun.objects.filter(
+            job=root,
+            status__in=[RunStatus.PENDING, RunStatus.RUNNING],
+            created_at__gte=timezone.now() - REFRESH_TIMEOUT,
+        )
         .order_by("-created_at")
         .first()
     )
@@ -242,7 +250,7 @@ def _open_alerts(level: str | None = None) -> QuerySet[PacingAlert]:
 def pacing_overview(*, include_finished: bool = False, search: str = "") -> QuerySet[PacingSnapshot]:
     """Each campaign's latest campaign-level snapshot with its open alert counts, worst first: critical, then
     warnings, by how far off pace; campaigns whose flight ended are left out unless asked for."""
-    rows = PacingSnapshot.objects.filter(scope=Scope.CAMPAIGN, is_latest=True).select_related("job__campaign")
+    rows = PacingSnapshot.objects.current().filter(scope=Scope.CAMPAIGN).select_related("job__campaign")
     if not include_finished:
         today = timezone.now().date()
         still_open = PacingAlert.objects.filter(job=OuterRef("job_id"), resolved_at__isnull=True)
@@ -279,7 +287,7 @@ def campaign_pacing_statuses(job_ids: list[Any]) -> dict[Any, PacingSnapshot]:
     wanted = {pk: parent or pk for pk, parent in roots.items()}
     latest = {
         row.job_id: row
-        for row in PacingSnapshot.objects.filter(scope=Scope.CAMPAIGN, is_latest=True, job_id__in=set(wanted.values()))
+        for row in PacingSnapshot.objects.current().filter(scope=Scope.CAMPAIGN, job_id__in=set(wanted.values()))
     }
     return {pk: latest[root] for pk, root in wanted.items() if root in latest}
 
@@ -518,3 +526,9 @@ def deals_to_pace() -> QuerySet[BookedDeal]:
         .select_related("job__campaign", "seller", "delivery")
         .order_by("flight_start", "job__campaign__name", "pk")
     )
+
+
+def deals_not_paced_yet() -> QuerySet[BookedDeal]:
+    """Booked deals whose campaign has no snapshot yet (flights not started, or not read yet)."""
+    paced = Q(job__latest_pacing__isnull=False) | Q(job__parent__latest_pacing__isnull=False)
+    return deals_to_pace().exclude(paced)

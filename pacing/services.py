@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from campaigns.models import BookingJob
 from pacing.delivery import PullResult, delivery_chunks, delivery_pull, delivery_pull_all
 from pacing.models import RunStatus, RunTrigger, SnapshotRun
+from pacing.selectors import REFRESH_TIMEOUT
 from pacing.snapshots import snapshot_run_create, snapshot_run_fail, snapshot_take
 
 logger = logging.getLogger(__name__)
@@ -37,13 +39,15 @@ def campaign_refresh_request(*, job_id: str, actor: str = "") -> SnapshotRun:
     from pacing import tasks
 
     root = campaign_root(job_id)
-    waiting = (
-        SnapshotRun.objects.filter(
-            job=root, trigger=RunTrigger.REFRESH, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
-        )
-        .order_by("-created_at")
-        .first()
+    unfinished = SnapshotRun.objects.filter(
+        job=root, trigger=RunTrigger.REFRESH, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
     )
+    # A refresh whose task never ran (a lost message, no worker on the pacing queue) must not block the next.
+    stale = timezone.now() - REFRESH_TIMEOUT
+    unfinished.filter(created_at__lt=stale).update(
+        status=RunStatus.FAILED, finished_at=timezone.now(), error="no worker took this refresh in time"
+    )
+    waiting = unfinished.filter(created_at__gte=stale).order_by("-created_at").first()
     if waiting is not None:
         return waiting
     run = snapshot_run_create(trigger=RunTrigger.REFRESH, job_id=root.pk, requested_by=actor)
@@ -60,8 +64,13 @@ def campaign_refresh_run(run_id: int) -> SnapshotRun | None:
         root = BookingJob.objects.get(pk=run.job_id)
         delivery_pull_all(job_ids=campaign_job_ids(root))
         return snapshot_take(run=run)
+    except (OperationalError, InterfaceError):
+        # The database went away: the task retries, and finds the run waiting again.
+        SnapshotRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(status=RunStatus.PENDING)
+        raise
     except Exception as exc:
-        snapshot_run_fail(run=run, error=f"{type(exc).__name__}: {exc}")
+        logger.exception("pacing refresh %s failed", run_id)
+        snapshot_run_fail(run=run, error=f"the refresh failed ({type(exc).__name__}); see the worker's log")
         raise
 
 
@@ -70,7 +79,8 @@ def scheduled_snapshot() -> SnapshotRun:
     try:
         return snapshot_take(run=run)
     except Exception as exc:
-        snapshot_run_fail(run=run, error=f"{type(exc).__name__}: {exc}")
+        logger.exception("pacing run %s failed", run.pk)
+        snapshot_run_fail(run=run, error=f"the run failed ({type(exc).__name__}); see the worker's log")
         raise
 
 

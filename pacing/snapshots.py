@@ -7,8 +7,9 @@ every deal. Alerts and reallocation proposals then follow from the run's rows (`
 
 Expected spend of a deal is its booked cost times its campaign's curve at the moment its delivery figures are
 true of (the seller's ``as_of``), so a seller that reports with a lag is not taken for an under-delivering one;
-a completed deal's figures are final and are judged at the run's moment, as is a deal whose seller failed to
-answer; a deal never read yet counts as not started.
+a completed deal's figures are final and are judged at the run's moment, as is a deal whose seller failed its
+last read or whose figures are more than a day old; a deal never read yet counts as not started. A completed
+deal's projection is what it spent.
 """
 
 # The SQL below is assembled from constants and Django-compiled querysets; every value travels as a parameter.
@@ -22,7 +23,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
-    BooleanField,
     Case,
     DateField,
     DateTimeField,
@@ -48,14 +48,16 @@ from buyer.events.models import EventType
 from buyer.events.services import event_emit
 from campaigns.models import BookedDeal, DealStatus, PacingCurve
 from pacing.delivery import PACED_STATUSES
-from pacing.maths import CRITICAL_PCT, WARNING_PCT
-from pacing.models import DeliveryReading, PacingSnapshot, RunStatus, RunTrigger, Scope, SnapshotRun
+from pacing.maths import CRITICAL_PCT, MAX_PACING_PCT, MAX_PACING_RATIO, MAX_PROJECTED_MICROS, WARNING_PCT
+from pacing.models import DeliveryReading, LatestSnapshot, PacingSnapshot, RunStatus, RunTrigger, Scope, SnapshotRun
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_STATUSES = (*PACED_STATUSES, DealStatus.COMPLETED)
 # A campaign is snapshotted while a deal still delivers, or for this long after its last flight day.
 ACTIVE_AFTER_FLIGHT = timedelta(days=2)
+# Figures older than this, at a run, say the seller stopped reporting: what is due is what is due now.
+STALE_AFTER = timedelta(hours=24)
 DAY_SECONDS = 86_400.0
 # Any number that fits a 64-bit key: serialises runs across processes on PostgreSQL.
 _ADVISORY_LOCK = 0x50414345  # "PACE"
@@ -65,7 +67,8 @@ class Epoch(Func):
     """Seconds since 1970 of a date (its midnight, UTC) or a datetime, in either database."""
 
     output_field = FloatField()
-    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    # Double precision (EXTRACT answers numeric), as SQLite computes: the same arithmetic on both databases.
+    template = "CAST(EXTRACT(EPOCH FROM %(expressions)s) AS DOUBLE PRECISION)"
 
     def as_sqlite(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
         return self.as_sql(
@@ -78,8 +81,7 @@ def _float(value: float) -> Value:
 
 
 # The maths of ``maths.py`` as portable SQL over the columns of a derived table ``x`` (PostgreSQL and SQLite
-# alike: CASE rather than GREATEST/LEAST, integers for the thresholds). PostgreSQL computes the shares in
-# exact numerics (EXTRACT returns numeric), SQLite in double precision.
+# alike: CASE rather than GREATEST/LEAST, integers for the thresholds, shares in double precision).
 _SHARE_SQL = f"""CASE x.curve
     WHEN '{PacingCurve.FRONT_LOADED}' THEN x.t * (2 - x.t)
     WHEN '{PacingCurve.BACK_LOADED}' THEN x.t * x.t
@@ -96,15 +98,18 @@ _RATED_SQL = f"""SELECT x.*,
          WHEN ABS(x.actual - x.expected) * 100 <= x.expected * {WARNING_PCT} THEN 'on_track'
          WHEN x.actual > x.expected THEN 'ahead'
          ELSE 'behind' END AS status,
-    CASE WHEN x.expected > 0 THEN ROUND(x.actual * 100.0 / x.expected, 2) END AS pacing_pct,
-    CASE WHEN x.expected > 0 THEN ROUND(x.actual * 100.0 / x.expected, 2) - 100 END AS deviation_pct
+    CASE WHEN x.expected <= 0 THEN NULL WHEN x.actual > x.expected * {MAX_PACING_RATIO}.0 THEN {MAX_PACING_PCT}
+         ELSE ROUND(x.actual * 100.0 / x.expected, 2) END AS pacing_pct,
+    CASE WHEN x.expected <= 0 THEN NULL WHEN x.actual > x.expected * {MAX_PACING_RATIO}.0 THEN {MAX_PACING_PCT} - 100
+         ELSE ROUND(x.actual * 100.0 / x.expected, 2) - 100 END AS deviation_pct
 FROM ({{inner}}) x"""
 _DEAL_SQL = f"""SELECT y.*, CASE
-        WHEN y.share >= 1 THEN y.actual
+        WHEN y.share >= 1 OR y.completed = 1 THEN y.actual
         WHEN y.expected <= 0 OR y.share <= 0 THEN CASE WHEN y.actual > y.booked THEN y.actual ELSE y.booked END
+        WHEN y.actual > y.share * {MAX_PROJECTED_MICROS} THEN {MAX_PROJECTED_MICROS}
         ELSE CAST(ROUND(y.actual / y.share) AS BIGINT) END AS projected
     FROM (SELECT z.*, CAST(ROUND(z.booked * z.share) AS BIGINT) AS expected
-          FROM (SELECT x.*, {_SHARE_SQL} AS share FROM ({{inner}}) x) z) y"""
+          FROM (SELECT x.*, {_SHARE_SQL} AS share FROM ({{inner}}) x @FENCE@) z @FENCE@) y"""
 
 COLUMNS = (
     "run_id",
@@ -112,6 +117,7 @@ COLUMNS = (
     "scope",
     "channel",
     "deal_id",
+    "scope_key",
     "as_of",
     "booked_micros",
     "expected_micros",
@@ -126,7 +132,11 @@ COLUMNS = (
     "days_left",
     "flight_start",
     "flight_end",
-    "is_latest",
+)
+# The alerts' key for a row (``alerts.scope_key`` in SQL).
+_SCOPE_KEY_SQL = (
+    "CASE WHEN r.deal_id IS NOT NULL THEN 'deal:' || CAST(r.deal_id AS VARCHAR(20)) "
+    "WHEN r.channel <> '' THEN 'channel:' || r.channel ELSE 'campaign' END"
 )
 # Where each column comes from in the rated rows (the rest have their own name there).
 _SOURCES = {
@@ -137,6 +147,13 @@ _SOURCES = {
 }
 
 
+def _fenced(sql: str) -> str:
+    """Keep each layer a layer: the planners would otherwise inline a column's whole expression everywhere the
+    next layer uses it, computing the elapsed share a dozen times a row (an empty OFFSET stops that)."""
+    fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+    return sql.replace("@FENCE@", fence)
+
+
 def _insert(select_sql: str, params: tuple, extra: dict[str, tuple[str, object]]) -> int:
     """``INSERT INTO pacing_pacingsnapshot (COLUMNS) SELECT … FROM (rated rows)``; ``extra`` are constants
     (column → SQL placeholder and value) for the run, the scope and the moment."""
@@ -145,7 +162,9 @@ def _insert(select_sql: str, params: tuple, extra: dict[str, tuple[str, object]]
     names, picks, values = [], [], []
     for column in COLUMNS:
         names.append(quote(column))
-        if column in extra:
+        if column == "scope_key":
+            picks.append(_SCOPE_KEY_SQL)
+        elif column in extra:
             placeholder, value = extra[column]
             picks.append(placeholder)
             values.append(value)
@@ -160,23 +179,24 @@ def _insert(select_sql: str, params: tuple, extra: dict[str, tuple[str, object]]
 
 def _constants(run: SnapshotRun, scope: str, as_of: datetime) -> dict[str, tuple[str, object]]:
     stamp = DateTimeField().get_db_prep_value(as_of, connection)
-    true = BooleanField().get_db_prep_value(True, connection)
     cast = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
-    return {"run_id": ("%s", run.pk), "scope": ("%s", scope), "as_of": (cast, stamp), "is_latest": ("%s", true)}
+    return {"run_id": ("%s", run.pk), "scope": ("%s", scope), "as_of": (cast, stamp)}
 
 
 def active_deals(*, as_of: datetime, job_id=None) -> QuerySet[BookedDeal]:  # type: ignore[no-untyped-def]
     """Deals to snapshot, each with ``root`` (its campaign's first job): every paced or completed deal of a
     campaign that still delivers or whose last flight day was at most two days ago."""
     cutoff = (as_of - ACTIVE_AFTER_FLIGHT).date()
+    live = (
+        BookedDeal.objects.filter(Q(status__in=PACED_STATUSES) | Q(flight_end__gte=cutoff))
+        .annotate(live_root=Coalesce(F("job__parent_id"), F("job_id")))
+        .values("live_root")
+    )
     deals = BookedDeal.objects.filter(status__in=SNAPSHOT_STATUSES).annotate(
         root=Coalesce(F("job__parent_id"), F("job_id"))
     )
-    live = BookedDeal.objects.filter(
-        Q(job_id=OuterRef("root")) | Q(job__parent_id=OuterRef("root")),
-        Q(status__in=PACED_STATUSES) | Q(flight_end__gte=cutoff),
-    )
-    deals = deals.filter(Exists(live))
+    # A semi-join on the campaign (not a correlated EXISTS per deal): one pass over the deals.
+    deals = deals.filter(root__in=live)
     if job_id is not None:
         deals = deals.filter(root=job_id)
     return deals
@@ -184,12 +204,15 @@ def active_deals(*, as_of: datetime, job_id=None) -> QuerySet[BookedDeal]:  # ty
 
 def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: ignore[no-untyped-def]
     """Per deal: its figures, its curve and ``t``, the share of its flight gone by when its delivery was true."""
-    # A deal's figures are compared with what was due when they were true (a seller that reports late is not
-    # under-delivering). A completed deal's figures are final, so what is due keeps moving with the run; a deal
-    # never read counts from its flight start (nothing due); a failed read is judged at the run's moment.
+    # A deal's figures are compared with what was due when they were true (a seller that reports a few hours
+    # late is not under-delivering). A completed deal's figures are final, and a seller that failed its last
+    # read or whose figures are a day old is not reporting: those are judged at the run's moment. A deal never
+    # read counts from its flight start (nothing due yet).
     now = Value(as_of, output_field=DateTimeField())
     moment = Case(
         When(status=DealStatus.COMPLETED, then=now),
+        When(delivery__consecutive_errors__gt=0, then=now),
+        When(delivery__as_of__lt=Value(as_of - STALE_AFTER, output_field=DateTimeField()), then=now),
         When(delivery__as_of__isnull=False, then=F("delivery__as_of")),
         When(delivery__checked_at__isnull=False, then=now),
         default=Cast(F("flight_start"), DateTimeField()),
@@ -208,6 +231,7 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
             impressions_booked=F("impressions"),
             impressions_delivered=Coalesce(F("delivery__impressions"), Value(0)),
             curve=F("job__campaign__pacing_curve"),
+            completed=Case(When(status=DealStatus.COMPLETED, then=Value(1)), default=Value(0)),
             t=Case(
                 When(GreaterThan(elapsed, 1), then=_float(1.0)),
                 When(LessThan(elapsed, 0), then=_float(0.0)),
@@ -228,6 +252,7 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
             "impressions_booked",
             "impressions_delivered",
             "curve",
+            "completed",
             "t",
             "days_left",
             "length",
@@ -239,11 +264,11 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
     sql, params = queryset.query.sql_with_params()
     rename = (
         "SELECT b.job_id_ AS job_id, b.channel, b.deal_id_ AS deal_id, b.booked, b.actual, b.impressions_booked, "
-        "b.impressions_delivered, b.curve, b.t, CASE WHEN b.days_left > b.length THEN b.length "
+        "b.impressions_delivered, b.curve, b.completed, b.t, CASE WHEN b.days_left > b.length THEN b.length "
         "WHEN b.days_left < 0 THEN 0 ELSE b.days_left END AS days_left, b.flight_start_ AS flight_start, "
-        f"b.flight_end_ AS flight_end FROM ({sql}) b"
+        f"b.flight_end_ AS flight_end FROM ({sql}) b @FENCE@"
     )
-    return _DEAL_SQL.replace("{inner}", rename), params
+    return _fenced(_DEAL_SQL.replace("{inner}", rename)), params
 
 
 def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
@@ -289,7 +314,6 @@ def snapshot_take(*, run: SnapshotRun, as_of: datetime | None = None, propose: b
     serialised; a finished run is not taken again."""
     from pacing import alerts, reallocation
 
-    as_of = as_of or timezone.now()
     started = time.monotonic()
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -298,13 +322,25 @@ def snapshot_take(*, run: SnapshotRun, as_of: datetime | None = None, propose: b
         run = SnapshotRun.objects.select_for_update().get(pk=run.pk)
         if run.is_finished:
             return run
-        roots = active_deals(as_of=as_of, job_id=run.job_id).values("root")
-        PacingSnapshot.objects.filter(is_latest=True, job_id__in=roots).update(is_latest=False)
+        # "Now" is taken once the lock is ours: a run that waited behind another describes the later moment.
+        as_of = as_of or timezone.now()
+        run.as_of = as_of
+        run.save(update_fields=["as_of"])
+        phases: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            phases[name] = time.monotonic() - started - sum(phases.values())
+
         deals = _insert(*_deal_base(as_of, run.job_id), _constants(run, Scope.DEAL, as_of))
         _insert(*_aggregate_base(run, Scope.CHANNEL), _constants(run, Scope.CHANNEL, as_of))
         campaigns = _insert(*_aggregate_base(run, Scope.CAMPAIGN), _constants(run, Scope.CAMPAIGN, as_of))
+        lap("rows")
+        _point_latest(run)
+        lap("latest")
         changes = alerts.alerts_update(run=run, as_of=as_of)
+        lap("alerts")
         proposals = reallocation.proposals_update(run=run, as_of=as_of) if propose else 0
+        lap("proposals")
         run.status, run.as_of, run.finished_at = RunStatus.DONE, as_of, timezone.now()
         run.deals, run.campaigns = max(deals, 0), max(campaigns, 0)
         run.alerts_opened, run.alerts_changed, run.alerts_resolved = changes.opened, changes.changed, changes.resolved
@@ -327,8 +363,33 @@ def snapshot_take(*, run: SnapshotRun, as_of: datetime | None = None, propose: b
                 "proposals": run.proposals,
             },
         )
-    logger.info("pacing run %s: %s campaigns, %s deals in %s ms", run.pk, run.campaigns, run.deals, run.duration_ms)
+    logger.info(
+        "pacing run %s: %s campaigns, %s deals in %s ms (%s)",
+        run.pk,
+        run.campaigns,
+        run.deals,
+        run.duration_ms,
+        ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in phases.items()),
+    )
     return run
+
+
+def _point_latest(run: SnapshotRun) -> None:
+    """Make this run the latest of every campaign it snapshotted (unless one describes a later moment): one
+    upsert, a narrow row per campaign."""
+    table = connection.ops.quote_name(LatestSnapshot._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (job_id, run_id) SELECT job_id, run_id FROM {_table(PacingSnapshot)} "
+            "WHERE run_id = %s AND scope = 'campaign' ON CONFLICT (job_id) DO UPDATE SET run_id = excluded.run_id "
+            # Never back to an older moment (a replay of history, a run that describes an earlier time).
+            f"WHERE (SELECT as_of FROM {_table(SnapshotRun)} WHERE id = {table}.run_id) <= %s",
+            [run.pk, DateTimeField().get_db_prep_value(run.as_of, connection)],
+        )
+
+
+def _table(model) -> str:  # type: ignore[no-untyped-def]
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def snapshot_run_fail(*, run: SnapshotRun, error: str) -> None:
@@ -348,7 +409,8 @@ def snapshots_thin(*, now: datetime | None = None) -> dict[str, int]:
     oldest = now - timedelta(days=settings.PACING_SNAPSHOT_RETENTION_DAYS)
     counts: dict[str, int] = {}
 
-    old = PacingSnapshot.objects.filter(as_of__lt=recent, is_latest=False)
+    latest = F("job__latest_pacing__run_id")
+    old = PacingSnapshot.objects.filter(as_of__lt=recent).exclude(run_id=latest)
     keep = (
         PacingSnapshot.objects.filter(as_of__lt=recent)
         .annotate(day=TruncDate("as_of"))
@@ -357,7 +419,7 @@ def snapshots_thin(*, now: datetime | None = None) -> dict[str, int]:
         .values("last")
     )
     counts["snapshots_thinned"] = old.exclude(pk__in=keep).delete()[0]
-    counts["snapshots_expired"] = PacingSnapshot.objects.filter(as_of__lt=oldest, is_latest=False).delete()[0]
+    counts["snapshots_expired"] = PacingSnapshot.objects.filter(as_of__lt=oldest).exclude(run_id=latest).delete()[0]
 
     kept_readings = (
         DeliveryReading.objects.filter(as_of__lt=recent)

@@ -37,7 +37,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.pacing_overview(include_finished=finished, search=search), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    waiting = selectors.deals_to_pace().filter(job__pacing_snapshots__isnull=True).distinct()
+    waiting = selectors.deals_not_paced_yet()
     context = {
         "page": page,
         "finished": finished,

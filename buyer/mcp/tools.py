@@ -269,7 +269,9 @@ def check_pacing(args: CampaignArgs, principal: Principal) -> dict[str, Any]:
     report = pacing.campaign_pacing(args.campaign_id)
     answer = {"campaign_id": args.campaign_id, **report.as_dict()}
     if report.assessment.detail == "not_started":
-        answer["message"] = "The flight has not started: nothing is due yet, so there is nothing to pace."
+        answer["message"] = (
+            "Nothing is due yet: the flight has not started, or no delivery has been read from the sellers yet."
+        )
     elif report.assessment.status == "no_data":
         answer["message"] = "No delivery snapshot yet for this campaign; pacing starts once its deals deliver."
     return answer

@@ -316,6 +316,7 @@ def parse_deal_performance(payload: Any, deal_id: str) -> DealPerformance:
     if impressions is None:
         raise InvalidResponse("performance has no impressions_delivered or impressions_served")
     spend = _price(wire.spend)
+    derived = spend is None
     if spend is None:
         avg_cpm = _price(wire.avg_cpm_actual)
         spend = cost_for(impressions, avg_cpm) if avg_cpm else Decimal(0)
@@ -329,5 +330,6 @@ def parse_deal_performance(payload: Any, deal_id: str) -> DealPerformance:
         as_of=parse_datetime(stamp, "performance.as_of") if stamp else None,
         status=(wire.status or wire.delivery_status or "").strip().lower()[:32],
         delivery_pacing=(wire.delivery_pacing or "").strip().lower()[:32],
+        spend_derived=derived,
         raw=body,
     )

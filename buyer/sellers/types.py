@@ -116,4 +116,6 @@ class DealPerformance:
     # The seller's own words, kept as data: a delivery status (``makegood_pending``…) and its pacing verdict.
     status: str = ""
     delivery_pacing: str = ""
+    # True when the seller sent no spend and it was worked out from an average CPM (which can fall).
+    spend_derived: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

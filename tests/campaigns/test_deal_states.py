@@ -40,3 +40,31 @@ def test_a_forbidden_transition_is_refused_and_leaves_no_trace():
     deal.refresh_from_db()
     assert deal.status == DealStatus.CANCELLED
     assert DealTransition.objects.filter(deal=deal).count() == 1
+
+
+def test_many_moves_at_once_make_only_the_allowed_ones_from_the_state_each_deal_is_still_in():
+    from campaigns.services import DealMove, deal_transition_many
+
+    moving, stale, refused = (BookedDealFactory(status=DealStatus.BOOKED) for _ in range(3))
+    DealTransition.objects.all().delete()
+    BookedDeal.objects.filter(pk=stale.pk).update(status=DealStatus.CANCELLED)  # moved on meanwhile
+
+    made = deal_transition_many(
+        [
+            DealMove(moving, DealStatus.BOOKED, DealStatus.DELIVERING, "first impressions", "delivering"),
+            DealMove(stale, DealStatus.BOOKED, DealStatus.DELIVERING, "first impressions"),
+            DealMove(refused, DealStatus.BOOKED, DealStatus.NEGOTIATING, "not a move the machine knows"),
+        ]
+    )
+
+    assert [m.deal.pk for m in made] == [moving.pk]
+    statuses = dict(BookedDeal.objects.values_list("pk", "status"))
+    assert statuses == {moving.pk: "delivering", stale.pk: "cancelled", refused.pk: "booked"}
+    assert BookedDeal.objects.get(pk=moving.pk).seller_status == "delivering"
+    (audit,) = DealTransition.objects.all()
+    assert (audit.deal_id, audit.from_status, audit.to_status, audit.actor) == (
+        moving.pk,
+        "booked",
+        "delivering",
+        "system",
+    )

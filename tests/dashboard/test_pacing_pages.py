@@ -171,3 +171,17 @@ def test_signed_out_people_are_sent_to_sign_in(client):
     for url in (reverse("pacing:overview"), reverse("pacing:campaign", args=[job.pk])):
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_deals_of_a_top_up_count_as_paced_with_their_campaign(buyer):
+    from tests.factories import BookedDealFactory, RecommendationFactory
+
+    job, _ = diverging_campaign()
+    top_up = BookingJobFactory(parent=job, campaign=job.campaign)
+    BookedDealFactory(recommendation=RecommendationFactory(job=top_up, channel="ctv"), deal_id="TOPUP-1")
+    waiting = BookedDealFactory(deal_id="WAITING-1")  # a campaign with no snapshot yet
+
+    html = buyer.get(reverse("pacing:overview")).content.decode()
+
+    assert "Booked deals not paced yet (1)" in html
+    assert waiting.deal_id in html and "TOPUP-1" not in html

@@ -72,3 +72,18 @@ def test_exactly_at_the_threshold_nothing_opens():
     snapshot_take(run=snapshot_run_create(), as_of=at(16, 0))
     assert not PacingAlert.objects.exists()
     assert not Event.objects.filter(event_type=EventType.PACING_DEVIATION_DETECTED).exists()
+
+
+def test_alerts_of_a_campaign_no_longer_paced_are_resolved_by_the_next_full_run():
+    from campaigns.models import BookedDeal, DealStatus
+
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000})
+    _day(deals["ctv"], 5, 0.5)
+    assert PacingAlert.objects.filter(resolved_at__isnull=True).count() == 3
+    BookedDeal.objects.filter(pk=deals["ctv"].pk).update(status=DealStatus.CANCELLED)  # nothing left to pace
+
+    snapshot_take(run=snapshot_run_create(), as_of=at(6))
+
+    assert not PacingAlert.objects.filter(resolved_at__isnull=True).exists()
+    resolved = Event.objects.filter(event_type=EventType.PACING_ALERT_RESOLVED)
+    assert {e.payload["now"] for e in resolved} == {"no longer paced"}

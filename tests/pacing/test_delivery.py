@@ -244,3 +244,25 @@ def _fake_deal() -> BookedDeal:
     BookedDeal.objects.filter(pk=deal.pk).update(impressions=2000)
     deal.impressions = 2000
     return deal
+
+
+def test_an_absurd_spend_is_refused_before_it_can_break_the_chunk():
+    deal = _fake_deal()
+    outcome = delivery_record(
+        deal=deal, reading=DealPerformance("D", 10, Decimal("1e300"), as_of=at(5)), fetched_at=at(5)
+    )
+    assert "not plausible" in outcome.error
+    assert DealDelivery.objects.get(deal=deal).spend_micros == 0
+
+
+def test_a_spend_worked_out_from_a_falling_average_cpm_does_not_go_backwards():
+    deal = _fake_deal()
+    delivery_record(
+        deal=deal, reading=DealPerformance("D", 1000, Decimal("15"), as_of=at(4), spend_derived=True), fetched_at=at(4)
+    )
+    cheaper = DealPerformance("D", 1100, Decimal("13.2"), as_of=at(5), spend_derived=True)  # avg CPM 15 → 12
+
+    outcome = delivery_record(deal=deal, reading=cheaper, fetched_at=at(5))
+
+    state = DealDelivery.objects.get(deal=deal)
+    assert outcome.error == "" and (state.impressions, state.spend_micros) == (1100, 15_000_000)

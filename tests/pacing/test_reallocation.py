@@ -127,3 +127,26 @@ def test_a_top_up_runs_from_today_to_the_end_of_the_flight_with_the_moved_money_
     assert top_up.status == "pending" and not top_up.auto_approve
     created = Event.objects.get(event_type=EventType.CAMPAIGN_CREATED, flow_id=str(top_up.pk))
     assert created.payload["top_up_of"] == str(job.pk)
+
+
+def test_approving_refuses_when_the_giving_channel_no_longer_leaves_that_money_unspent():
+    job, deals = diverging_campaign(moment=at(10, 0))
+    proposal = ReallocationProposal.objects.get(job=job)
+    # Branding caught up meanwhile: on pace, it will spend its whole budget.
+    deliver(deals["branding"], spend_micros=9_300_000_000, as_of=at(11, 0))
+    deliver(deals["ctv"], spend_micros=7_700_000_000, as_of=at(11, 0))
+    snapshot_take(run=snapshot_run_create(), as_of=at(11, 0))
+    ReallocationProposal.objects.filter(pk=proposal.pk).update(status=ProposalStatus.PENDING)
+
+    with time_machine.travel(at(11, 1), tick=False), pytest.raises(ProposalStateError, match="now projected"):
+        proposal_approve(proposal_id=proposal.pk, actor="ada")
+    assert not ChannelBudget.objects.exists() and BookingJob.objects.count() == 1
+
+
+def test_an_older_moment_never_becomes_the_latest_snapshot():
+    job, deals = make_campaign()
+    deliver(deals["ctv"], spend_micros=1_000_000_000, as_of=at(5))
+    newer = _snapshot(at(5))
+    _snapshot(at(3))  # a replay of an earlier moment, run afterwards
+    job.refresh_from_db()
+    assert job.latest_pacing.run_id == newer.pk

@@ -48,7 +48,7 @@ def test_a_failed_refresh_says_why(fast_sellers, monkeypatch):
     with pytest.raises(RuntimeError):
         services.campaign_refresh_run(run.pk)
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED and run.error == "RuntimeError: boom"
+    assert run.status == RunStatus.FAILED and run.error == "the refresh failed (RuntimeError); see the worker's log"
 
 
 def test_a_run_is_taken_once():
@@ -76,7 +76,7 @@ def test_old_snapshots_are_thinned_to_one_a_day_and_the_latest_always_stays(sett
     # Days 1 to 3 are older than 48 hours (before day 3, 20:00): the last snapshot of each stays.
     assert kept == [(1, 18), (2, 18), (3, 18), (4, 6), (4, 12), (4, 18), (5, 6), (5, 12), (5, 18)]
     assert counts["snapshots_thinned"] == 2 * 3 * 3  # two of three, on three days, at three scopes
-    assert campaign_rows.last().is_latest
+    assert campaign_rows.last().run_id == job.latest_pacing.run_id
     assert snapshots_thin(now=at(5, 20))["snapshots_thinned"] == 0
 
 
@@ -87,4 +87,17 @@ def test_snapshots_older_than_the_retention_go_but_never_the_latest(settings):
     snapshot_take(run=snapshot_run_create(), as_of=at(1))
     counts = snapshots_thin(now=at(1) + timedelta(days=30))
     assert counts["snapshots_expired"] == 0
-    assert PacingSnapshot.objects.filter(job=job, is_latest=True).count() == 3
+    assert PacingSnapshot.objects.current().filter(job=job).count() == 3
+
+
+def test_a_refresh_no_worker_took_is_given_up_and_can_be_asked_for_again():
+    job, _ = make_campaign()
+    with time_machine.travel(at(3), tick=False):
+        lost = services.campaign_refresh_request(job_id=str(job.pk))
+    with time_machine.travel(at(3) + timedelta(minutes=6), tick=False):
+        from pacing import selectors
+
+        assert selectors.refresh_in_progress(job) is None  # the page stops waiting
+        again = services.campaign_refresh_request(job_id=str(job.pk))
+    lost.refresh_from_db()
+    assert again.pk != lost.pk and lost.status == RunStatus.FAILED and "no worker" in lost.error
