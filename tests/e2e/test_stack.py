@@ -89,3 +89,30 @@ def test_jobs_survive_a_restart_of_web_and_worker(make_stack, brief):
     # Nothing was booked twice: one seller deal per booked line.
     deal_ids = [line["deal_id"] for line in resumed["booked_lines"]]
     assert len(deal_ids) == len(set(deal_ids)) == len(resumed["recommendations"])
+
+
+def test_refresh_now_reads_delivery_on_the_workers_pacing_queue(make_stack, brief):
+    import time
+    from datetime import date, timedelta
+
+    stack = make_stack(sandbox_args=["--delivery-profile", "*=under:0.6"])
+    api = Api(stack)
+    start = date.fromisoformat(brief["start_date"]) - timedelta(days=12)  # a flight that began days ago
+    brief = {**brief, "start_date": start.isoformat(), "end_date": (start + timedelta(days=29)).isoformat()}
+    job_id = api.submit(brief, auto_approve=True)
+    assert api.wait_for(job_id, "completed", "failed")["status"] == "completed"
+
+    response = api.http.post(f"/pacing/campaigns/{job_id}/refresh")
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+    deadline = time.monotonic() + 60
+    while (run := api.http.get(f"/pacing/runs/{run_id}").json())["status"] not in {"done", "failed"}:
+        assert time.monotonic() < deadline, run
+        time.sleep(0.3)
+    assert run["status"] == "done", run
+
+    pacing = api.http.get(f"/pacing/campaigns/{job_id}").json()
+    assert pacing["pacing"]["status"] == "behind" and pacing["pacing"]["alert_level"] == "critical"
+    assert all(deal["delivery_as_of"] and deal["deal_status"] == "delivering" for deal in pacing["deals"])
+    critical = api.http.get("/events", params={"event_type": "pacing.deviation_detected", "flow_id": job_id})
+    assert critical.json()["total"] >= 1
