@@ -101,3 +101,16 @@ def test_a_refresh_no_worker_took_is_given_up_and_can_be_asked_for_again():
         again = services.campaign_refresh_request(job_id=str(job.pk))
     lost.refresh_from_db()
     assert again.pk != lost.pk and lost.status == RunStatus.FAILED and "no worker" in lost.error
+
+
+def test_an_sqlite_too_old_for_the_pacing_sql_is_refused_at_migrate(monkeypatch):
+    import sqlite3
+
+    from django.db import connection
+
+    from pacing.apps import sqlite_is_recent_enough
+
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    errors = sqlite_is_recent_enough(None)
+    expected = ["pacing.E001"] if connection.vendor == "sqlite" else []
+    assert [e.id for e in errors] == expected
