@@ -103,6 +103,9 @@ PACING_DELIVERY_PARALLEL = env_int("PACING_DELIVERY_PARALLEL", 8, minimum=1, max
 # A reallocation moves at least this much, and at most this share of the campaign budget per proposal.
 PACING_REALLOCATION_MIN_USD = env_decimal("PACING_REALLOCATION_MIN_USD", "100", minimum="0", maximum="1000000000")
 PACING_REALLOCATION_MAX_SHARE_PCT = env_decimal("PACING_REALLOCATION_MAX_SHARE_PCT", "30", minimum="1", maximum="100")
+# A deal is not alerted on (nor reallocated from) for this long after its delivery starts: its flight start,
+# or its booking if that came later. Sellers ramp up, and the first hours' figures swing wildly.
+PACING_GRACE_HOURS = env_int("PACING_GRACE_HOURS", 24, minimum=0, maximum=24 * 30)
 # An undecided proposal lapses after this long; after a decision the next proposal waits this long.
 PACING_PROPOSAL_TTL_HOURS = env_int("PACING_PROPOSAL_TTL_HOURS", 48, minimum=1, maximum=24 * 90)
 PACING_REALLOCATION_COOLDOWN_HOURS = env_int("PACING_REALLOCATION_COOLDOWN_HOURS", 24, minimum=0, maximum=24 * 90)

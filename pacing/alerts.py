@@ -19,6 +19,7 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models import DateTimeField
+from django.utils import timezone
 
 from buyer.events.models import Event, EventType
 from campaigns.models import BookedDeal, BookingJob, Campaign
@@ -109,7 +110,10 @@ def alerts_update(*, run: SnapshotRun, as_of: datetime) -> AlertChanges:
             [at, at, run.pk, run.pk],
         )
         changes.opened = cursor.rowcount
-        _events(cursor, run=run, at=at)
+        # Events carry when they were written (a replayed history is written now) and, in the payload, the
+        # moment the figures are true of.
+        now = DateTimeField().get_db_prep_value(timezone.now(), connection)
+        _events(cursor, run=run, at=now, as_of=as_of.isoformat())
     return changes
 
 
@@ -133,7 +137,7 @@ def _sql_json() -> tuple[str, str, str]:
     return "json_object", "lower(hex(randomblob(16)))", "'{}'"
 
 
-def _events(cursor, *, run: SnapshotRun, at: object) -> None:  # type: ignore[no-untyped-def]
+def _events(cursor, *, run: SnapshotRun, at: object, as_of: str) -> None:  # type: ignore[no-untyped-def]
     """``pacing.deviation_detected`` for each alert opened or re-levelled in this run, ``pacing.alert_resolved``
     for each resolved; payloads as ``GET /events`` shows them (money in dollars, deviation in percent)."""
     build, new_id, empty = _sql_json()
@@ -142,7 +146,7 @@ def _events(cursor, *, run: SnapshotRun, at: object) -> None:  # type: ignore[no
         "'deviation', a.deviation_pct, 'deviation_pct', a.deviation_pct, 'scope', a.scope, "
         "'channel', NULLIF(a.channel, ''), 'deal_id', d.deal_id, "
         "'expected', a.expected_micros / 1000000.0, 'actual', a.actual_micros / 1000000.0, "
-        "'change', @CHANGE@, 'campaign', c.name@EXTRA@)"
+        "'change', @CHANGE@, 'campaign', c.name, 'as_of', CAST(%s AS TEXT)@EXTRA@)"
     )
     select = (
         f"INSERT INTO {EVENTS} (event_id, event_type, timestamp, flow_id, flow_type, deal_id, campaign_id, "
@@ -160,12 +164,12 @@ def _events(cursor, *, run: SnapshotRun, at: object) -> None:  # type: ignore[no
         return sql
 
     opened = statement(change="'opened'", where="a.opened_run_id = %s")
-    cursor.execute(opened, [EventType.PACING_DEVIATION_DETECTED, at, run.pk])
+    cursor.execute(opened, [EventType.PACING_DEVIATION_DETECTED, at, as_of, run.pk])
     relevelled = statement(
         change="CASE WHEN a.level = 'critical' THEN 'escalated' ELSE 'eased' END",
         where="a.changed_run_id = %s AND (a.opened_run_id IS NULL OR a.opened_run_id <> %s)",
     )
-    cursor.execute(relevelled, [EventType.PACING_DEVIATION_DETECTED, at, run.pk, run.pk])
+    cursor.execute(relevelled, [EventType.PACING_DEVIATION_DETECTED, at, as_of, run.pk, run.pk])
     resolved = statement(
         change="'resolved'",
         extra=", 'now', COALESCE(CASE s.status WHEN 'not_started' THEN 'not started' ELSE s.status END, "
@@ -173,4 +177,4 @@ def _events(cursor, *, run: SnapshotRun, at: object) -> None:  # type: ignore[no
         join=f"LEFT JOIN {SNAPSHOTS} s ON s.run_id = %s AND s.job_id = a.job_id AND s.scope_key = a.scope_key",
         where="a.resolved_run_id = %s",
     )
-    cursor.execute(resolved, [EventType.PACING_ALERT_RESOLVED, at, run.pk, run.pk])
+    cursor.execute(resolved, [EventType.PACING_ALERT_RESOLVED, at, as_of, run.pk, run.pk])

@@ -56,8 +56,14 @@ def list_campaign_pacing(request: HttpRequest, filters: Query[OverviewFilters]):
 def get_campaign_pacing(request: HttpRequest, campaign_id: str, filters: Query[SeriesFilters]):
     """Any job id of the campaign answers (a top-up job's answers its campaign). ``pacing`` is null until the
     first snapshot; ``series`` is the campaign's (or with ``?channel=`` that channel's) expected against actual
-    spend over time, oldest first."""
-    return presenters.campaign(_root(campaign_id), channel=filters.channel)
+    spend over time, oldest first; a channel the campaign does not have is refused (422)."""
+    root = _root(campaign_id)
+    if filters.channel:
+        known = set(selectors.channel_budgets(root)) | set(root.campaign.channels or [])
+        if filters.channel not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise HttpError(422, f"This campaign has no channel {filters.channel!r} (its channels: {listed})")
+    return presenters.campaign(root, channel=filters.channel)
 
 
 @router.post(

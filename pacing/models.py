@@ -163,6 +163,9 @@ class PacingSnapshot(models.Model):
     deviation_pct = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     status = models.CharField(max_length=16, choices=PacingStatus.choices)
     alert_level = models.CharField(max_length=8, choices=AlertLevel.choices, blank=True, default="")
+    # Within ``PACING_GRACE_HOURS`` of its delivery's start (all of its deals, for a channel or campaign): rated,
+    # but no alert is raised and no reallocation proposed while sellers ramp up.
+    in_grace = models.BooleanField(default=False)
     days_left = models.IntegerField(default=0)
     flight_start = models.DateField()
     flight_end = models.DateField()

@@ -25,6 +25,7 @@ def figures(row: PacingSnapshot) -> dict[str, Any]:
     return {
         "status": status,
         "alert_level": row.alert_level or None,
+        "in_grace": row.in_grace,
         "pacing_pct": _pct(row.pacing_pct),
         "deviation_pct": _pct(row.deviation_pct),
         "booked": _money(row.booked_micros),

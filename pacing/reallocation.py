@@ -69,16 +69,17 @@ def proposals_update(*, run: SnapshotRun, as_of: datetime) -> int:
     """Lapse proposals that no longer apply and propose for campaigns whose channels diverge; returns how
     many were proposed. Runs inside the snapshot run's transaction."""
     rows = PacingSnapshot.objects.filter(run=run, scope=Scope.CHANNEL).values(
-        "job_id", "channel", "status", "projected_micros", "booked_micros", "deviation_pct"
+        "job_id", "channel", "status", "in_grace", "projected_micros", "booked_micros", "deviation_pct"
     )
     by_job: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
     for row in rows.iterator(chunk_size=2000):
         by_job[row["job_id"]][row["channel"]] = row
+    # A channel still in its grace period (every deal just started) is neither a donor nor a receiver yet.
     diverging = {
         job_id
         for job_id, channels in by_job.items()
-        if any(c["status"] == "behind" for c in channels.values())
-        and any(c["status"] == "ahead" for c in channels.values())
+        if any(c["status"] == "behind" and not c["in_grace"] for c in channels.values())
+        and any(c["status"] == "ahead" and not c["in_grace"] for c in channels.values())
     }
     roots = PacingSnapshot.objects.filter(run=run, scope=Scope.CAMPAIGN).values("job_id")
     pending = ReallocationProposal.objects.filter(status=ProposalStatus.PENDING, job_id__in=roots)
@@ -109,7 +110,7 @@ def proposals_update(*, run: SnapshotRun, as_of: datetime) -> int:
         budgets = stored.get(job.pk) or planned_budgets(job)
         channels = {
             name: {
-                "status": row["status"],
+                "status": "in_grace" if row["in_grace"] else row["status"],
                 "budget": budgets.get(name, row["booked_micros"]),
                 "projected": row["projected_micros"],
                 "deviation_pct": row["deviation_pct"],

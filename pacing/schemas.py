@@ -44,6 +44,9 @@ class DeliveryFilters(Schema):
 class PacingFigures(Schema):
     status: str = Field(description="on_track | behind | ahead | no_data (nothing due yet, or no snapshot)")
     alert_level: str | None = None
+    in_grace: bool = Field(
+        default=False, description="Delivery started under PACING_GRACE_HOURS ago: rated, but not alerted on yet."
+    )
     pacing_pct: float | None = Field(description="Actual spend as a percentage of the spend expected by now.")
     deviation_pct: float | None = Field(description="pacing_pct - 100: negative under-pacing, positive over.")
     booked: float

@@ -9,7 +9,9 @@ Expected spend of a deal is its booked cost times its campaign's curve at the mo
 true of (the seller's ``as_of``), so a seller that reports with a lag is not taken for an under-delivering one;
 a completed deal's figures are final and are judged at the run's moment, as is a deal whose seller failed its
 last read or whose figures are more than a day old; a deal never read yet counts as not started. A completed
-deal's projection is what it spent.
+deal's projection is what it spent. For ``PACING_GRACE_HOURS`` after a deal's delivery starts (its flight
+start, or its booking if later) it is rated but raises no alert (``in_grace``) unless it has spent more than
+its whole cost; a channel or campaign is in grace while all of its deals are.
 """
 
 # The SQL below is assembled from constants and Django-compiled querysets; every value travels as a parameter.
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
+    BooleanField,
     Case,
     DateField,
     DateTimeField,
@@ -88,7 +91,8 @@ _SHARE_SQL = f"""CASE x.curve
     WHEN '{PacingCurve.ASAP}' THEN CASE WHEN 2 * x.t > 1 THEN 1 ELSE 2 * x.t END
     ELSE x.t END"""
 _RATED_SQL = f"""SELECT x.*,
-    CASE WHEN x.expected <= 0 AND x.actual > 0 THEN 'critical'
+    CASE WHEN x.in_grace AND x.actual <= x.booked THEN ''
+         WHEN x.expected <= 0 AND x.actual > 0 THEN 'critical'
          WHEN x.expected <= 0 THEN ''
          WHEN ABS(x.actual - x.expected) * 100 > x.expected * {CRITICAL_PCT} THEN 'critical'
          WHEN ABS(x.actual - x.expected) * 100 > x.expected * {WARNING_PCT} THEN 'warning'
@@ -129,6 +133,7 @@ COLUMNS = (
     "deviation_pct",
     "status",
     "alert_level",
+    "in_grace",
     "days_left",
     "flight_start",
     "flight_end",
@@ -221,6 +226,11 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
     start, end = Epoch(F("flight_start")), Epoch(F("flight_end")) + _float(DAY_SECONDS)
     elapsed = (Epoch(moment) - start) / (end - start)
     today = Epoch(Value(as_of.date(), output_field=DateField()))
+    # Delivery started (the flight began) less than the grace period ago, or the deal was booked since.
+    grace_from = as_of - timedelta(hours=settings.PACING_GRACE_HOURS)
+    in_grace = Q(flight_start__lte=as_of.astimezone(UTC).date()) & (
+        Q(flight_start__gt=grace_from.astimezone(UTC).date()) | Q(booked_at__gt=grace_from)
+    )
     queryset = (
         active_deals(as_of=as_of, job_id=job_id)
         .annotate(
@@ -232,6 +242,12 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
             impressions_delivered=Coalesce(F("delivery__impressions"), Value(0)),
             curve=F("job__campaign__pacing_curve"),
             completed=Case(When(status=DealStatus.COMPLETED, then=Value(1)), default=Value(0)),
+            grace=Case(
+                When(Q(status=DealStatus.COMPLETED), then=Value(False)),
+                When(in_grace, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
             t=Case(
                 When(GreaterThan(elapsed, 1), then=_float(1.0)),
                 When(LessThan(elapsed, 0), then=_float(0.0)),
@@ -253,6 +269,7 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
             "impressions_delivered",
             "curve",
             "completed",
+            "grace",
             "t",
             "days_left",
             "length",
@@ -264,8 +281,9 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
     sql, params = queryset.query.sql_with_params()
     rename = (
         "SELECT b.job_id_ AS job_id, b.channel, b.deal_id_ AS deal_id, b.booked, b.actual, b.impressions_booked, "
-        "b.impressions_delivered, b.curve, b.completed, b.t, CASE WHEN b.days_left > b.length THEN b.length "
-        "WHEN b.days_left < 0 THEN 0 ELSE b.days_left END AS days_left, b.flight_start_ AS flight_start, "
+        "b.impressions_delivered, b.curve, b.completed, b.grace AS in_grace, b.t, "
+        "CASE WHEN b.days_left > b.length THEN b.length WHEN b.days_left < 0 THEN 0 ELSE b.days_left END AS days_left, "
+        "b.flight_start_ AS flight_start, "
         f"b.flight_end_ AS flight_end FROM ({sql}) b @FENCE@"
     )
     return _fenced(_DEAL_SQL.replace("{inner}", rename)), params
@@ -285,6 +303,8 @@ def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
             impressions_booked_=Sum("impressions_booked"),
             impressions_delivered_=Sum("impressions_delivered"),
             days_left_=Max("days_left"),
+            # In grace while every deal is (no portable boolean aggregate: count those that are not).
+            settled_=Sum(Case(When(in_grace=False, then=Value(1)), default=Value(0))),
             flight_start_=Min("flight_start"),
             flight_end_=Max("flight_end"),
         )
@@ -295,6 +315,7 @@ def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
     rename = (
         f"SELECT b.job_id, {channel} AS channel, CAST(NULL AS BIGINT) AS deal_id, b.booked, b.expected, b.actual, "
         "b.projected, b.impressions_booked_ AS impressions_booked, b.impressions_delivered_ AS impressions_delivered, "
+        "CASE WHEN b.settled_ = 0 THEN TRUE ELSE FALSE END AS in_grace, "
         "b.days_left_ AS days_left, b.flight_start_ AS flight_start, b.flight_end_ AS flight_end "
         f"FROM ({sql}) b"
     )

@@ -26,8 +26,10 @@ def make_campaign(
     end: date = END,
     curve: str = "even",
     budget_micros: int | None = None,
+    booked_at: datetime | None = None,
 ) -> tuple[BookingJob, dict[str, BookedDeal]]:
-    """A completed job with one booked deal per ``name → cost micros`` (name ``channel`` or ``channel/n``)."""
+    """A completed job with one booked deal per ``name → cost micros`` (name ``channel`` or ``channel/n``),
+    booked a week before the flight unless ``booked_at`` says when."""
     deals = deals or {"branding": 30_000_000_000, "ctv": 20_000_000_000}
     total = sum(deals.values())
     campaign = CampaignFactory(
@@ -58,6 +60,10 @@ def make_campaign(
             job=job, channel=channel, cost_micros=cost, impressions=cost // 10_000, cpm_micros=10_000_000
         )
         made[name] = BookedDealFactory(recommendation=line, status=DealStatus.BOOKED)
+    when = booked_at or datetime.combine(start - timedelta(days=7), datetime.min.time(), tzinfo=UTC)
+    BookedDeal.objects.filter(pk__in=[deal.pk for deal in made.values()]).update(booked_at=when)
+    for deal in made.values():
+        deal.booked_at = when
     return job, made
 
 

@@ -39,9 +39,10 @@ def test_an_alert_opens_once_escalates_eases_and_resolves_with_one_event_per_cha
     _, deals = make_campaign(deals={"ctv": 10_000_000_000})
     deal = deals["ctv"]
 
-    for day, pace in ((1, 0.85), (2, 0.86), (3, 0.7), (4, 0.8), (5, 0.95), (6, 0.97)):
+    # From day 2: the first day is the grace period.
+    for day, pace in ((2, 0.85), (3, 0.86), (4, 0.7), (5, 0.8), (6, 0.95), (7, 0.97)):
         _day(deal, day, pace)
-        if day == 2:
+        if day == 3:
             assert _deal_alerts(deal) == [("under", "warning", "warning", True)]  # updated, not a second alert
 
     assert _deal_alerts(deal) == [("under", "warning", "critical", False)]
@@ -54,7 +55,7 @@ def test_an_alert_opens_once_escalates_eases_and_resolves_with_one_event_per_cha
     assert sorted(e.payload["scope"] for e in resolved) == ["campaign", "channel", "deal"]
     assert {e.payload["now"] for e in resolved} == {"on_track"}
     alert = PacingAlert.objects.get(scope_key=f"deal:{deal.pk}")
-    assert alert.resolved_at == at(5) and alert.deviation_pct == pytest.approx(-20, abs=0.01)
+    assert alert.resolved_at == at(6) and alert.deviation_pct == pytest.approx(-20, abs=0.01)
 
 
 def test_swinging_from_under_to_over_resolves_one_alert_and_opens_the_other():
@@ -87,3 +88,15 @@ def test_alerts_of_a_campaign_no_longer_paced_are_resolved_by_the_next_full_run(
     assert not PacingAlert.objects.filter(resolved_at__isnull=True).exists()
     resolved = Event.objects.filter(event_type=EventType.PACING_ALERT_RESOLVED)
     assert {e.payload["now"] for e in resolved} == {"no longer paced"}
+
+
+def test_a_replayed_moment_is_in_the_payload_and_the_event_is_stamped_when_written():
+    from django.utils import timezone
+
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000})
+    before = timezone.now()
+    _day(deals["ctv"], 5, 0.5)  # a past (or future) moment, as seed_demo replays history
+
+    (event,) = Event.objects.filter(event_type=EventType.PACING_DEVIATION_DETECTED, payload__scope="deal")
+    assert event.payload["as_of"].startswith(at(5).isoformat()[:19])
+    assert event.timestamp >= before

@@ -68,6 +68,18 @@ def test_one_campaign_answers_its_figures_channels_deals_series_alerts_and_propo
     assert proposal["status"] == "pending" and proposal["moves"][0]["from_channel"] == "branding"
     assert client.get(f"/pacing/campaigns/{UNKNOWN}").status_code == 404
     assert client.get("/pacing/campaigns/not-a-uuid").status_code == 404
+    assert body["pacing"]["in_grace"] is False
+
+
+def test_the_series_of_one_channel_and_a_channel_the_campaign_lacks(client):
+    job, _ = diverging_campaign()
+
+    ctv = get(client, f"/pacing/campaigns/{job.pk}", channel="ctv")
+    bogus = client.get(f"/pacing/campaigns/{job.pk}", {"channel": "bogus"})
+
+    assert [p["expected"] for p in ctv["series"]] == [10_000.0]
+    assert bogus.status_code == 422
+    assert "no channel 'bogus'" in bogus.json()["detail"] and "branding, ctv" in bogus.json()["detail"]
 
 
 def test_a_campaign_without_snapshots_has_no_pacing_yet(client):

@@ -6,13 +6,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from campaigns.models import PacingCurve
+from campaigns.models import BookedDeal, PacingCurve
 from pacing.maths import alert_level, assess, curve_share, elapsed_share, expected_micros, projected_micros
-from pacing.models import PacingSnapshot, Scope
+from pacing.models import PacingAlert, PacingSnapshot, Scope
 from pacing.snapshots import snapshot_run_create, snapshot_take
 from tests.pacing.conftest import END, START, at, deliver, make_campaign
 
@@ -36,8 +37,9 @@ class SqlAgreesWithTheMaths(TestCase):
         delivered=st.decimals(min_value=0, max_value=2, places=4),
         hours=st.integers(min_value=-48, max_value=32 * 24),
         curve=st.sampled_from([c.value for c in PacingCurve]),
+        grace=st.sampled_from([0, 24]),
     )
-    def test_a_deal_row_is_the_maths_of_its_delivery(self, cost, delivered, hours, curve):
+    def test_a_deal_row_is_the_maths_of_its_delivery(self, cost, delivered, hours, curve, grace):
         _job, deals = make_campaign(deals={"ctv": cost}, curve=curve)
         moment = at(1, 0) + timedelta(hours=hours)
         share = curve_share(curve, elapsed_share(START, END, moment))
@@ -45,16 +47,19 @@ class SqlAgreesWithTheMaths(TestCase):
         actual = int(Decimal(due) * delivered)
         deliver(deals["ctv"], spend_micros=actual, as_of=moment)
 
-        run = _take(moment)
+        with self.settings(PACING_GRACE_HOURS=grace):
+            run = _take(moment)
         row = _row(run, scope=Scope.DEAL)
+        in_grace = 0 <= hours < grace  # booked a week before its flight, so its delivery starts with the flight
 
         # Expected spend in SQL is double precision over times SQLite keeps to the millisecond: within a micro
         # per billion of the exact figure.
         assert abs(row.expected_micros - due) <= 1 + cost // 10**9
         assert row.actual_micros == actual
         rated = assess(actual=actual, expected=row.expected_micros)
-        assert (row.status, row.alert_level) == (rated.status, rated.alert_level)
-        assert row.alert_level == alert_level(actual=actual, expected=row.expected_micros)
+        held = in_grace and actual <= cost  # within grace, only spending more than the whole cost is reported
+        assert (row.status, row.in_grace) == (rated.status, in_grace)
+        assert row.alert_level == ("" if held else alert_level(actual=actual, expected=row.expected_micros))
         if rated.pacing_pct is None:
             assert row.pacing_pct is None and row.deviation_pct is None
         else:
@@ -214,3 +219,69 @@ def test_a_freak_figure_is_stored_within_bounds_instead_of_failing_the_run():
     assert row.pacing_pct == Decimal("999999.99") and row.alert_level == "critical"
     assert row.projected_micros == 10**15
     assert _row(run, scope=Scope.CAMPAIGN).projected_micros <= 2 * 10**15
+
+
+# --- the grace period -----------------------------------------------------------------------------------------
+
+
+def test_no_alert_is_raised_in_a_deals_first_day_and_the_same_figures_alert_after_it():
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000})
+    deliver(deals["ctv"], spend_micros=0, as_of=at(1, 23))
+
+    first = _row(_take(at(1, 23)), scope=Scope.DEAL)
+    deliver(deals["ctv"], spend_micros=0, as_of=at(2, 1))
+    after = _row(_take(at(2, 1)), scope=Scope.DEAL)
+
+    assert (first.status, first.alert_level, first.in_grace) == ("behind", "", True)
+    assert (after.status, after.alert_level, after.in_grace) == ("behind", "critical", False)
+    assert PacingAlert.objects.filter(scope=Scope.DEAL, resolved_at__isnull=True).count() == 1
+
+
+def test_a_deal_booked_mid_flight_has_its_grace_from_its_booking():
+    booked = at(10, 6)
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000, "branding": 10_000_000_000}, booked_at=booked)
+    for deal in deals.values():
+        deliver(deal, spend_micros=0, as_of=at(10, 18))
+
+    run = _take(at(10, 18))
+
+    assert {r.scope: (r.in_grace, r.alert_level) for r in PacingSnapshot.objects.filter(run=run)} == {
+        Scope.DEAL: (True, ""),
+        Scope.CHANNEL: (True, ""),
+        Scope.CAMPAIGN: (True, ""),
+    }
+    with override_settings(PACING_GRACE_HOURS=12):  # a setting: twelve hours have passed since the booking
+        later = _take(at(10, 18))
+    assert _row(later, scope=Scope.CAMPAIGN).alert_level == "critical"
+
+
+def test_a_campaign_is_in_grace_only_while_every_deal_is():
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000, "branding": 10_000_000_000})
+    BookedDeal.objects.filter(pk=deals["ctv"].pk).update(booked_at=at(10, 6))  # a top-up, say
+    for deal in deals.values():
+        deliver(deal, spend_micros=0, as_of=at(10, 18))
+
+    run = _take(at(10, 18))
+
+    assert _row(run, scope=Scope.CHANNEL, channel="ctv").in_grace is True
+    assert _row(run, scope=Scope.CHANNEL, channel="branding").alert_level == "critical"
+    campaign = _row(run, scope=Scope.CAMPAIGN)
+    assert (campaign.in_grace, campaign.alert_level) == (False, "critical")
+
+
+def test_grace_never_hides_a_deal_that_spent_more_than_its_whole_cost():
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000})
+    deliver(deals["ctv"], spend_micros=10_000_000_001, as_of=at(1, 2))
+
+    row = _row(_take(at(1, 2)), scope=Scope.DEAL)
+
+    assert (row.in_grace, row.status, row.alert_level) == (True, "ahead", "critical")
+
+
+def test_a_deal_spending_before_its_flight_is_not_in_grace():
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000})
+    deliver(deals["ctv"], spend_micros=1_000_000, as_of=at(1, 0) - timedelta(hours=3))
+
+    row = _row(_take(at(1, 0) - timedelta(hours=3)), scope=Scope.DEAL)
+
+    assert (row.in_grace, row.status, row.alert_level) == (False, "ahead", "critical")
