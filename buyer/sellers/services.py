@@ -25,17 +25,21 @@ def configured_endpoints() -> list[str]:
 
 def seller_seed_from_settings() -> list[Seller]:
     """Create a Seller row for each configured endpoint that has none; never overwrite an admin's edits."""
-    sellers = []
-    for url in configured_endpoints():
-        seller = Seller.objects.filter(base_url=url).first()
-        if seller is None:
-            try:
-                with transaction.atomic():
-                    seller = Seller.objects.create(name=urlsplit(url).netloc, base_url=url, seeded_from_env=True)
-            except IntegrityError:  # another process seeded it first
-                seller = Seller.objects.get(base_url=url)
-        sellers.append(seller)
-    return sellers
+    return [seller_get_or_create(base_url=url, seeded_from_env=True) for url in configured_endpoints()]
+
+
+def seller_get_or_create(*, base_url: str, seeded_from_env: bool = False) -> Seller:
+    """The seller at ``base_url``, created (named after its host) if there is none; never edits one."""
+    seller = Seller.objects.filter(base_url=base_url).first()
+    if seller is None:
+        try:
+            with transaction.atomic():
+                seller = Seller.objects.create(
+                    name=urlsplit(base_url).netloc, base_url=base_url, seeded_from_env=seeded_from_env
+                )
+        except IntegrityError:  # another process created it first
+            seller = Seller.objects.get(base_url=base_url)
+    return seller
 
 
 def seller_save_settings(*, seller: Seller, changed_fields: Iterable[str], created: bool) -> None:

@@ -2,12 +2,17 @@
 
 Books three campaigns through the normal flow (auto-approved) at the sandbox seller, with flights that started
 ``--days-ago`` days ago, tells the sandbox how each deal delivers (under, over, on pace), then replays delivery
-and a snapshot for every day since the flight started (the sandbox answers ``?as_of=``) and takes today's.
-Needs the sandbox seller: ``make run`` starts one on 127.0.0.1:8010.
+and a snapshot of each demo campaign for every day since the flight started (the sandbox answers ``?as_of=``)
+and takes today's. The deals are recorded as booked the day before their flight, as they would have been, so
+their first day is the only one in the grace period (``PACING_GRACE_HOURS``). Other campaigns are not touched.
+
+Needs the sandbox seller: ``make run`` starts one on 127.0.0.1:8010 (``SANDBOX_SELLER_PORT``); ``--seller``
+names another. An enabled seller that is a sandbox is used first.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,10 +25,10 @@ from django.utils import timezone
 
 from buyer.sandbox.control import NotASandbox, delivery_profiles, set_deal_profile
 from buyer.sellers.selectors import seller_list_enabled
-from buyer.sellers.services import seller_seed_from_settings
+from buyer.sellers.services import seller_get_or_create, seller_seed_from_settings
 from campaigns import services as campaign_services
 from campaigns import tasks as campaign_tasks
-from campaigns.models import BookingJob, JobStatus
+from campaigns.models import BookedDeal, BookingJob, JobStatus
 from pacing.delivery import delivery_pull_all
 from pacing.models import RunTrigger
 from pacing.services import campaign_job_ids
@@ -58,17 +63,26 @@ DEMOS = (
 )
 
 
+# Where ``make run`` starts the sandbox seller.
+SANDBOX_URL = f"http://127.0.0.1:{os.environ.get('SANDBOX_SELLER_PORT', '8010')}"
+
+
 class Command(BaseCommand):
     help = "Book demo campaigns already delivering at the sandbox seller, with their pacing history."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days-ago", type=int, default=10, help="when the flights started (default 10)")
         parser.add_argument("--length", type=int, default=30, help="flight length in days (default 30)")
+        parser.add_argument(
+            "--seller",
+            default=SANDBOX_URL,
+            help="the sandbox seller's address, when no enabled seller is one (default: make run's, %(default)s)",
+        )
 
-    def handle(self, *args, days_ago: int, length: int, **options) -> None:
+    def handle(self, *args, days_ago: int, length: int, seller: str, **options) -> None:
         if not 1 <= days_ago < length <= 366:
             raise CommandError("--days-ago must be at least 1 and shorter than --length (at most 366 days)")
-        sandbox = self._sandbox()
+        sandbox = self._sandbox(seller.rstrip("/"))
         today = timezone.now().date()
         start = today - timedelta(days=days_ago)
         end = start + timedelta(days=length - 1)
@@ -77,19 +91,25 @@ class Command(BaseCommand):
         for demo, job in zip(DEMOS, jobs, strict=True):
             for deal in job.deals.all():
                 set_deal_profile(sandbox, deal.deal_id, demo.profiles.get(deal.channel, "on_pace"))
+        day_before = datetime.combine(start - timedelta(days=1), day_time(12), tzinfo=UTC)
+        BookedDeal.objects.filter(job__in=jobs).update(booked_at=day_before)
         job_ids = [pk for job in jobs for pk in campaign_job_ids(job)]
-        # History: delivery and a snapshot at noon of every day since the start, then now.
+        # History: delivery and a snapshot of each demo campaign at noon of every day since the start, then now.
         for offset in range(days_ago):
             moment = datetime.combine(start + timedelta(days=offset), day_time(12), tzinfo=UTC)
             delivery_pull_all(job_ids=job_ids, as_of=moment)
-            snapshot_take(run=snapshot_run_create(trigger=RunTrigger.DEMO), as_of=moment, propose=False)
+            for job in jobs:
+                run = snapshot_run_create(trigger=RunTrigger.DEMO, job_id=job.pk)
+                snapshot_take(run=run, as_of=moment, propose=False)
         delivery_pull_all(job_ids=job_ids)
-        snapshot_take(run=snapshot_run_create(trigger=RunTrigger.DEMO))
+        for job in jobs:
+            snapshot_take(run=snapshot_run_create(trigger=RunTrigger.DEMO, job_id=job.pk))
         for job in jobs:
             self.stdout.write(f"  {job.campaign.name}: /app/pacing/campaigns/{job.pk}/")
         self.stdout.write(self.style.SUCCESS("Done: open /app/pacing/ to see pacing, alerts and a reallocation."))
 
-    def _sandbox(self) -> str:
+    def _sandbox(self, fallback: str) -> str:
+        """An enabled seller that is a sandbox, else the one at ``fallback`` (then added as a seller)."""
         seller_seed_from_settings()
         tried = []
         for seller in seller_list_enabled():
@@ -99,9 +119,19 @@ class Command(BaseCommand):
                 tried.append(str(exc))
                 continue
             return seller.base_url
+        try:
+            delivery_profiles(fallback)
+        except NotASandbox as exc:
+            tried.append(str(exc))
+        else:
+            seller = seller_get_or_create(base_url=fallback)
+            if not seller.enabled:
+                raise CommandError(f"The sandbox seller at {fallback} is disabled; enable it in /admin/ first.")
+            return fallback
         raise CommandError(
-            "seed_demo books at the built-in sandbox seller, and no enabled seller is one "
-            f"({'; '.join(tried) or 'no sellers'}). Start it with `make run` (it listens on 127.0.0.1:8010)."
+            "seed_demo books at the built-in sandbox seller, and none answers: "
+            f"{'; '.join(tried)}. Start it with `make run` (it listens on {SANDBOX_URL}), "
+            "or name it with --seller URL."
         )
 
     def _book(self, demo: Demo, start, end) -> BookingJob:  # type: ignore[no-untyped-def]
