@@ -45,10 +45,15 @@ EVENT_LABELS: dict[str, str] = {
     EventType.JOB_FAILED: "Job failed",
     EventType.JOB_CANCELLED: "Job cancelled",
     EventType.JOB_RESUMED: "Job resumed",
+    EventType.DEAL_STATUS_CHANGED: "Deal status changed",
+    EventType.PACING_DELIVERY_FAILED: "Delivery unreadable",
     EventType.PACING_SNAPSHOT_TAKEN: "Pacing snapshot",
     EventType.PACING_DEVIATION_DETECTED: "Pacing deviation",
+    EventType.PACING_ALERT_RESOLVED: "Pacing alert resolved",
     EventType.PACING_REALLOCATION_RECOMMENDED: "Reallocation proposed",
     EventType.PACING_REALLOCATION_APPLIED: "Reallocation applied",
+    EventType.PACING_REALLOCATION_REJECTED: "Reallocation rejected",
+    EventType.PACING_REALLOCATION_EXPIRED: "Reallocation lapsed",
 }
 
 
@@ -107,7 +112,45 @@ def event_summary(event: Event) -> str:
             return f"{payload.get('booked', 0)} deals, {_usd(payload.get('total_cost'))}"
         case EventType.JOB_FAILED | EventType.JOB_CANCELLED:
             return str(payload.get("reason", ""))
+        case EventType.DEAL_STATUS_CHANGED:
+            text = f"{event.deal_id}: {payload.get('from', '?')} → {payload.get('to', '?')}"
+            return f"{text} ({payload['reason']})" if payload.get("reason") else text
+        case EventType.PACING_DELIVERY_FAILED:
+            return f"{payload.get('seller', '')}: {count('deals')} deals, {payload.get('error', '')}"
+        case EventType.PACING_SNAPSHOT_TAKEN:
+            return f"{payload.get('campaigns', 0)} campaigns, {payload.get('alerts_opened', 0)} alerts opened"
+        case EventType.PACING_DEVIATION_DETECTED | EventType.PACING_ALERT_RESOLVED:
+            return _pacing_alert_summary(payload)
+        case EventType.PACING_REALLOCATION_RECOMMENDED | EventType.PACING_REALLOCATION_APPLIED:
+            moves = payload.get("moves") if isinstance(payload.get("moves"), list) else []
+            legs = ", ".join(
+                f"{_usd(m.get('amount'))} {m.get('from_channel', '?')} → {m.get('to_channel', '?')}"
+                for m in moves
+                if isinstance(m, dict)
+            )
+            who = f" by {payload['actor']}" if payload.get("actor") else ""
+            return f"{legs}{who}"
+        case EventType.PACING_REALLOCATION_REJECTED:
+            return f"{_usd(payload.get('amount'))}" + (f" by {payload['actor']}" if payload.get("actor") else "")
+        case EventType.PACING_REALLOCATION_EXPIRED:
+            return str(payload.get("reason", ""))
     return ""
+
+
+def _pacing_alert_summary(payload: dict[str, Any]) -> str:
+    """``deal DEAL-1 · critical, under 32.5 %`` or ``channel ctv · resolved (now on_track)``."""
+    scope = payload.get("scope", "")
+    where = {"deal": payload.get("deal_id"), "channel": payload.get("channel")}.get(scope) or ""
+    subject = f"{scope} {where}".strip()
+    if payload.get("change") == "resolved":
+        return f"{subject} · resolved (now {payload.get('now', '?')})"
+    deviation = payload.get("deviation_pct")
+    try:
+        amount = f" {abs(float(deviation)):.1f} %"
+    except (TypeError, ValueError):
+        amount = ""
+    level, direction = payload.get("alert_level", ""), payload.get("direction", "")
+    return f"{subject} · {level}, {direction}{amount} ({payload.get('change', '')})"
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,55 @@ def test_the_events_feed_takes_a_constant_number_of_queries(buyer, django_assert
         event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(other.pk), payload={})
     with django_assert_max_num_queries(len(few.captured_queries)):
         buyer.get(reverse("events:feed"))
+
+
+def test_every_event_type_has_a_label_and_pacing_events_read_as_sentences(buyer):
+    from buyer.events.views import EVENT_LABELS
+
+    assert set(EVENT_LABELS) == set(EventType.values)
+    job = BookingJobFactory()
+    flow = str(job.pk)
+    event_emit(
+        EventType.PACING_DEVIATION_DETECTED,
+        flow_id=flow,
+        deal_id="DEAL-7",
+        payload={
+            "scope": "deal",
+            "deal_id": "DEAL-7",
+            "alert_level": "critical",
+            "direction": "under",
+            "deviation_pct": -32.54,
+            "change": "opened",
+        },
+    )
+    event_emit(
+        EventType.PACING_ALERT_RESOLVED,
+        flow_id=flow,
+        payload={"scope": "channel", "channel": "ctv", "change": "resolved", "now": "on_track"},
+    )
+    event_emit(
+        EventType.PACING_REALLOCATION_APPLIED,
+        flow_id=flow,
+        payload={"actor": "ada", "moves": [{"from_channel": "branding", "to_channel": "ctv", "amount": "1500"}]},
+    )
+    event_emit(
+        EventType.DEAL_STATUS_CHANGED,
+        flow_id=flow,
+        deal_id="DEAL-7",
+        payload={"from": "active", "to": "paused", "reason": "paused at the seller"},
+    )
+    event_emit(EventType.PACING_REALLOCATION_EXPIRED, flow_id=flow, payload={"reason": "lapsed undecided"})
+
+    content = buyer.get(reverse("events:feed")).content.decode()
+
+    for text in (
+        "Pacing deviation",
+        "deal DEAL-7 · critical, under 32.5 % (opened)",
+        "Pacing alert resolved",
+        "channel ctv · resolved (now on_track)",
+        "$1,500.00 branding → ctv by ada",
+        "DEAL-7: active → paused (paused at the seller)",
+        "Reallocation lapsed",
+        "lapsed undecided",
+    ):
+        assert text in content, text
