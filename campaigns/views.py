@@ -25,7 +25,7 @@ from buyer.sellers.money import micros_to_decimal
 from campaigns import charts, selectors, services
 from campaigns.forms import BookingForm, DealFilterForm, JobFilterForm
 from campaigns.models import BookedDeal, BookingJob, JobStatus, Recommendation, RecommendationStatus
-from pacing.selectors import campaign_pacing_statuses
+from pacing.selectors import budgets_reallocated, campaign_pacing_statuses, deal_pacing
 
 JOBS_PER_PAGE = 25
 DEALS_PER_PAGE = 25
@@ -219,6 +219,7 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
     ]
     bars = charts.allocation_bars(job.budget_allocations or {})
     deals = list(job.deals.all())
+    pacing = campaign_pacing_statuses([job.pk]).get(job.pk) if deals else None
     return {
         "job": job,
         "campaign": job.campaign,
@@ -233,7 +234,9 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
         "deals": [{"deal": d, "activation": _activation(d)} for d in deals],
         "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals)),
         "timeline": timeline_entries(list(event_timeline(str(job.pk)))),
-        "pacing": campaign_pacing_statuses([job.pk]).get(job.pk) if deals else None,
+        "pacing": pacing,
+        # Budgets are reallocated only from a paced campaign's snapshots.
+        "reallocated": pacing is not None and bool(bars) and job.parent_id is None and budgets_reallocated(job),
     }
 
 
@@ -392,5 +395,6 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "openrtb_json": json.dumps(deal.openrtb_params, indent=2, sort_keys=True, ensure_ascii=False),
         "transitions": list(deal.transitions.all()),
         "delivered_cpm": _delivered_cpm(deal),
+        "pacing": deal_pacing(deal),
     }
     return render(request, "campaigns/deal_detail.html", context)

@@ -74,19 +74,31 @@ def pacing_chart_svg(points: list[Point], *, title: str, chart_id: str) -> SafeS
         ),
     )
     local = [timezone.localtime(p.at) for p in (points[0], points[-1])]
-    dates = format_html(
-        '<text class="chart-axis" x="{}" y="{}">{}</text><text class="chart-axis" x="{}" y="{}" '
-        'text-anchor="end">{}</text>',
-        LEFT,
-        HEIGHT - 12,
-        f"{local[0]:%b %-d %H:%M}",
-        WIDTH - RIGHT,
-        HEIGHT - 12,
-        f"{local[1]:%b %-d %H:%M}",
-    )
+    if len(points) == 1:  # one moment: one label under its dot
+        dates = format_html(
+            '<text class="chart-axis" x="{}" y="{}" text-anchor="middle">{}</text>',
+            _n(x(points[0])),
+            HEIGHT - 12,
+            f"{local[0]:%b %-d %H:%M}",
+        )
+    else:
+        dates = format_html(
+            '<text class="chart-axis" x="{}" y="{}">{}</text><text class="chart-axis" x="{}" y="{}" '
+            'text-anchor="end">{}</text>',
+            LEFT,
+            HEIGHT - 12,
+            f"{local[0]:%b %-d %H:%M}",
+            WIDTH - RIGHT,
+            HEIGHT - 12,
+            f"{local[1]:%b %-d %H:%M}",
+        )
     dots = format_html_join(
         "", '<circle class="chart-actual-dot" cx="{}" cy="{}" r="3"></circle>', ((_n(px), _n(py)) for px, py in actual)
     )
+    if len(points) == 1:  # a line of one point draws nothing: show expected as a hollow dot too
+        dots += format_html(
+            '<circle class="chart-expected-dot" cx="{}" cy="{}" r="4"></circle>', _n(expected[0][0]), _n(expected[0][1])
+        )
     legend = format_html(
         '<g class="chart-legend"><line class="chart-expected" x1="{}" y1="12" x2="{}" y2="12"></line>'
         '<text x="{}" y="16">expected</text><line class="chart-actual" x1="{}" y1="12" x2="{}" y2="12"></line>'

@@ -68,6 +68,16 @@ def channel_budgets(job: BookingJob) -> dict[str, int]:
     return stored or planned_budgets(job)
 
 
+def deal_pacing(deal: BookedDeal) -> PacingSnapshot | None:
+    """The deal's row in its campaign's newest snapshot run; None until it is paced."""
+    return PacingSnapshot.objects.current().filter(scope=Scope.DEAL, deal=deal).first()
+
+
+def budgets_reallocated(job: BookingJob) -> bool:
+    """Whether an approved reallocation has changed the plan's channel budgets of this campaign."""
+    return ChannelBudget.objects.filter(job=job).exists()
+
+
 def planned_budgets(job: BookingJob) -> dict[str, int]:
     """The channel budgets of the plan (``BookingJob.budget_allocations``), in micros."""
     return {

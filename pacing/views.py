@@ -193,5 +193,5 @@ def proposal_decide(request: HttpRequest, proposal_id: int) -> HttpResponse:
         else:
             messages.error(request, "Nothing was decided: choose Approve or Reject.")
     except reallocation.ProposalStateError as exc:
-        messages.error(request, f"Nothing was changed: {exc}.")
+        messages.error(request, f"Nothing was changed. {str(exc).rstrip('.')}.")
     return redirect("pacing:campaign", job_id=proposal.job_id)

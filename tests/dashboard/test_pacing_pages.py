@@ -185,3 +185,69 @@ def test_deals_of_a_top_up_count_as_paced_with_their_campaign(buyer):
 
     assert "Booked deals not paced yet (1)" in html
     assert waiting.deal_id in html and "TOPUP-1" not in html
+
+
+# --- details a trial run asked for ----------------------------------------------------------------------------
+
+
+def test_a_single_move_proposal_states_its_amount_once_and_the_overview_shows_the_flight(buyer):
+    job, _ = diverging_campaign()
+
+    page = buyer.get(reverse("pacing:campaign", args=[job.pk])).content.decode()
+    overview = buyer.get(reverse("pacing:overview")).content.decode()
+
+    assert 'Proposed: move <span class="num">$9,000</span> from branding to ctv.' in page
+    assert page.count("$9,000</span> from branding") == 1
+    assert (
+        '<time datetime="2027-03-01">Mar 1</time> \N{EN DASH} <time datetime="2027-03-30">Mar 30, 2027</time>'
+        in overview
+    )
+
+
+def test_a_rejected_proposal_has_no_top_up_and_a_repeated_decision_reads_as_a_sentence(buyer):
+    job, _ = diverging_campaign()
+    proposal = ReallocationProposal.objects.get(job=job)
+    buyer.post(reverse("pacing:proposal_decide", args=[proposal.pk]), {"action": "reject"})
+
+    again = buyer.post(reverse("pacing:proposal_decide", args=[proposal.pk]), {"action": "approve"}, follow=True)
+    page = buyer.get(reverse("pacing:campaign", args=[job.pk])).content.decode()
+
+    assert "Nothing was changed. This proposal is already rejected." in message_texts(again)
+    row = page.split('id="proposals-table"', 1)[1].split("</tr>", 2)[1]
+    assert '<span class="muted">—</span>' in row and "top-up</a>" not in row
+
+
+def test_after_a_reallocation_the_pages_say_where_the_budgets_stand(buyer):
+    job, _ = diverging_campaign()
+    proposal = ReallocationProposal.objects.get(job=job)
+    buyer.post(reverse("pacing:proposal_decide", args=[proposal.pk]), {"action": "approve"})
+
+    detail = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
+    page = buyer.get(reverse("pacing:campaign", args=[job.pk])).content.decode()
+    untouched, _ = diverging_campaign()
+    other = buyer.get(reverse("campaigns:job_detail", args=[untouched.pk])).content.decode()
+
+    assert 'id="allocation-reallocated"' in detail and 'id="allocation-reallocated"' not in other
+    branding = page.split('id="channels-table"', 1)[1].split("</tr>", 2)[1]
+    assert "$21,000.00" in branding and "below booked: budget moved out" in branding
+
+
+def test_a_deal_page_shows_the_deals_own_pacing(buyer):
+    _job, deals = diverging_campaign()
+
+    html = buyer.get(reverse("campaigns:deal_detail", args=[deals["branding"].pk])).content.decode()
+
+    pacing = html.split('id="deal-pacing"', 1)[1].split("</dd>", 1)[0]
+    assert "badge-behind" in pacing and "badge-critical" in pacing
+    assert '<span class="num">70.0%</span> of the <span class="num">$15,000.00</span> expected' in pacing
+
+
+def test_a_campaign_in_its_first_day_is_marked_as_in_grace_not_alerted(buyer):
+    job, deals = make_campaign(deals={"ctv": 10_000_000_000})
+    deliver(deals["ctv"], spend_micros=0, as_of=at(1, 6))
+    snapshot_take(run=snapshot_run_create(), as_of=at(1, 6))
+
+    page = buyer.get(reverse("pacing:campaign", args=[job.pk])).content.decode()
+
+    assert "grace period</span>" in page and "badge-critical" not in page
+    assert 'class="open-alert"' not in page
