@@ -108,3 +108,17 @@ def needs_postgres(using_postgres: bool) -> None:
 def needs_redis() -> None:
     if not os.environ.get("REDIS_URL"):
         pytest.skip("needs Redis: set REDIS_URL=redis://...")
+
+
+@pytest.fixture
+def fresh_rate_limits(settings) -> None:
+    """Rate-limit counters of this test alone: a key prefix of its own, in every thread (changing CACHES resets
+    Django's cache connections). Never ``clear()``: on Redis that is FLUSHDB, which wipes the counters of the
+    test running beside it in another xdist worker — and those workers' API keys share primary keys."""
+    import uuid
+
+    prefix = f"test-{uuid.uuid4().hex}"
+    ratelimit = {**settings.CACHES["ratelimit"], "KEY_PREFIX": prefix}
+    if "locmem" in ratelimit["BACKEND"]:
+        ratelimit["LOCATION"] = prefix
+    settings.CACHES = {**settings.CACHES, "ratelimit": ratelimit}

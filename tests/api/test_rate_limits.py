@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import caches
 
 from buyer.apikeys.models import Scope
 from buyer.apikeys.services import api_key_create
@@ -11,11 +10,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _fresh_counters(settings):
+def _fresh_counters(settings, fresh_rate_limits):
     settings.API_RATE_LIMIT_PER_MINUTE = 3
-    caches["ratelimit"].clear()
-    yield
-    caches["ratelimit"].clear()
 
 
 def test_a_key_over_its_limit_gets_429_with_retry_after_and_other_keys_do_not(client):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
-from django.core.cache import caches
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
@@ -59,10 +57,3 @@ def dispatched(monkeypatch) -> list[str]:
     sent: list[str] = []
     monkeypatch.setattr(services, "job_dispatch", lambda job: sent.append(str(job.pk)))
     return sent
-
-
-@pytest.fixture
-def fresh_rate_limits() -> Iterator[None]:
-    caches["ratelimit"].clear()
-    yield
-    caches["ratelimit"].clear()

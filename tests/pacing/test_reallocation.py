@@ -102,7 +102,7 @@ def test_approving_refuses_when_the_campaign_is_over_or_the_budget_is_gone():
     proposal = ReallocationProposal.objects.get(job=job)
     ChannelBudget.objects.create(job=job, channel="branding", budget_micros=1_000_000_000)
     ChannelBudget.objects.create(job=job, channel="ctv", budget_micros=49_000_000_000)
-    with pytest.raises(ProposalStateError, match="no longer has"):
+    with time_machine.travel(at(16, 1), tick=False), pytest.raises(ProposalStateError, match="no longer has"):
         proposal_approve(proposal_id=proposal.pk, actor="ada")
     ChannelBudget.objects.all().delete()
     with time_machine.travel(at(1, 0) + timedelta(days=45), tick=False):
