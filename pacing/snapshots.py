@@ -11,7 +11,7 @@ a completed deal's figures are final and are judged at the run's moment, as is a
 last read or whose figures are more than a day old; a deal never read yet counts as not started. A completed
 deal's projection is what it spent. For ``PACING_GRACE_HOURS`` after a deal's delivery starts (its flight
 start, or its booking if later) it is rated but raises no alert (``in_grace``) unless it has spent more than
-its whole cost; a channel or campaign is in grace while all of its deals are.
+its whole cost; a channel or campaign is in grace while all of its deals that have started are.
 """
 
 # The SQL below is assembled from constants and Django-compiled querysets; every value travels as a parameter.
@@ -292,6 +292,7 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
 def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
     """Channel (or campaign) sums of the run's deal rows."""
     group = ["job_id", "channel"] if scope == Scope.CHANNEL else ["job_id"]
+    started = Q(flight_start__lte=run.as_of.astimezone(UTC).date()) | Q(actual_micros__gt=0)
     queryset = (
         PacingSnapshot.objects.filter(run=run, scope=Scope.DEAL)
         .values(*group)
@@ -303,8 +304,10 @@ def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
             impressions_booked_=Sum("impressions_booked"),
             impressions_delivered_=Sum("impressions_delivered"),
             days_left_=Max("days_left"),
-            # In grace while every deal is (no portable boolean aggregate: count those that are not).
-            settled_=Sum(Case(When(in_grace=False, then=Value(1)), default=Value(0))),
+            # In grace while at least one deal is and no deal that has started delivering is out of it (no
+            # portable boolean aggregate: count). A deal whose flight is still ahead has nothing to say yet.
+            graced_=Sum(Case(When(in_grace=True, then=Value(1)), default=Value(0))),
+            settled_=Sum(Case(When(started & Q(in_grace=False), then=Value(1)), default=Value(0))),
             flight_start_=Min("flight_start"),
             flight_end_=Max("flight_end"),
         )
@@ -315,7 +318,7 @@ def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
     rename = (
         f"SELECT b.job_id, {channel} AS channel, CAST(NULL AS BIGINT) AS deal_id, b.booked, b.expected, b.actual, "
         "b.projected, b.impressions_booked_ AS impressions_booked, b.impressions_delivered_ AS impressions_delivered, "
-        "CASE WHEN b.settled_ = 0 THEN TRUE ELSE FALSE END AS in_grace, "
+        "CASE WHEN b.settled_ = 0 AND b.graced_ > 0 THEN TRUE ELSE FALSE END AS in_grace, "
         "b.days_left_ AS days_left, b.flight_start_ AS flight_start, b.flight_end_ AS flight_end "
         f"FROM ({sql}) b"
     )

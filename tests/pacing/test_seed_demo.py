@@ -29,6 +29,7 @@ def test_seed_demo_finds_the_sandbox_by_its_address_and_leaves_other_campaigns_a
     deliver(deals["ctv"], spend_micros=5_000_000_000, as_of=at(16, 0))
     snapshot_take(run=snapshot_run_create(), as_of=at(16, 0))
     before = LatestSnapshot.objects.get(job=other).run_id
+    Seller.objects.update(enabled=False)  # every enabled seller must be a sandbox; that campaign's is not
 
     out = StringIO()
     with serve_in_thread(create_app()) as url:
@@ -58,6 +59,17 @@ def test_seed_demo_without_a_sandbox_says_how_to_get_one(fast_sellers):
         call_command("seed_demo", "--seller", url)
 
     assert url in str(failure.value) and "make run" in str(failure.value)
+    assert not BookingJob.objects.exists()
+
+
+def test_seed_demo_never_books_at_a_seller_that_is_not_a_sandbox(fast_sellers):
+    # It books with auto-approval at every enabled seller: a real one would take real money.
+    real = Seller.objects.create(name="Real SSP", base_url=f"http://127.0.0.1:{free_port()}", enabled=True)
+
+    with serve_in_thread(create_app()) as url, pytest.raises(CommandError, match="not a sandbox") as failure:
+        call_command("seed_demo", "--seller", url)
+
+    assert real.base_url in str(failure.value) and "/admin/" in str(failure.value)
     assert not BookingJob.objects.exists()
 
 

@@ -269,6 +269,35 @@ def test_a_campaign_is_in_grace_only_while_every_deal_is():
     assert (campaign.in_grace, campaign.alert_level) == (False, "critical")
 
 
+def test_a_deal_whose_flight_has_not_started_does_not_end_the_campaigns_grace():
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000, "branding": 10_000_000_000})
+    BookedDeal.objects.filter(pk=deals["branding"].pk).update(flight_start=START + timedelta(days=7))
+    deliver(deals["ctv"], spend_micros=0, as_of=at(1, 18))
+
+    run = _take(at(1, 18))
+
+    branding = _row(run, scope=Scope.CHANNEL, channel="branding")
+    assert (branding.status, branding.in_grace) == ("not_started", False)
+    assert (_row(run, scope=Scope.CAMPAIGN).in_grace, _row(run, scope=Scope.CAMPAIGN).alert_level) == (True, "")
+    assert not PacingAlert.objects.exists()
+    later = _take(at(2, 1))  # the ctv deal's first day is over: its silence is news now
+    assert (_row(later, scope=Scope.CAMPAIGN).in_grace, _row(later, scope=Scope.CAMPAIGN).alert_level) == (
+        False,
+        "critical",
+    )
+
+
+def test_the_grace_period_ends_exactly_when_its_hours_are_up_and_never_covers_a_completed_deal():
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000, "branding": 10_000_000_000})
+    BookedDeal.objects.filter(pk=deals["branding"].pk).update(status="completed")
+    for deal in deals.values():
+        deliver(deal, spend_micros=0, as_of=at(1, 23))
+    run = _take(at(1, 23))
+    assert _row(run, scope=Scope.DEAL, deal=deals["ctv"]).in_grace is True
+    assert _row(run, scope=Scope.DEAL, deal=deals["branding"]).in_grace is False
+    assert _row(_take(at(2, 0)), scope=Scope.DEAL, deal=deals["ctv"]).in_grace is False
+
+
 def test_grace_never_hides_a_deal_that_spent_more_than_its_whole_cost():
     _, deals = make_campaign(deals={"ctv": 10_000_000_000})
     deliver(deals["ctv"], spend_micros=10_000_000_001, as_of=at(1, 2))

@@ -7,7 +7,8 @@ and takes today's. The deals are recorded as booked the day before their flight,
 their first day is the only one in the grace period (``PACING_GRACE_HOURS``). Other campaigns are not touched.
 
 Needs the sandbox seller: ``make run`` starts one on 127.0.0.1:8010 (``SANDBOX_SELLER_PORT``); ``--seller``
-names another. An enabled seller that is a sandbox is used first.
+names another. Every enabled seller must be a sandbox: the demo books with auto-approval, and never at a
+real seller.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Booking {len(DEMOS)} demo campaigns at {sandbox}: flights {start} to {end}.")
         jobs = [self._book(demo, start, end) for demo in DEMOS]
         for demo, job in zip(DEMOS, jobs, strict=True):
-            for deal in job.deals.all():
-                set_deal_profile(sandbox, deal.deal_id, demo.profiles.get(deal.channel, "on_pace"))
+            for deal in job.deals.select_related("seller"):
+                set_deal_profile(deal.seller.base_url, deal.deal_id, demo.profiles.get(deal.channel, "on_pace"))
         day_before = datetime.combine(start - timedelta(days=1), day_time(12), tzinfo=UTC)
         BookedDeal.objects.filter(job__in=jobs).update(booked_at=day_before)
         job_ids = [pk for job in jobs for pk in campaign_job_ids(job)]
@@ -109,30 +110,36 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Done: open /app/pacing/ to see pacing, alerts and a reallocation."))
 
     def _sandbox(self, fallback: str) -> str:
-        """An enabled seller that is a sandbox, else the one at ``fallback`` (then added as a seller)."""
+        """The sandbox seller to book at: an enabled one, else the one at ``fallback`` (then added as a seller).
+
+        The demo books with auto-approval at every enabled seller, so every one of them must be a sandbox."""
         seller_seed_from_settings()
-        tried = []
+        sandboxes, others = [], []
         for seller in seller_list_enabled():
             try:
                 delivery_profiles(seller.base_url)
             except NotASandbox as exc:
-                tried.append(str(exc))
-                continue
-            return seller.base_url
+                others.append(str(exc))
+            else:
+                sandboxes.append(seller.base_url)
+        if others:
+            raise CommandError(
+                "seed_demo books with auto-approval at every enabled seller, and these are not a sandbox (or do "
+                f"not answer): {'; '.join(others)}. Disable them in /admin/ first, or seed a database of its own."
+            )
+        if sandboxes:
+            return sandboxes[0]
         try:
             delivery_profiles(fallback)
         except NotASandbox as exc:
-            tried.append(str(exc))
-        else:
-            seller = seller_get_or_create(base_url=fallback)
-            if not seller.enabled:
-                raise CommandError(f"The sandbox seller at {fallback} is disabled; enable it in /admin/ first.")
-            return fallback
-        raise CommandError(
-            "seed_demo books at the built-in sandbox seller, and none answers: "
-            f"{'; '.join(tried)}. Start it with `make run` (it listens on {SANDBOX_URL}), "
-            "or name it with --seller URL."
-        )
+            raise CommandError(
+                f"seed_demo books at the built-in sandbox seller, and none answers: {exc}. Start it with "
+                f"`make run` (it listens on {SANDBOX_URL}), or name it with --seller URL."
+            ) from None
+        seller = seller_get_or_create(base_url=fallback)
+        if not seller.enabled:
+            raise CommandError(f"The sandbox seller at {fallback} is disabled; enable it in /admin/ first.")
+        return fallback
 
     def _book(self, demo: Demo, start, end) -> BookingJob:  # type: ignore[no-untyped-def]
         with transaction.atomic():
