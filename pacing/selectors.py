@@ -101,12 +101,14 @@ class PacingAssessment:
     deviation_pct: Decimal | None
     alert_level: str = ""
     detail: str = ""  # why there is no data: no snapshot yet, or nothing due yet
+    in_grace: bool = False  # delivery started less than PACING_GRACE_HOURS ago: rated, not alerted on
 
     def as_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "status": self.status,
             "pacing_pct": _float(self.pacing_pct),
             "deviation_pct": _float(self.deviation_pct),
+            "in_grace": self.in_grace,
         }
         if self.alert_level:
             answer["alert_level"] = self.alert_level
@@ -118,7 +120,13 @@ class PacingAssessment:
 def _assessment(row: PacingSnapshot) -> PacingAssessment:
     if row.status == "not_started":
         return PacingAssessment("no_data", None, None, detail="not_started")
-    return PacingAssessment(row.status, row.pacing_pct, row.deviation_pct, row.alert_level)  # type: ignore[arg-type]
+    return PacingAssessment(
+        row.status,  # type: ignore[arg-type]
+        row.pacing_pct,
+        row.deviation_pct,
+        row.alert_level,
+        in_grace=row.in_grace,
+    )
 
 
 @dataclass(frozen=True)

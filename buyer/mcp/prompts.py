@@ -50,7 +50,8 @@ PROMPTS: dict[str, PromptText] = {
         "Which campaigns are off pace?",
         "Look for pacing problems. Call list_campaigns, then check_pacing for each running or completed campaign. "
         "Report those behind (more than 10% under expected spend) or ahead (more than 10% over), and say which "
-        "have no pacing data yet. Use review_budgets for booked versus spent.",
+        "have no pacing data yet. A campaign in_grace has only just begun delivering: report it as early, not as "
+        "a problem. Use review_budgets for booked versus spent.",
     ),
     "deals": PromptText(
         "Deals",

@@ -262,8 +262,9 @@ def get_campaign_status(args: CampaignArgs, principal: Principal) -> dict[str, A
 def check_pacing(args: CampaignArgs, principal: Principal) -> dict[str, Any]:
     """A campaign's pacing from its latest snapshot: on_track, behind (more than 10 % under the expected spend),
     ahead (more than 10 % over) or no_data (no snapshot yet, or nothing due yet), with the alert level (warning
-    beyond 10 %, critical beyond 25 %), pacing_pct, deviation_pct, expected, spent and projected spend, days
-    left and the same per channel."""
+    beyond 10 %, critical beyond 25 %), pacing_pct, deviation_pct, in_grace (delivery began less than
+    PACING_GRACE_HOURS ago: rated but not alerted on yet), expected, spent and projected spend, days left and
+    the same per channel."""
     if not selectors.job_exists(args.campaign_id):
         raise ToolFailure(CAMPAIGN_NOT_FOUND)
     report = pacing.campaign_pacing(args.campaign_id)

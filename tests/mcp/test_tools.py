@@ -308,6 +308,22 @@ def test_check_pacing_and_review_budgets_answer_from_the_latest_snapshot(server)
     assert review["campaigns"][0]["delivery_pct"] == 44.0
 
 
+def test_check_pacing_says_when_a_campaign_has_only_just_begun_delivering(server):
+    from pacing.snapshots import snapshot_run_create, snapshot_take
+    from tests.pacing.conftest import at, deliver, make_campaign
+
+    job, deals = make_campaign(deals={"ctv": 20_000_000_000})
+    deliver(deals["ctv"], spend_micros=0, as_of=at(1, 18))  # nothing yet, six hours in: no alarm
+    snapshot_take(run=snapshot_run_create(), as_of=at(1, 18))
+
+    body = ok(call(server, "check_pacing", {"campaign_id": str(job.pk)}))
+    assert (body["status"], body["in_grace"], body.get("alert_level")) == ("behind", True, None)
+    assert body["channel_pacing"][0]["in_grace"] is True
+    snapshot_take(run=snapshot_run_create(), as_of=at(2, 6))
+    later = ok(call(server, "check_pacing", {"campaign_id": str(job.pk)}))
+    assert (later["in_grace"], later["alert_level"]) == (False, "critical")
+
+
 def test_failed_and_cancelled_deals_are_not_booked_money(server):
     job = awaiting_job()
     deals = book(job)
