@@ -189,6 +189,9 @@ def seed_campaigns(campaigns: int, deals_per: int, *, seed: int = 7) -> int:
         made += len(deals)
         if start % 2500 == 0:
             log(f"  seeded {start + len(batch):,} campaigns")
+    # Booked before their flights (auto_now_add stamped them now, which would put every deal in its grace period
+    # and leave the alert and reallocation phases nothing to do).
+    BookedDeal.objects.filter(deal_id__startswith="BENCH-").update(booked_at=now - timedelta(days=30))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import DateTimeField
 from django.utils import timezone
@@ -113,7 +114,7 @@ def alerts_update(*, run: SnapshotRun, as_of: datetime) -> AlertChanges:
         # Events carry when they were written (a replayed history is written now) and, in the payload, the
         # moment the figures are true of.
         now = DateTimeField().get_db_prep_value(timezone.now(), connection)
-        _events(cursor, run=run, at=now, as_of=as_of.isoformat())
+        _events(cursor, run=run, at=now, as_of=DjangoJSONEncoder().default(as_of))  # as pacing.snapshot_taken's
     return changes
 
 

@@ -59,7 +59,7 @@ def get_campaign_pacing(request: HttpRequest, campaign_id: str, filters: Query[S
     spend over time, oldest first; a channel the campaign does not have is refused (422)."""
     root = _root(campaign_id)
     if filters.channel:
-        known = set(selectors.channel_budgets(root)) | set(root.campaign.channels or [])
+        known = selectors.campaign_channel_names(root)
         if filters.channel not in known:
             listed = ", ".join(sorted(known)) or "none"
             raise HttpError(422, f"This campaign has no channel {filters.channel!r} (its channels: {listed})")

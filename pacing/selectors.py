@@ -221,6 +221,14 @@ def campaign_series(job_id: Any, *, scope: str = Scope.CAMPAIGN, key: str = "") 
     return newest[::-1]
 
 
+def campaign_channel_names(root: BookingJob) -> set[str]:
+    """Every channel a campaign has: briefed, budgeted (a reallocation may add one) or snapshotted."""
+    snapshotted = (
+        PacingSnapshot.objects.current().filter(job=root, scope=Scope.CHANNEL).values_list("channel", flat=True)
+    )
+    return set(root.campaign.channels or []) | set(channel_budgets(root)) | set(snapshotted)
+
+
 def campaign_latest_rows(root: BookingJob) -> dict[str, list[PacingSnapshot]]:
     """The latest channel and deal rows of a campaign, deals with their deal, seller and delivery."""
     rows = (

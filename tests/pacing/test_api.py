@@ -80,6 +80,12 @@ def test_the_series_of_one_channel_and_a_channel_the_campaign_lacks(client):
     assert [p["expected"] for p in ctv["series"]] == [10_000.0]
     assert bogus.status_code == 422
     assert "no channel 'bogus'" in bogus.json()["detail"] and "branding, ctv" in bogus.json()["detail"]
+    # A channel that has pacing rows stays answerable after the brief's channels and budgets stop naming it.
+    job.campaign.channels = ["branding"]
+    job.campaign.save(update_fields=["channels"])
+    job.budget_allocations = {}
+    job.save(update_fields=["budget_allocations"])
+    assert [p["expected"] for p in get(client, f"/pacing/campaigns/{job.pk}", channel="ctv")["series"]] == [10_000.0]
 
 
 def test_a_campaign_without_snapshots_has_no_pacing_yet(client):
