@@ -173,8 +173,8 @@ def _events(cursor, *, run: SnapshotRun, at: object, as_of: str) -> None:  # typ
     cursor.execute(relevelled, [EventType.PACING_DEVIATION_DETECTED, at, as_of, run.pk, run.pk])
     resolved = statement(
         change="'resolved'",
-        extra=", 'now', COALESCE(CASE s.status WHEN 'not_started' THEN 'not started' ELSE s.status END, "
-        "'no longer paced')",
+        extra=", 'now', COALESCE(CASE WHEN s.in_grace THEN 'in its grace period' "
+        "WHEN s.status = 'not_started' THEN 'not started' ELSE s.status END, 'no longer paced')",
         join=f"LEFT JOIN {SNAPSHOTS} s ON s.run_id = %s AND s.job_id = a.job_id AND s.scope_key = a.scope_key",
         where="a.resolved_run_id = %s",
     )

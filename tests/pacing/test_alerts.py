@@ -102,3 +102,16 @@ def test_a_replayed_moment_is_in_the_payload_and_the_event_is_stamped_when_writt
     taken = Event.objects.get(event_type=EventType.PACING_SNAPSHOT_TAKEN)
     assert taken.payload["as_of"] == event.payload["as_of"]
     assert before <= event.timestamp <= timezone.now()  # stamped when written, not at the replayed moment
+
+
+def test_an_alert_that_a_longer_grace_period_covers_resolves_saying_so(settings):
+    _, deals = make_campaign(deals={"ctv": 10_000_000_000})
+    _day(deals["ctv"], 2, 0.5)
+    assert _deal_alerts(deals["ctv"]) == [("under", "critical", "critical", True)]
+
+    settings.PACING_GRACE_HOURS = 72  # an operator widens the grace period: day 2 is inside it again
+    _day(deals["ctv"], 2, 0.5)
+
+    assert _deal_alerts(deals["ctv"]) == [("under", "critical", "critical", False)]
+    resolved = Event.objects.get(event_type=EventType.PACING_ALERT_RESOLVED, payload__scope="deal")
+    assert resolved.payload["now"] == "in its grace period"
