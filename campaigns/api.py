@@ -78,7 +78,7 @@ def _approval_call(job_id: str, action):
         return action()
     except services.JobStateError as exc:
         raise HttpError(409, str(exc)) from exc
-    except services.UnknownProductsError as exc:
+    except services.ApprovalSelectionError as exc:
         raise HttpError(400, str(exc)) from exc
 
 
@@ -92,7 +92,12 @@ def approve_booking(request: HttpRequest, job_id: str, payload: ApproveIn):
     """Approved lines are booked by a worker; poll ``GET /bookings/{job_id}`` for the seller's deal ids."""
     result = _approval_call(
         job_id,
-        lambda: services.job_approve(job_id=job_id, product_ids=payload.approved_product_ids, actor=_actor(request)),
+        lambda: services.job_approve(
+            job_id=job_id,
+            product_ids=payload.approved_product_ids,
+            recommendation_ids=payload.recommendation_ids,
+            actor=_actor(request),
+        ),
     )
     return Status(
         202,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from django.utils import timezone
 from ninja import Schema
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from campaigns.models import Channel, JobStatus, PacingCurve
 
@@ -182,7 +182,20 @@ class JobDetailOut(Schema):
 
 
 class ApproveIn(Schema):
-    approved_product_ids: list[str] = Field(min_length=1, max_length=500)
+    approved_product_ids: list[str] = Field(
+        default_factory=list, max_length=500, description="Seller product ids, as in the reference API."
+    )
+    recommendation_ids: list[str] = Field(
+        default_factory=list,
+        max_length=500,
+        description="This buyer's recommendation ids, for lines whose product id another line shares.",
+    )
+
+    @model_validator(mode="after")
+    def _names_something(self) -> ApproveIn:
+        if not self.approved_product_ids and not self.recommendation_ids:
+            raise ValueError("name the lines to approve: approved_product_ids and/or recommendation_ids")
+        return self
 
 
 class ApproveOut(Schema):

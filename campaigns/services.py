@@ -58,12 +58,9 @@ class DealTransitionError(Exception):
     """A deal state change the state machine does not allow (API: 409)."""
 
 
-class UnknownProductsError(ValueError):
-    """Approval named product ids the job does not have (API: 400)."""
-
-    def __init__(self, unknown: list[str]):
-        super().__init__(f"Unknown product ids for this job: {', '.join(unknown)}")
-        self.unknown = unknown
+class ApprovalSelectionError(ValueError):
+    """An approval named ids that match no line awaiting approval, or a product id that more than one line
+    shares (API: 400). The message names each."""
 
 
 @dataclass(frozen=True)
@@ -106,42 +103,52 @@ def job_create(
     """Store the brief and a pending job, and start the flow once the transaction commits.
 
     With a ``client_reference`` (the API's Idempotency-Key) a repeated request returns the first job; the
-    same reference with a different brief is refused."""
+    same reference with a different brief is refused. Concurrent requests with one reference make one job: the
+    losers' campaign is undone with their savepoint, and they answer with the winner's job."""
     if client_reference:
-        existing = BookingJob.objects.select_related("campaign").filter(client_reference=client_reference).first()
+        existing = _job_for_reference(client_reference, brief=brief, auto_approve=auto_approve)
         if existing is not None:
-            if existing.campaign.brief != brief or existing.auto_approve != auto_approve:
-                raise IdempotencyConflict("This Idempotency-Key was already used for a different booking request")
             return existing
-    campaign = Campaign.objects.create(
-        name=name,
-        objectives=objectives,
-        budget_micros=decimal_to_micros(budget),
-        start_date=start_date,
-        end_date=end_date,
-        target_audience=target_audience,
-        kpis=kpis,
-        channels=channels,
-        formats=formats,
-        constraints=constraints,
-        pacing_curve=pacing_curve,
-        brief=brief,
-    )
     try:
         with transaction.atomic():
+            campaign = Campaign.objects.create(
+                name=name,
+                objectives=objectives,
+                budget_micros=decimal_to_micros(budget),
+                start_date=start_date,
+                end_date=end_date,
+                target_audience=target_audience,
+                kpis=kpis,
+                channels=channels,
+                formats=formats,
+                constraints=constraints,
+                pacing_curve=pacing_curve,
+                brief=brief,
+            )
             job = BookingJob.objects.create(
                 campaign=campaign, auto_approve=auto_approve, client_reference=client_reference, parent=parent
             )
     except IntegrityError:
-        # A concurrent request with the same reference won the race; answer with its job.
-        transaction.set_rollback(True)
-        return BookingJob.objects.get(client_reference=client_reference)
+        if not client_reference:
+            raise
+        # A concurrent request with the same reference committed first (the unique index waited for it).
+        winner = _job_for_reference(client_reference, brief=brief, auto_approve=auto_approve)
+        if winner is None:
+            raise
+        return winner
     payload: dict[str, Any] = {"name": name, "budget": budget, "channels": channels, "auto_approve": auto_approve}
     if parent is not None:
         payload["top_up_of"] = str(parent.pk)
     event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(job.id), campaign_id=str(campaign.id), payload=payload)
     job_dispatch(job)
     return job
+
+
+def _job_for_reference(reference: str, *, brief: dict[str, Any], auto_approve: bool) -> BookingJob | None:
+    existing = BookingJob.objects.select_related("campaign").filter(client_reference=reference).first()
+    if existing is not None and (existing.campaign.brief != brief or existing.auto_approve != auto_approve):
+        raise IdempotencyConflict("This Idempotency-Key was already used for a different booking request")
+    return existing
 
 
 def job_create_from_brief(
@@ -331,18 +338,55 @@ def _lock_awaiting(job_id: str) -> BookingJob:
 
 
 @transaction.atomic
-def job_approve(*, job_id: str, product_ids: list[str], actor: str = "") -> ApprovalResult:
-    """Approve the lines whose product ids are given, reject the rest, and start booking."""
+def job_approve(
+    *,
+    job_id: str,
+    product_ids: Iterable[str] = (),
+    recommendation_ids: Iterable[str] = (),
+    actor: str = "",
+) -> ApprovalResult:
+    """Approve the lines named by seller product id or by our recommendation id, reject the rest, and start
+    booking. The two are separate namespaces: a product id never matches a recommendation's primary key. A
+    product id that several lines share (two sellers may use the same one) must be given as recommendation
+    ids; anything that matches no line awaiting approval is refused, naming it, and nothing changes."""
     job = _lock_awaiting(job_id)
     lines = list(job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL).order_by("priority"))
-    known = {r.product_id for r in lines} | {str(r.pk) for r in lines}
-    wanted = list(dict.fromkeys(product_ids))
-    unknown = [pid for pid in wanted if pid not in known]
-    if unknown:
-        raise UnknownProductsError(unknown)
-    approved = [r for r in lines if r.product_id in wanted or str(r.pk) in wanted]
-    rejected = [r for r in lines if r not in approved]
+    by_product: dict[str, list[Recommendation]] = defaultdict(list)
+    for line in lines:
+        by_product[line.product_id].append(line)
+    by_pk = {str(line.pk): line for line in lines}
+    chosen: dict[int, Recommendation] = {}
+    problems: list[str] = []
+    unknown_products = [pid for pid in dict.fromkeys(product_ids) if pid not in by_product]
+    unknown_lines = [rid for rid in dict.fromkeys(recommendation_ids) if rid not in by_pk]
+    if unknown_products:
+        problems.append(f"no line awaiting approval has product id {_listed(unknown_products)}")
+    if unknown_lines:
+        problems.append(f"no line awaiting approval has recommendation id {_listed(unknown_lines)}")
+    for pid in dict.fromkeys(product_ids):
+        matches = by_product.get(pid, [])
+        if len(matches) > 1:
+            which = ", ".join(f"{m.pk} ({m.seller_name})" for m in matches)
+            problems.append(
+                f"product id {pid!r} matches {len(matches)} lines ({which}); approve them by recommendation_ids"
+            )
+        elif matches:
+            chosen[matches[0].pk] = matches[0]
+    for rid in dict.fromkeys(recommendation_ids):
+        if rid in by_pk:
+            chosen[by_pk[rid].pk] = by_pk[rid]
+    if problems:
+        raise ApprovalSelectionError("Nothing was approved: " + "; ".join(problems) + ".")
+    if not chosen:
+        raise ApprovalSelectionError("Nothing was approved: name at least one line.")
+    approved = [r for r in lines if r.pk in chosen]
+    rejected = [r for r in lines if r.pk not in chosen]
     return _apply_approval(job, approved, rejected, actor=actor)
+
+
+def _listed(ids: list[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 @transaction.atomic

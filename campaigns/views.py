@@ -332,7 +332,7 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     actor = request.user.get_username()
     try:
         if action == "selected" and ids:
-            result = services.job_approve(job_id=str(job_id), product_ids=ids, actor=actor)
+            result = services.job_approve(job_id=str(job_id), recommendation_ids=ids, actor=actor)
         elif action == "all":
             result = services.job_approve_all(job_id=str(job_id), actor=actor)
         elif action == "reject":
@@ -342,8 +342,8 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
             return redirect("campaigns:job_detail", job_id=job_id)
     except services.JobStateError as exc:
         messages.error(request, f"Nothing was approved or rejected: {exc}.")
-    except services.UnknownProductsError:
-        messages.error(request, "Nothing was approved: some selected lines do not belong to this job.")
+    except services.ApprovalSelectionError:
+        messages.error(request, "Nothing was approved: some selected lines are no longer awaiting approval.")
     else:
         if result.approved:
             text = f"Approved {len(result.approved)} line(s) for {charts.money(result.total_cost)}; booking them now."

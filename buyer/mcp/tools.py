@@ -365,14 +365,21 @@ class ApproveArgs(ToolArgs):
         default=None,
         min_length=1,
         max_length=500,
-        description="Approve these lines (product or recommendation ids); the other lines are rejected.",
+        description="Approve the lines with these seller product ids; the other lines are rejected.",
+    )
+    recommendation_ids: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="Approve these lines by recommendation_id (needed when two lines share a product id).",
     )
     approve_all: bool = Field(default=False, description="Approve every recommended line.")
 
     @model_validator(mode="after")
     def _one_choice(self) -> ApproveArgs:
-        if self.approve_all == (self.product_ids is not None):
-            raise ValueError("give either product_ids or approve_all=true")
+        named = self.product_ids is not None or self.recommendation_ids is not None
+        if self.approve_all == named:
+            raise ValueError("give product_ids and/or recommendation_ids, or approve_all=true")
         return self
 
 
@@ -394,8 +401,13 @@ def approve_recommendations(args: ApproveArgs, principal: Principal) -> dict[str
         if args.approve_all:
             result = services.job_approve_all(job_id=args.job_id, actor=principal.name)
         else:
-            result = services.job_approve(job_id=args.job_id, product_ids=args.product_ids or [], actor=principal.name)
-    except (services.JobStateError, services.UnknownProductsError) as exc:
+            result = services.job_approve(
+                job_id=args.job_id,
+                product_ids=args.product_ids or [],
+                recommendation_ids=args.recommendation_ids or [],
+                actor=principal.name,
+            )
+    except (services.JobStateError, services.ApprovalSelectionError) as exc:
         raise ToolFailure(str(exc)) from exc
     booking = bool(result.approved)
     return {

@@ -146,6 +146,59 @@ def test_unknown_product_ids_are_400_and_change_nothing(client):
     assert line.status == RecommendationStatus.PENDING_APPROVAL
 
 
+def approve(client, job, **body):
+    return client.post(f"/bookings/{job.pk}/approve", body, content_type="application/json")
+
+
+def test_product_ids_are_product_ids_never_the_primary_key_of_another_line(client):
+    job = BookingJobFactory()
+    first = RecommendationFactory(job=job)
+    numeric = RecommendationFactory(job=job, product_id=str(first.pk))  # a seller whose product id looks like a pk
+
+    response = approve(client, job, approved_product_ids=[str(first.pk)])
+
+    assert response.status_code == 202 and response.json()["approved_count"] == 1
+    first.refresh_from_db(), numeric.refresh_from_db()
+    assert (numeric.status, first.status) == (RecommendationStatus.APPROVED, RecommendationStatus.REJECTED)
+
+
+def test_recommendation_ids_approve_by_our_own_line_id(client):
+    job = BookingJobFactory()
+    keep, drop = RecommendationFactory(job=job), RecommendationFactory(job=job)
+
+    response = approve(client, job, recommendation_ids=[str(keep.pk)])
+
+    assert response.status_code == 202
+    keep.refresh_from_db(), drop.refresh_from_db()
+    assert (keep.status, drop.status) == (RecommendationStatus.APPROVED, RecommendationStatus.REJECTED)
+
+
+def test_a_product_id_two_lines_share_is_400_naming_it_and_the_lines(client):
+    job = BookingJobFactory()
+    a = RecommendationFactory(job=job, product_id="homepage", seller_name="Seller A")
+    b = RecommendationFactory(job=job, product_id="homepage", seller_name="Seller B")
+
+    response = approve(client, job, approved_product_ids=["homepage"])
+
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "'homepage'" in detail and "2 lines" in detail and "recommendation_ids" in detail
+    assert str(a.pk) in detail and str(b.pk) in detail
+    assert approve(client, job, recommendation_ids=[str(b.pk)]).status_code == 202
+
+
+def test_an_approval_must_name_something_and_ids_that_match_nothing_are_named(client):
+    job = BookingJobFactory()
+    line = RecommendationFactory(job=job)
+    assert approve(client, job).status_code == 422
+    assert approve(client, job, approved_product_ids=[], recommendation_ids=[]).status_code == 422
+    response = approve(client, job, recommendation_ids=[str(line.pk), "999999", "x"])
+    assert response.status_code == 400
+    assert "999999" in response.json()["detail"] and "'x'" in response.json()["detail"]
+    line.refresh_from_db()
+    assert line.status == RecommendationStatus.PENDING_APPROVAL
+
+
 def test_partial_approval_approves_the_named_lines_rejects_the_rest_and_starts_booking(
     client, django_capture_on_commit_callbacks
 ):

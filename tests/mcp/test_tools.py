@@ -417,16 +417,28 @@ def test_approving_some_lines_rejects_the_others(server, dispatched):
     assert statuses == {RecommendationStatus.REJECTED}
 
 
+def test_approving_by_recommendation_id(server, dispatched):
+    job = awaiting_job(lines=2)
+    second = job.recommendations.order_by("priority").last()
+    args = {"job_id": str(job.pk), "recommendation_ids": [str(second.pk)]}
+    body = ok(call(server, "approve_recommendations", args, as_=WRITER))
+    assert (body["approved_count"], body["rejected_count"]) == (1, 1)
+    second.refresh_from_db()
+    assert second.status == RecommendationStatus.APPROVED
+
+
 def test_approval_errors_are_tool_errors(server, dispatched):
     job = awaiting_job()
     unknown = {"job_id": str(job.pk), "product_ids": ["prod-nope"]}
-    assert "Unknown product ids for this job: prod-nope" in error_text(
+    assert "no line awaiting approval has product id 'prod-nope'" in error_text(
         call(server, "approve_recommendations", unknown, as_=WRITER)
     )
+    by_pk = {"job_id": str(job.pk), "product_ids": [str(job.recommendations.first().pk)]}
+    assert "has product id" in error_text(call(server, "approve_recommendations", by_pk, as_=WRITER))
     both = {"job_id": str(job.pk), "product_ids": ["x"], "approve_all": True}
-    assert "either product_ids or approve_all" in error_text(call(server, "approve_recommendations", both))
+    assert "or approve_all=true" in error_text(call(server, "approve_recommendations", both))
     neither = {"job_id": str(job.pk)}
-    assert "either product_ids or approve_all" in error_text(call(server, "approve_recommendations", neither))
+    assert "or approve_all=true" in error_text(call(server, "approve_recommendations", neither))
     missing = {"job_id": UNKNOWN_JOB, "approve_all": True}
     assert error_text(call(server, "approve_recommendations", missing)) == "Job not found"
     book(job)
