@@ -8,6 +8,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError
 
 from buyer.apikeys.auth import read_auth
+from buyer.errors import DomainError
 from buyer.events.api import router as events_router
 from buyer.ratelimit import RateLimited
 from buyer.sellers.api import router as sellers_router
@@ -31,6 +32,12 @@ api = NinjaAPI(
 @api.exception_handler(AuthenticationError)
 def _unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return api.create_response(request, {"detail": "Invalid or missing API key"}, status=401)
+
+
+@api.exception_handler(DomainError)
+def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    """The services' refusals (not found, wrong state, bad selection), mapped here once for every route."""
+    return api.create_response(request, {"detail": str(exc)}, status=exc.http_status)
 
 
 @api.exception_handler(RateLimited)

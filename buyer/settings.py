@@ -175,6 +175,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "buyer.middleware.DomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "buyer.urls"

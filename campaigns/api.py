@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Header, Query, Router, Status
-from ninja.errors import HttpError
 
 from buyer.apikeys.auth import write_auth
 from campaigns import presenters, selectors, services
@@ -21,13 +20,11 @@ from campaigns.schemas import (
 
 router = Router(tags=["bookings"])
 
-JOB_NOT_FOUND = "Job not found"
-
 
 def _job_or_404(job_id: str) -> BookingJob:
     job = selectors.job_get(job_id)
     if job is None:
-        raise HttpError(404, JOB_NOT_FOUND)
+        raise services.JobNotFound(job_id)
     return job
 
 
@@ -41,11 +38,9 @@ def create_booking(
 ):
     """Stores the brief and starts the booking flow on a worker. Send an ``Idempotency-Key`` header to make
     retries of this request return the same job instead of creating another."""
-    brief = payload.brief
-    try:
-        job = services.job_create_from_brief(brief, auto_approve=payload.auto_approve, client_reference=idempotency_key)
-    except services.IdempotencyConflict as exc:
-        raise HttpError(409, str(exc)) from exc
+    job = services.job_create_from_brief(
+        payload.brief, auto_approve=payload.auto_approve, client_reference=idempotency_key
+    )
     return Status(
         202,
         {
@@ -71,17 +66,6 @@ def get_booking(request: HttpRequest, job_id: str):
     return presenters.job_detail(_job_or_404(job_id))
 
 
-def _approval_call(job_id: str, action):
-    if not selectors.job_exists(job_id):
-        raise HttpError(404, JOB_NOT_FOUND)
-    try:
-        return action()
-    except services.JobStateError as exc:
-        raise HttpError(409, str(exc)) from exc
-    except services.ApprovalSelectionError as exc:
-        raise HttpError(400, str(exc)) from exc
-
-
 @router.post(
     "/bookings/{job_id}/approve",
     auth=write_auth,
@@ -90,14 +74,11 @@ def _approval_call(job_id: str, action):
 )
 def approve_booking(request: HttpRequest, job_id: str, payload: ApproveIn):
     """Approved lines are booked by a worker; poll ``GET /bookings/{job_id}`` for the seller's deal ids."""
-    result = _approval_call(
-        job_id,
-        lambda: services.job_approve(
-            job_id=job_id,
-            product_ids=payload.approved_product_ids,
-            recommendation_ids=payload.recommendation_ids,
-            actor=_actor(request),
-        ),
+    result = services.job_approve(
+        job_id=job_id,
+        product_ids=payload.approved_product_ids,
+        recommendation_ids=payload.recommendation_ids,
+        actor=_actor(request),
     )
     return Status(
         202,
@@ -121,7 +102,7 @@ def approve_booking(request: HttpRequest, job_id: str, payload: ApproveIn):
     summary="Approve every recommended line",
 )
 def approve_all_booking(request: HttpRequest, job_id: str):
-    result = _approval_call(job_id, lambda: services.job_approve_all(job_id=job_id, actor=_actor(request)))
+    result = services.job_approve_all(job_id=job_id, actor=_actor(request))
     return Status(
         202,
         {
@@ -145,7 +126,7 @@ def approve_all_booking(request: HttpRequest, job_id: str):
 )
 def reject_booking(request: HttpRequest, job_id: str, payload: CancelIn | None = None):
     reason = payload.reason if payload else "All recommendations were rejected."
-    _approval_call(job_id, lambda: services.job_reject_all(job_id=job_id, actor=_actor(request), reason=reason))
+    services.job_reject_all(job_id=job_id, actor=_actor(request), reason=reason)
     return presenters.job_detail(_job_or_404(job_id))
 
 
@@ -154,7 +135,7 @@ def reject_booking(request: HttpRequest, job_id: str, payload: CancelIn | None =
 )
 def cancel_booking(request: HttpRequest, job_id: str, payload: CancelIn | None = None):
     reason = payload.reason if payload else "Cancelled by user."
-    _approval_call(job_id, lambda: services.job_cancel(job_id=job_id, reason=reason))
+    services.job_cancel(job_id=job_id, reason=reason)
     return presenters.job_detail(_job_or_404(job_id))
 
 

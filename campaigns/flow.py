@@ -34,11 +34,13 @@ from campaigns.models import (
     RecommendationStatus,
 )
 from campaigns.services import (
+    BOOK_RECOVERY_ATTEMPTS,
     deal_record,
     job_add_errors,
     job_advance,
     job_claim,
     job_fail,
+    job_in_recovery,
     job_progress,
 )
 
@@ -88,7 +90,9 @@ def run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -
     except Exception as exc:
         logger.exception("job %s: step %s raised", job_id, stage)
         message = f"Step '{stage}' attempt {job.attempts} failed: {type(exc).__name__}: {str(exc)[:300]}"
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        # A booking step gets its recovery attempts too: a deal the seller made before the error is read back.
+        limit = settings.JOB_MAX_ATTEMPTS + (BOOK_RECOVERY_ATTEMPTS if stage == JobStage.BOOK else 0)
+        if job.attempts >= limit:
             job_fail(job, message)
         else:
             job_add_errors(job, [message])
@@ -390,6 +394,9 @@ class LineRefused(Exception):
 
 
 def step_book(job: BookingJob) -> None:
+    if job_in_recovery(job):
+        step_book_recover(job)
+        return
     lines = list(
         Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
         .select_related("seller")
@@ -434,6 +441,54 @@ def step_book(job: BookingJob) -> None:
     _finish_booking(job)
 
 
+def step_book_recover(job: BookingJob) -> None:
+    """The booking step after it was interrupted ``JOB_MAX_ATTEMPTS`` times (a worker killed mid-booking, say):
+    book nothing new, read back from each seller the deal it made for every approved line without one (the
+    quote names its deal once booked), record those, release the rest, and finish the job on what was booked."""
+    lines = list(
+        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
+        .select_related("seller")
+        .order_by("priority")
+    )
+    payload = {"lines": len(lines), "attempt": job.attempts, "recovery": True}
+    event_emit(EventType.BOOKING_STARTED, **_flow(job), payload=payload)
+    clients: dict[str, SellerRestClient] = {}
+    interrupted = f"the booking step was interrupted {job.attempts - 1} times"
+    try:
+        for line in lines:
+            if line.seller is None:
+                _line_failed(job, line, f"{interrupted} and the seller was deleted; check with the seller")
+                continue
+            client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
+            try:
+                deal_id = client.get_quote(line.quote_id).raw.get("deal_id")
+                deal = client.get_deal(deal_id) if deal_id else None
+            except SellerError as exc:
+                _line_failed(job, line, f"{interrupted}; reading back its deal failed ({exc}): check with the seller")
+                continue
+            if deal is None:
+                _line_failed(job, line, f"{interrupted}; the seller holds no deal for quote {line.quote_id}")
+                continue
+            try:
+                _check_read_back(line, deal)
+            except LineRefused as exc:
+                _line_failed(job, line, str(exc))
+                continue
+            deal_record(recommendation=line, deal=deal)
+    finally:
+        for client in clients.values():
+            client.close()
+    _finish_booking(job)
+
+
+def _check_read_back(line: Recommendation, confirmed: Deal) -> None:
+    if confirmed.final_cpm > line.cpm:
+        raise LineRefused(
+            f"seller booked deal {confirmed.deal_id} at ${confirmed.final_cpm:,.2f} CPM, above the approved "
+            f"${line.cpm:,.2f}; check it with the seller"
+        )
+
+
 def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
     """Book one approved line with a key derived from our records, so a replay returns the same deal."""
     try:
@@ -456,11 +511,7 @@ def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) 
             raise
     # Read back what the seller holds before reporting success.
     confirmed = client.get_deal(deal.deal_id)
-    if confirmed.final_cpm > line.cpm:
-        raise LineRefused(
-            f"seller booked deal {confirmed.deal_id} at ${confirmed.final_cpm:,.2f} CPM, above the approved "
-            f"${line.cpm:,.2f}; check it with the seller"
-        )
+    _check_read_back(line, confirmed)
     return confirmed
 
 

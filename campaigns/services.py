@@ -16,10 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from buyer.errors import Conflict, DomainError, NotFound
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
@@ -46,19 +48,27 @@ MAX_ERRORS_KEPT = 200
 SYSTEM_ACTOR = "system"
 
 
-class JobStateError(Exception):
+class JobNotFound(NotFound):
+    """No job has this id (API: 404)."""
+
+    def __init__(self, job_id: object = ""):
+        super().__init__("Job not found")
+        self.job_id = job_id
+
+
+class JobStateError(Conflict):
     """The job is not in a state that allows this action (API: 409)."""
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(Conflict):
     """A client reference reused for a different request (API: 409)."""
 
 
-class DealTransitionError(Exception):
+class DealTransitionError(Conflict):
     """A deal state change the state machine does not allow (API: 409)."""
 
 
-class ApprovalSelectionError(ValueError):
+class ApprovalSelectionError(DomainError):
     """An approval named ids that match no line awaiting approval, or a product id that more than one line
     shares (API: 400). The message names each."""
 
@@ -237,29 +247,90 @@ def job_dispatch(job: BookingJob) -> None:
 def job_claim(job_id: str, *, stage: JobStage) -> BookingJob | None:
     """Claim ``stage`` of a job for this worker, or None when it is not due (done, leased, cancelled)."""
     now = timezone.now()
-    claimed = (
-        BookingJob.objects.filter(pk=job_id, stage=stage, status__in=[JobStatus.PENDING, JobStatus.RUNNING])
-        .filter(cancel_requested=False)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(
-            status=JobStatus.RUNNING,
-            attempts=F("attempts") + 1,
-            lease_expires_at=now + timedelta(seconds=settings.JOB_STEP_LEASE_SECONDS),
-            updated_at=now,
-        )
+    job = BookingJob(pk=job_id, stage=stage)
+    claimed = job_transition(
+        job,
+        status=JobStatus.RUNNING,
+        stage=stage,
+        expect=Q(stage=stage, status__in=[JobStatus.PENDING, JobStatus.RUNNING], cancel_requested=False)
+        & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)),
+        attempts=F("attempts") + 1,
+        lease_expires_at=now + timedelta(seconds=settings.JOB_STEP_LEASE_SECONDS),
     )
     if not claimed:
         return None
     job = BookingJob.objects.select_related("campaign").get(pk=job_id)
-    if job.attempts > settings.JOB_MAX_ATTEMPTS:
-        job_fail(job, f"Step '{stage}' did not finish after {settings.JOB_MAX_ATTEMPTS} attempts.")
+    if job.attempts > settings.JOB_MAX_ATTEMPTS + (BOOK_RECOVERY_ATTEMPTS if stage == JobStage.BOOK else 0):
+        job_fail(job, f"Step '{stage}' did not finish after {job.attempts - 1} attempts.")
         return None
     return job
 
 
+# A booking step that exhausted its attempts gets this many more, to read back what the seller booked (and
+# book nothing new) before the job ends: a deal made by a killed attempt is recorded, never lost.
+BOOK_RECOVERY_ATTEMPTS = 2
+
+
+def job_in_recovery(job: BookingJob) -> bool:
+    """A booking step past its attempts: it only reads back deals the seller already made, then finishes."""
+    return job.stage == JobStage.BOOK and job.attempts > settings.JOB_MAX_ATTEMPTS
+
+
+def claimed(job: BookingJob) -> Q:
+    """The fence of a claimed step: same stage, running, not re-claimed since (``attempts`` is the token)."""
+    return Q(stage=job.stage, status=JobStatus.RUNNING, attempts=job.attempts)
+
+
+AWAITING = Q(status=JobStatus.AWAITING_APPROVAL, stage=JobStage.APPROVAL)
+
+
 def _fenced(job: BookingJob):
-    """Rows of this job that the caller still owns: same stage, running, not re-claimed since."""
-    return BookingJob.objects.filter(pk=job.pk, stage=job.stage, status=JobStatus.RUNNING, attempts=job.attempts)
+    return BookingJob.objects.filter(claimed(job), pk=job.pk)
+
+
+def job_transition(
+    job: BookingJob,
+    *,
+    status: JobStatus,
+    stage: JobStage,
+    expect: Q,
+    event: EventType | None = None,
+    payload: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """The one writer of a job's ``status`` and ``stage``: every change of either passes here.
+
+    The update is conditional on ``expect`` (what the caller believes the job is: claimed by it, awaiting
+    approval…) and on the job not having finished, so a finished job never changes again and ``finished_at``
+    is set exactly once. A new stage starts with no lease and no attempts. Ending a job releases its approved
+    lines that have no deal (``booking_failed``, with why), so no finished job holds a line still ``approved``.
+    On success the event is emitted and the next stage's task dispatched, in the same transaction; returns
+    whether the job moved."""
+    now = timezone.now()
+    values: dict[str, Any] = {"status": status, "stage": stage, "updated_at": now, "lease_expires_at": None}
+    if stage != job.stage:
+        values["attempts"] = 0
+    terminal = status in TERMINAL_STATUSES
+    if terminal:
+        values |= {"finished_at": now, "progress": 1.0}
+    values |= fields
+    with transaction.atomic():
+        rows = BookingJob.objects.filter(expect, pk=job.pk).exclude(status__in=TERMINAL_STATUSES)
+        if not rows.update(**values):
+            logger.info("job %s: not moved to %s/%s (state changed meanwhile)", job.pk, status, stage)
+            return False
+        for key, value in values.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(job, key, value)
+        if terminal:
+            why = values.get("failure_reason") or f"the job {status}"
+            Recommendation.objects.filter(
+                job_id=job.pk, status=RecommendationStatus.APPROVED, deal__isnull=True
+            ).update(status=RecommendationStatus.BOOKING_FAILED, status_reason=f"not booked: {why}"[:500])
+        if event is not None:
+            event_emit(event, flow_id=str(job.pk), campaign_id=str(job.campaign_id), payload=payload or {})
+        job_dispatch(job)
+    return True
 
 
 def job_progress(job: BookingJob, progress: float) -> None:
@@ -278,60 +349,52 @@ def job_add_errors(job: BookingJob, errors: Iterable[str]) -> None:
     job.errors = merged
 
 
-def job_advance(job: BookingJob, *, stage: JobStage, status: JobStatus, progress: float, **fields: Any) -> bool:
-    """Move a claimed job to its next stage and dispatch that stage's task after commit."""
-    now = timezone.now()
-    values: dict[str, Any] = dict(
-        stage=stage,
-        status=status,
-        progress=progress,
-        attempts=0,
-        lease_expires_at=None,
-        updated_at=now,
-        **fields,
+def job_advance(
+    job: BookingJob,
+    *,
+    stage: JobStage,
+    status: JobStatus,
+    progress: float,
+    event: EventType | None = None,
+    payload: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """Move a claimed job to its next stage (fenced by the claim); see ``job_transition``."""
+    return job_transition(
+        job, status=status, stage=stage, expect=claimed(job), event=event, payload=payload, progress=progress, **fields
     )
-    if status in TERMINAL_STATUSES:
-        values["finished_at"] = now
-    if not _fenced(job).update(**values):
-        logger.warning("job %s: lost its claim on stage %s; not advancing", job.pk, job.stage)
-        return False
-    for key, value in values.items():
-        setattr(job, key, value)
-    job_dispatch(job)
-    return True
 
 
-def job_fail(job: BookingJob, reason: str) -> bool:
-    """End a non-terminal job as failed with a reason (recorded in ``errors`` and an event)."""
+def job_fail(job: BookingJob, reason: str, *, expect: Q | None = None) -> bool:
+    """End an unfinished job as failed with a reason (recorded in ``errors`` and a ``job.failed`` event)."""
     with transaction.atomic():
-        updated = (
-            BookingJob.objects.filter(pk=job.pk)
-            .exclude(status__in=TERMINAL_STATUSES)
-            .update(
-                status=JobStatus.FAILED,
-                stage=JobStage.DONE,
-                failure_reason=reason,
-                lease_expires_at=None,
-                finished_at=timezone.now(),
-                updated_at=timezone.now(),
-            )
+        failed = job_transition(
+            job,
+            status=JobStatus.FAILED,
+            stage=JobStage.DONE,
+            expect=expect or Q(),
+            event=EventType.JOB_FAILED,
+            payload={"reason": reason},
+            failure_reason=reason,
         )
-        if updated:
+        if failed:
             job_add_errors(job, [reason])
-            event_emit(
-                EventType.JOB_FAILED,
-                flow_id=str(job.pk),
-                campaign_id=str(job.campaign_id),
-                payload={"reason": reason},
-            )
-    return bool(updated)
+    return failed
 
 
 # --- Approvals ----------------------------------------------------------------------------------------------
 
 
+def _job_for_update(job_id: object) -> BookingJob:
+    """The job, locked; ``JobNotFound`` for an unknown or malformed id."""
+    try:
+        return BookingJob.objects.select_for_update().select_related("campaign").get(pk=job_id)
+    except (BookingJob.DoesNotExist, ValidationError, ValueError):
+        raise JobNotFound(job_id) from None
+
+
 def _lock_awaiting(job_id: str) -> BookingJob:
-    job = BookingJob.objects.select_for_update().select_related("campaign").get(pk=job_id)
+    job = _job_for_update(job_id)
     if job.status != JobStatus.AWAITING_APPROVAL or job.stage != JobStage.APPROVAL:
         raise JobStateError(f"Job is {job.status}; only a job awaiting approval can be approved or rejected")
     return job
@@ -441,30 +504,29 @@ def _apply_approval(
             **flow,
             payload={"product_ids": [r.product_id for r in rejected], "actor": actor},
         )
-    now = timezone.now()
     if approved:
-        values = dict(status=JobStatus.RUNNING, stage=JobStage.BOOK, progress=0.9, attempts=0, lease_expires_at=None)
+        moved = job_transition(job, status=JobStatus.RUNNING, stage=JobStage.BOOK, expect=AWAITING, progress=0.9)
     else:
-        values = dict(
+        reason = reason or "All recommendations were rejected."
+        moved = job_transition(
+            job,
             status=JobStatus.CANCELLED,
             stage=JobStage.DONE,
-            failure_reason=reason or "All recommendations were rejected.",
-            finished_at=now,
-            progress=1.0,
+            expect=AWAITING,
+            event=EventType.JOB_CANCELLED,
+            payload={"reason": reason},
+            failure_reason=reason,
         )
-    BookingJob.objects.filter(pk=job.pk).update(updated_at=now, **values)
-    for key, value in values.items():
-        setattr(job, key, value)
-    if not approved:
-        event_emit(EventType.JOB_CANCELLED, **flow, payload={"reason": job.failure_reason})
-    job_dispatch(job)
+    if not moved:  # the row is locked by the caller, so this is a bug: refuse rather than half-approve
+        raise JobStateError("The job changed while it was being approved; nothing was approved")
     return ApprovalResult(job=job, approved=approved, rejected=rejected)
 
 
 @transaction.atomic
 def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob:
-    """Cancel a job that has not finished. A booking in progress stops before its next line."""
-    job = BookingJob.objects.select_for_update().get(pk=job_id)
+    """Cancel a job that has not finished. A booking in progress stops before its next line (the step itself
+    then ends the job cancelled, with what it had booked)."""
+    job = _job_for_update(job_id)
     if job.is_terminal:
         raise JobStateError(f"Job is already {job.status}")
     now = timezone.now()
@@ -472,20 +534,15 @@ def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob
         BookingJob.objects.filter(pk=job.pk).update(cancel_requested=True, failure_reason=reason, updated_at=now)
         job.cancel_requested = True
         return job
-    BookingJob.objects.filter(pk=job.pk).update(
+    job_transition(
+        job,
         status=JobStatus.CANCELLED,
         stage=JobStage.DONE,
+        expect=Q(),
+        event=EventType.JOB_CANCELLED,
+        payload={"reason": reason},
         cancel_requested=True,
         failure_reason=reason,
-        lease_expires_at=None,
-        finished_at=now,
-        updated_at=now,
-    )
-    event_emit(
-        EventType.JOB_CANCELLED,
-        flow_id=str(job.pk),
-        campaign_id=str(job.campaign_id),
-        payload={"reason": reason},
     )
     job.refresh_from_db()
     return job

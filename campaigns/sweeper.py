@@ -13,7 +13,7 @@ from django.utils import timezone
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
 from campaigns.models import BookingJob, JobStage, JobStatus
-from campaigns.services import job_dispatch, job_fail
+from campaigns.services import AWAITING, BOOK_RECOVERY_ATTEMPTS, job_dispatch, job_fail, job_transition
 
 logger = logging.getLogger(__name__)
 
@@ -33,24 +33,26 @@ def jobs_sweep() -> dict[str, int]:
     )
     for job in stalled.select_related("campaign")[:500]:
         if job.cancel_requested:
-            with transaction.atomic():
-                if (
-                    BookingJob.objects.filter(pk=job.pk, attempts=job.attempts)
-                    .exclude(status=JobStatus.CANCELLED)
-                    .update(
-                        status=JobStatus.CANCELLED,
-                        stage=JobStage.DONE,
-                        lease_expires_at=None,
-                        finished_at=now,
-                        updated_at=now,
-                    )
-                ):
-                    event_emit(EventType.JOB_CANCELLED, flow_id=str(job.pk), payload={"reason": job.failure_reason})
-                    counts["cancelled"] += 1
-        elif job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            if job_fail(job, f"Stalled in step '{job.stage}': no progress after {job.attempts} attempts."):
+            reason = job.failure_reason or "Cancelled by user."
+            if job_transition(
+                job,
+                status=JobStatus.CANCELLED,
+                stage=JobStage.DONE,
+                expect=Q(attempts=job.attempts, stage=job.stage),
+                event=EventType.JOB_CANCELLED,
+                payload={"reason": reason},
+                failure_reason=reason,
+            ):
+                counts["cancelled"] += 1
+        elif job.attempts >= settings.JOB_MAX_ATTEMPTS + (BOOK_RECOVERY_ATTEMPTS if job.stage == JobStage.BOOK else 0):
+            if job_fail(
+                job,
+                f"Stalled in step '{job.stage}': no progress after {job.attempts} attempts.",
+                expect=Q(attempts=job.attempts, stage=job.stage),
+            ):
                 counts["failed"] += 1
         else:
+            # A booking step past its attempts is resumed too: its next claim reads back what the seller booked.
             with transaction.atomic():
                 # Touch the row so the next pass does not dispatch it again before the task runs.
                 if BookingJob.objects.filter(pk=job.pk, attempts=job.attempts, stage=job.stage).update(
@@ -66,23 +68,18 @@ def jobs_sweep() -> dict[str, int]:
                     counts["resumed"] += 1
 
     expired = BookingJob.objects.filter(status=JobStatus.AWAITING_APPROVAL, approval_expires_at__lt=now)
-    for job in expired[:500]:
-        with transaction.atomic():
-            reason = f"Approval window of {settings.APPROVAL_TTL_HOURS} h expired; nothing was booked."
-            if BookingJob.objects.filter(pk=job.pk, status=JobStatus.AWAITING_APPROVAL).update(
-                status=JobStatus.CANCELLED,
-                stage=JobStage.DONE,
-                failure_reason=reason,
-                finished_at=now,
-                updated_at=now,
-            ):
-                event_emit(
-                    EventType.APPROVAL_EXPIRED,
-                    flow_id=str(job.pk),
-                    campaign_id=str(job.campaign_id),
-                    payload={"reason": reason},
-                )
-                counts["expired"] += 1
+    for job in expired.select_related("campaign")[:500]:
+        reason = f"Approval window of {settings.APPROVAL_TTL_HOURS} h expired; nothing was booked."
+        if job_transition(
+            job,
+            status=JobStatus.CANCELLED,
+            stage=JobStage.DONE,
+            expect=AWAITING,
+            event=EventType.APPROVAL_EXPIRED,
+            payload={"reason": reason},
+            failure_reason=reason,
+        ):
+            counts["expired"] += 1
     if any(counts.values()):
         logger.info("sweeper: %s", counts)
     return counts

@@ -325,8 +325,6 @@ def job_approve_confirm(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse
 @media_buyer_required
 @require_POST
 def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    if not selectors.job_exists(str(job_id)):
-        raise Http404("No such job")
     action = request.POST.get("action", "")
     ids = request.POST.getlist("line")
     actor = request.user.get_username()
@@ -343,7 +341,9 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     except services.JobStateError as exc:
         messages.error(request, f"Nothing was approved or rejected: {exc}.")
     except services.ApprovalSelectionError:
-        messages.error(request, "Nothing was approved: some selected lines are no longer awaiting approval.")
+        messages.error(
+            request, "Nothing was approved: some selected lines do not belong to this job or no longer await approval."
+        )
     else:
         if result.approved:
             text = f"Approved {len(result.approved)} line(s) for {charts.money(result.total_cost)}; booking them now."

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from buyer.errors import Conflict, NotFound
 from buyer.events.models import EventType
 from buyer.events.services import event_emit, event_emit_many
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
@@ -37,11 +38,11 @@ from pacing.selectors import channel_budgets, planned_budgets
 logger = logging.getLogger(__name__)
 
 
-class ProposalNotFound(Exception):
+class ProposalNotFound(NotFound):
     """No such reallocation proposal (API: 404)."""
 
 
-class ProposalStateError(Exception):
+class ProposalStateError(Conflict):
     """The proposal was already decided, has lapsed, or no longer fits the budgets (API: 409)."""
 
 

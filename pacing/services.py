@@ -8,6 +8,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from buyer.errors import NotFound
 from campaigns.models import BookingJob
 from pacing.delivery import PullResult, delivery_chunks, delivery_pull, delivery_pull_all
 from pacing.models import RunStatus, RunTrigger, SnapshotRun
@@ -17,7 +18,7 @@ from pacing.snapshots import snapshot_run_create, snapshot_run_fail, snapshot_ta
 logger = logging.getLogger(__name__)
 
 
-class CampaignNotFound(Exception):
+class CampaignNotFound(NotFound):
     """No such campaign (API: 404)."""
 
 

@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field, SkipValidation, ValidationError, create_
 
 from buyer.apikeys.models import Scope
 from buyer.apikeys.services import Principal
+from buyer.errors import DomainError
 from buyer.events.models import EventType
 from buyer.events.schemas import EventListOut
 from buyer.events.selectors import event_list
@@ -86,7 +87,7 @@ class ToolSpec:
         close_old_connections()
         try:
             return ok_result(self.fn(args, principal))
-        except ToolFailure as exc:
+        except (ToolFailure, DomainError) as exc:  # the services' refusals, mapped here once for every tool
             return error_result(str(exc))
         finally:
             close_old_connections()
@@ -395,20 +396,15 @@ class ApproveArgs(ToolArgs):
 def approve_recommendations(args: ApproveArgs, principal: Principal) -> dict[str, Any]:
     """Approve a job's recommended lines (all, or the named ones — the rest are rejected). A worker books the
     approved lines with the sellers; poll get_booking until completed for the seller-issued deal ids."""
-    if not selectors.job_exists(args.job_id):
-        raise ToolFailure(JOB_NOT_FOUND)
-    try:
-        if args.approve_all:
-            result = services.job_approve_all(job_id=args.job_id, actor=principal.name)
-        else:
-            result = services.job_approve(
-                job_id=args.job_id,
-                product_ids=args.product_ids or [],
-                recommendation_ids=args.recommendation_ids or [],
-                actor=principal.name,
-            )
-    except (services.JobStateError, services.ApprovalSelectionError) as exc:
-        raise ToolFailure(str(exc)) from exc
+    if args.approve_all:
+        result = services.job_approve_all(job_id=args.job_id, actor=principal.name)
+    else:
+        result = services.job_approve(
+            job_id=args.job_id,
+            product_ids=args.product_ids or [],
+            recommendation_ids=args.recommendation_ids or [],
+            actor=principal.name,
+        )
     booking = bool(result.approved)
     return {
         "status": "booking" if booking else "rejected",

@@ -83,6 +83,11 @@ def test_a_read_only_key_cannot_create_or_approve(client):
     response = client.post("/bookings", {"brief": {}}, content_type="application/json", headers={"X-API-Key": secret})
     assert response.status_code == 403
     assert client.post("/bookings/x/approve-all", headers={"X-API-Key": secret}).status_code == 403
+    for action in ("approve", "reject", "cancel"):
+        answer = client.post(
+            f"/bookings/x/{action}", {}, content_type="application/json", headers={"X-API-Key": secret}
+        )
+        assert answer.status_code == 403, action
 
 
 def test_without_any_key_development_is_open_and_production_is_closed(client, settings):

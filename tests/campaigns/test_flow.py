@@ -127,6 +127,64 @@ def test_the_booking_step_run_twice_after_a_crash_makes_exactly_one_deal_per_lin
     assert BookedDeal.objects.filter(job=job).count() == approved
 
 
+def _lease_runs_out(job: BookingJob) -> None:
+    BookingJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_booking_killed_in_every_attempt_still_records_every_deal_the_seller_made(
+    sandbox, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.JOB_MAX_ATTEMPTS = 2  # two lines recorded, one booked and lost by a kill, one never tried
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    assert job.recommendations.count() >= 4
+
+    # Each attempt records one deal, has the seller book the next line, and dies before recording it.
+    real_record, calls = flow.deal_record, []
+
+    def record_then_die(**kw):
+        calls.append(1)
+        if len(calls) % 2 == 0:
+            raise SystemExit("worker killed")
+        return real_record(**kw)
+
+    monkeypatch.setattr(flow, "deal_record", record_then_die)
+    for _ in range(settings.JOB_MAX_ATTEMPTS):
+        with pytest.raises(SystemExit):
+            run(job, JobStage.BOOK)
+        _lease_runs_out(job)
+    monkeypatch.setattr(flow, "deal_record", real_record)
+    assert len(sandbox_deals(sandbox)) == BookedDeal.objects.filter(job=job).count() + 1  # one made, not recorded
+
+    # The watchdog finds the step stalled with its attempts spent, and resumes it to read back, not to fail.
+    with django_capture_on_commit_callbacks() as dispatched:
+        assert jobs_sweep() == {"resumed": 1, "failed": 0, "expired": 0, "cancelled": 0}
+    assert len(dispatched) == 1
+    job = run(job, JobStage.BOOK)  # the resumed step, as a worker receives it
+
+    assert job.status == JobStatus.COMPLETED and job.finished_at is not None
+    assert {d.deal_id for d in BookedDeal.objects.filter(job=job)} == set(sandbox_deals(sandbox))
+    assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
+    released = job.recommendations.filter(status=RecommendationStatus.BOOKING_FAILED)
+    assert released.exists() and all("holds no deal for quote" in r.status_reason for r in released)
+    assert Event.objects.filter(flow_id=str(job.pk), event_type="booking.started", payload__recovery=True).exists()
+
+
+def test_a_recovery_that_is_killed_too_ends_failed_but_releases_every_approved_line(sandbox, settings):
+    settings.JOB_MAX_ATTEMPTS = 1
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    BookingJob.objects.filter(pk=job.pk).update(attempts=1 + services.BOOK_RECOVERY_ATTEMPTS)
+    _lease_runs_out(job)
+
+    assert jobs_sweep()["failed"] == 1
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "Stalled in step 'book'" in job.failure_reason
+    assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
+    assert all(r.status_reason.startswith("not booked: Stalled") for r in job.recommendations.all())
+
+
 def test_a_second_claim_of_a_leased_step_is_refused(sandbox):
     job = run(new_job(), JobStage.PLAN)
     assert services.job_claim(str(job.pk), stage=JobStage.RESEARCH) is not None
@@ -229,3 +287,61 @@ def test_the_sweeper_cancels_approvals_past_their_expiry(sandbox):
     assert jobs_sweep()["expired"] == 1
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and "Approval window" in job.failure_reason
+
+
+def test_cancelling_during_booking_stops_before_the_next_line_and_releases_the_rest(sandbox, monkeypatch):
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    claimed = services.job_claim(str(job.pk), stage=JobStage.BOOK)
+    real_record = flow.deal_record
+
+    def record_then_cancel(**kw):
+        booked = real_record(**kw)
+        services.job_cancel(job_id=str(job.pk), reason="Brief withdrawn.")  # a user, while the step runs
+        return booked
+
+    monkeypatch.setattr(flow, "deal_record", record_then_cancel)
+    flow.step_book(claimed)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and "1 deal(s) were already booked" in job.failure_reason
+    assert BookedDeal.objects.filter(job=job).count() == 1 == len(sandbox_deals(sandbox))
+    assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
+    released = job.recommendations.filter(status=RecommendationStatus.BOOKING_FAILED)
+    assert released.count() == job.recommendations.count() - 1
+    assert all(r.status_reason.startswith("not booked: Cancelled during booking") for r in released)
+
+
+def test_the_sweeper_finishes_a_cancel_the_dead_booking_step_never_saw(sandbox):
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    services.job_claim(str(job.pk), stage=JobStage.BOOK)
+    services.job_cancel(job_id=str(job.pk), reason="Brief withdrawn.")  # the step holds its lease: only flagged
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.cancel_requested
+    _lease_runs_out(job)  # the worker died before it looked at the flag
+
+    assert jobs_sweep()["cancelled"] == 1
+
+    job.refresh_from_db()
+    assert (job.status, job.failure_reason) == (JobStatus.CANCELLED, "Brief withdrawn.")
+    assert Event.objects.filter(flow_id=str(job.pk), event_type="job.cancelled").count() == 1
+    assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
+    finished = job.finished_at
+    with pytest.raises(services.JobStateError):
+        services.job_cancel(job_id=str(job.pk))
+    job.refresh_from_db()
+    assert job.finished_at == finished  # set once
+
+
+def test_the_sweeper_redispatches_a_step_whose_message_was_lost(sandbox, settings, django_capture_on_commit_callbacks):
+    job = new_job()  # pending, its plan task sent to nowhere
+    BookingJob.objects.filter(pk=job.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.JOB_STALL_SECONDS + 1)
+    )
+    with django_capture_on_commit_callbacks() as dispatched:
+        assert jobs_sweep()["resumed"] == 1
+    assert len(dispatched) == 1
+    assert jobs_sweep()["resumed"] == 0  # touched: not sent again before the task runs
+    job = run(job, JobStage.PLAN)
+    assert job.stage == JobStage.RESEARCH

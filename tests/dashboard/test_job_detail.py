@@ -386,3 +386,8 @@ def test_the_job_detail_takes_a_constant_number_of_queries(buyer, django_assert_
         content = buyer.get(reverse("campaigns:job_detail", args=[big.pk])).content.decode()
     assert "Recommendations (12)" in content and "Booked deals (4)" in content
     assert len(few.captured_queries) <= 12
+
+
+def test_approving_a_job_that_does_not_exist_is_the_pages_404(buyer):
+    response = buyer.post(reverse("campaigns:job_approve", args=[uuid.uuid4()]), {"action": "all"})
+    assert response.status_code == 404
