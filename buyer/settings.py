@@ -90,6 +90,8 @@ JOB_STEP_LEASE_SECONDS = env_int("JOB_STEP_LEASE_SECONDS", 600, minimum=5, maxim
 JOB_STALL_SECONDS = env_int("JOB_STALL_SECONDS", 300, minimum=5, maximum=86_400)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
+# How far a seller's read-back may exceed the approved impressions, CPM or cost before the deal is held.
+BOOKING_TOLERANCE_PCT = env_decimal("BOOKING_TOLERANCE_PCT", "1", minimum="0", maximum="50")
 APPROVAL_TTL_HOURS = env_int("APPROVAL_TTL_HOURS", 72, minimum=1, maximum=24 * 90)
 MAX_CANDIDATES_PER_CHANNEL = env_int("MAX_CANDIDATES_PER_CHANNEL", 3, minimum=1, maximum=20)
 

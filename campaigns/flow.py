@@ -406,10 +406,15 @@ def step_book(job: BookingJob) -> None:
     clients: dict[str, SellerRestClient] = {}
     errors: list[str] = []
     transient = False
+    # Sellers whose read-back differed from an approved line: auto-approval of their other lines stops.
+    held: dict[str, str] = {}
     try:
         for done, line in enumerate(lines, start=1):
             if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
                 break
+            if job.auto_approve and line.seller_url in held:
+                _line_back_to_approval(line, held[line.seller_url])
+                continue
             if line.seller is None:
                 _line_failed(job, line, "seller was deleted")
                 continue
@@ -426,7 +431,10 @@ def step_book(job: BookingJob) -> None:
             except LineRefused as exc:
                 _line_failed(job, line, str(exc))
                 continue
-            deal_record(recommendation=line, deal=deal)
+            flag = read_back_mismatch(line, deal)
+            deal_record(recommendation=line, deal=deal, flag=flag)
+            if flag:
+                held.setdefault(line.seller_url, f"{line.seller_name} booked another line differently ({flag})")
             job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
     finally:
         for client in clients.values():
@@ -469,24 +477,31 @@ def step_book_recover(job: BookingJob) -> None:
             if deal is None:
                 _line_failed(job, line, f"{interrupted}; the seller holds no deal for quote {line.quote_id}")
                 continue
-            try:
-                _check_read_back(line, deal)
-            except LineRefused as exc:
-                _line_failed(job, line, str(exc))
-                continue
-            deal_record(recommendation=line, deal=deal)
+            deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
     finally:
         for client in clients.values():
             client.close()
     _finish_booking(job)
 
 
-def _check_read_back(line: Recommendation, confirmed: Deal) -> None:
-    if confirmed.final_cpm > line.cpm:
-        raise LineRefused(
-            f"seller booked deal {confirmed.deal_id} at ${confirmed.final_cpm:,.2f} CPM, above the approved "
-            f"${line.cpm:,.2f}; check it with the seller"
-        )
+def read_back_mismatch(line: Recommendation, confirmed: Deal) -> str:
+    """How the deal the seller holds exceeds the approved line, beyond ``BOOKING_TOLERANCE_PCT`` (more
+    impressions, a higher CPM, a higher cost), or "" when it does not. Less than approved is never a problem."""
+    allowed = 1 + settings.BOOKING_TOLERANCE_PCT / 100
+    cost = cost_for(confirmed.impressions, confirmed.final_cpm)
+    problems = []
+    if confirmed.impressions > line.impressions * allowed:
+        problems.append(f"{confirmed.impressions:,} impressions (approved {line.impressions:,})")
+    if confirmed.final_cpm > line.cpm * allowed:
+        problems.append(f"${confirmed.final_cpm:,.2f} CPM (approved ${line.cpm:,.2f})")
+    if cost > line.cost * allowed:
+        problems.append(f"${cost:,.2f} (approved ${line.cost:,.2f})")
+    if not problems:
+        return ""
+    return (
+        f"the seller booked deal {confirmed.deal_id} at {', '.join(problems)}: held, not counted as booked, "
+        "until you accept it or refuse it and cancel it with the seller"
+    )
 
 
 def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
@@ -510,9 +525,7 @@ def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) 
         else:
             raise
     # Read back what the seller holds before reporting success.
-    confirmed = client.get_deal(deal.deal_id)
-    _check_read_back(line, confirmed)
-    return confirmed
+    return client.get_deal(deal.deal_id)
 
 
 def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
@@ -572,12 +585,33 @@ def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:
         )
 
 
+def _line_back_to_approval(line: Recommendation, why: str) -> None:
+    Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
+        status=RecommendationStatus.PENDING_APPROVAL, status_reason=f"auto-approval stopped: {why}"[:500]
+    )
+
+
 def _finish_booking(job: BookingJob) -> None:
     booked = list(job.deals.all())
     total = micros_to_decimal(sum(d.cost_micros for d in booked))
     cancelled = BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+    waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL)
     with transaction.atomic():
-        if cancelled:
+        if waiting.exists() and not cancelled:
+            # Auto-approval stopped for a seller that booked differently: its other lines wait for a person.
+            expires = timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS)
+            reason = waiting.values_list("status_reason", flat=True).first()
+            payload = {"count": waiting.count(), "expires_at": expires, "auto_approve_withheld": reason}
+            job_advance(
+                job,
+                stage=JobStage.APPROVAL,
+                status=JobStatus.AWAITING_APPROVAL,
+                progress=0.85,
+                approval_expires_at=expires,
+                event=EventType.APPROVAL_REQUESTED,
+                payload=payload,
+            )
+        elif cancelled:
             reason = f"Cancelled during booking; {len(booked)} deal(s) were already booked."
             if job_advance(job, stage=JobStage.DONE, status=JobStatus.CANCELLED, progress=1.0, failure_reason=reason):
                 event_emit(EventType.JOB_CANCELLED, **_flow(job), payload={"reason": reason, "booked": len(booked)})

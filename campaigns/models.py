@@ -131,6 +131,9 @@ class RecommendationStatus(models.TextChoices):
     APPROVED = "approved"
     REJECTED = "rejected"
     BOOKED = "booked"
+    # The seller issued a deal that differs from the approved line (more impressions, a higher CPM or cost):
+    # held for a person to accept or refuse; not counted as booked.
+    FLAGGED = "flagged"
     BOOKING_FAILED = "booking_failed"
 
 
@@ -220,6 +223,12 @@ class BookedDeal(models.Model):
     flight_end = models.DateField()
     status = models.CharField(max_length=24, choices=DealStatus.choices, default=DealStatus.BOOKED)
     seller_status = models.CharField(max_length=24, blank=True, default="")
+    flag = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Why the deal is held in 'booking': the seller's read-back differs from the approved line.",
+    )
     pricing = models.JSONField(default=dict, blank=True)
     terms = models.JSONField(default=dict, blank=True)
     activation_instructions = models.JSONField(default=dict, blank=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -62,6 +62,11 @@ class JobStateError(Conflict):
 
 class IdempotencyConflict(Conflict):
     """A client reference reused for a different request (API: 409)."""
+
+
+class DealNotFound(NotFound):
+    def __init__(self, deal: object = ""):
+        super().__init__("Deal not found")
 
 
 class DealTransitionError(Conflict):
@@ -551,8 +556,12 @@ def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob
 # --- Deals --------------------------------------------------------------------------------------------------
 
 
-def deal_record(*, recommendation: Recommendation, deal: Deal) -> BookedDeal:
-    """Store a seller-issued deal for a line, once. A replay for the same line returns the stored deal."""
+def deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") -> BookedDeal:
+    """Store a seller-issued deal for a line, once. A replay for the same line returns the stored deal.
+
+    With a ``flag`` (the seller's read-back differs from the approved line) the deal is stored but held in
+    ``booking``, its line ``flagged`` and a ``deal.price_mismatch`` event emitted: it is not counted as booked
+    until a person accepts it (``deal_flag_resolve``)."""
     cost = decimal_to_micros(deal.final_cpm * deal.impressions / 1000)
     with transaction.atomic():
         existing = BookedDeal.objects.filter(recommendation=recommendation).first()
@@ -577,8 +586,9 @@ def deal_record(*, recommendation: Recommendation, deal: Deal) -> BookedDeal:
                     buyer_tier=deal.buyer_tier,
                     flight_start=deal.flight_start,
                     flight_end=deal.flight_end,
-                    status=DealStatus.BOOKED,
+                    status=DealStatus.BOOKING if flag else DealStatus.BOOKED,
                     seller_status=deal.status,
+                    flag=flag[:500],
                     pricing=deal.raw.get("pricing", {}),
                     terms=deal.raw.get("terms", {}),
                     activation_instructions=deal.activation_instructions,
@@ -587,28 +597,91 @@ def deal_record(*, recommendation: Recommendation, deal: Deal) -> BookedDeal:
                 )
         except IntegrityError:
             return BookedDeal.objects.get(recommendation=recommendation)
-        DealTransition.objects.create(
-            deal=booked,
-            from_status=DealStatus.BOOKING,
-            to_status=DealStatus.BOOKED,
-            reason="seller issued the deal",
-            actor=SYSTEM_ACTOR,
-        )
-        Recommendation.objects.filter(pk=recommendation.pk).update(status=RecommendationStatus.BOOKED, status_reason="")
-        event_emit(
-            EventType.DEAL_BOOKED,
-            flow_id=str(recommendation.job_id),
-            deal_id=deal.deal_id,
-            payload={
-                "product_id": booked.product_id,
-                "seller": recommendation.seller_name,
-                "quote_id": deal.quote_id,
-                "cpm": deal.final_cpm,
-                "impressions": deal.impressions,
-                "cost": micros_to_decimal(cost),
-            },
-        )
+        payload = {
+            "product_id": booked.product_id,
+            "seller": recommendation.seller_name,
+            "quote_id": deal.quote_id,
+            "cpm": deal.final_cpm,
+            "impressions": deal.impressions,
+            "cost": micros_to_decimal(cost),
+        }
+        if flag:
+            Recommendation.objects.filter(pk=recommendation.pk).update(
+                status=RecommendationStatus.FLAGGED, status_reason=flag[:500]
+            )
+            approved = {
+                "cpm": recommendation.cpm,
+                "impressions": recommendation.impressions,
+                "cost": recommendation.cost,
+            }
+            event_emit(
+                EventType.DEAL_PRICE_MISMATCH,
+                flow_id=str(recommendation.job_id),
+                campaign_id=str(recommendation.job.campaign_id),
+                deal_id=deal.deal_id,
+                payload={**payload, "approved": approved, "reason": flag},
+            )
+        else:
+            DealTransition.objects.create(
+                deal=booked,
+                from_status=DealStatus.BOOKING,
+                to_status=DealStatus.BOOKED,
+                reason="seller issued the deal",
+                actor=SYSTEM_ACTOR,
+            )
+            Recommendation.objects.filter(pk=recommendation.pk).update(
+                status=RecommendationStatus.BOOKED, status_reason=""
+            )
+            event_emit(EventType.DEAL_BOOKED, flow_id=str(recommendation.job_id), deal_id=deal.deal_id, payload=payload)
     return booked
+
+
+def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "") -> BookedDeal:
+    """A person's decision on a deal held because the seller booked other terms than approved: accepting counts
+    it as booked (if the campaign's budget still holds it); refusing marks it failed, to be cancelled with the
+    seller (the seller protocol has no cancellation call)."""
+    with transaction.atomic():
+        try:
+            deal = (
+                BookedDeal.objects.select_for_update().select_related("recommendation", "job__campaign").get(pk=deal_pk)
+            )
+        except BookedDeal.DoesNotExist:
+            raise DealNotFound(deal_pk) from None
+        if deal.status != DealStatus.BOOKING or not deal.flag:
+            raise DealTransitionError(f"Deal {deal.deal_id} is {deal.status}, not held for a decision")
+        line = deal.recommendation
+        if accept:
+            campaign = deal.job.campaign
+            committed = (
+                BookedDeal.objects.filter(job=deal.job)
+                .exclude(pk=deal.pk)
+                .exclude(status__in=[DealStatus.BOOKING, DealStatus.FAILED, DealStatus.CANCELLED, DealStatus.EXPIRED])
+                .aggregate(total=models.Sum("cost_micros"))["total"]
+                or 0
+            )
+            if committed + deal.cost_micros > campaign.budget_micros:
+                raise DealTransitionError(
+                    f"Accepting deal {deal.deal_id} (${deal.cost:,.2f}) would take the campaign over its budget of "
+                    f"${campaign.budget:,.2f}; refuse it and cancel it with the seller"
+                )
+            to_status, reason = DealStatus.BOOKED, f"accepted as the seller booked it ({deal.flag})"
+            line_status = RecommendationStatus.BOOKED
+        else:
+            to_status = DealStatus.FAILED
+            reason = f"refused: cancel deal {deal.deal_id} with the seller ({deal.flag})"
+            line_status = RecommendationStatus.BOOKING_FAILED
+        if note:
+            reason += f"; {note}"
+        deal_transition(deal=deal, to_status=to_status, reason=reason[:500], actor=actor)
+        Recommendation.objects.filter(pk=line.pk).update(status=line_status, status_reason=reason[:500])
+        event_emit(
+            EventType.DEAL_STATUS_CHANGED,
+            flow_id=str(deal.job_id),
+            campaign_id=str(deal.job.campaign_id),
+            deal_id=deal.deal_id,
+            payload={"from": DealStatus.BOOKING, "to": to_status, "reason": reason, "actor": actor},
+        )
+    return deal
 
 
 # Which deal states may follow which; terminal states have no successors.

@@ -18,4 +18,5 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/approve/", views.job_approve, name="job_approve"),
     path("deals/", views.deals, name="deals"),
     path("deals/<int:pk>/", views.deal_detail, name="deal_detail"),
+    path("deals/<int:pk>/decide/", views.deal_decide, name="deal_decide"),
 ]

@@ -398,3 +398,26 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "pacing": deal_pacing(deal),
     }
     return render(request, "campaigns/deal_detail.html", context)
+
+
+@media_buyer_required
+@require_POST
+def deal_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Accept or refuse a deal held because the seller booked other terms than approved."""
+    decision = request.POST.get("decision", "")
+    if decision not in {"accept", "refuse"}:
+        messages.error(request, "Choose Accept or Refuse.")
+        return redirect("campaigns:deal_detail", pk=pk)
+    note = request.POST.get("note", "").strip()[:300]
+    try:
+        deal = services.deal_flag_resolve(
+            deal_pk=pk, accept=decision == "accept", actor=request.user.get_username(), note=note
+        )
+    except services.DealTransitionError as exc:
+        messages.error(request, f"Nothing was changed: {exc}.")
+    else:
+        if decision == "accept":
+            messages.success(request, f"Deal {deal.deal_id} accepted as booked for {charts.money(deal.cost)}.")
+        else:
+            messages.success(request, f"Deal {deal.deal_id} refused: cancel it with {deal.recommendation.seller_name}.")
+    return redirect("campaigns:deal_detail", pk=pk)

@@ -26,6 +26,7 @@ class EventType(models.TextChoices):
     NEGOTIATION_COMPLETED = "negotiation.completed"
     BOOKING_STARTED = "booking.started"
     DEAL_BOOKED = "deal.booked"
+    DEAL_PRICE_MISMATCH = "deal.price_mismatch"
     DEAL_STATUS_CHANGED = "deal.status_changed"
     BOOKING_FAILED = "booking.failed"
     JOB_COMPLETED = "job.completed"

@@ -40,6 +40,7 @@ EVENT_LABELS: dict[str, str] = {
     EventType.NEGOTIATION_COMPLETED: "Negotiation completed",
     EventType.BOOKING_STARTED: "Booking started",
     EventType.DEAL_BOOKED: "Deal booked",
+    EventType.DEAL_PRICE_MISMATCH: "Deal held: booked other terms than approved",
     EventType.BOOKING_FAILED: "Booking failed",
     EventType.JOB_COMPLETED: "Job completed",
     EventType.JOB_FAILED: "Job failed",
@@ -69,6 +70,15 @@ def _usd(value: Any) -> str:
     return f"${amount:,.2f}"
 
 
+def _n(number: object, noun: str) -> str:
+    """``1 line``, ``2 lines``: a count with its noun, plural when it is not one."""
+    try:
+        one = int(number) == 1  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        one = False
+    return f"{number} {noun}" if one else f"{number} {noun}s"
+
+
 def event_summary(event: Event) -> str:
     """One short line of the payload's gist. Plain text: seller-provided parts are escaped by the template."""
     payload: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
@@ -81,11 +91,11 @@ def event_summary(event: Event) -> str:
         case EventType.CAMPAIGN_CREATED:
             return str(payload.get("name", ""))
         case EventType.BUDGET_ALLOCATED:
-            return f"{count('allocations')} channels"
+            return _n(count("allocations"), "channel")
         case EventType.RESEARCH_STARTED:
-            return f"{count('sellers')} sellers"
+            return _n(count("sellers"), "seller")
         case EventType.RESEARCH_COMPLETED:
-            return f"{payload.get('quoted', 0)} quotes, {payload.get('selected', 0)} selected"
+            return f"{_n(payload.get('quoted', 0), 'quote')}, {payload.get('selected', 0)} selected"
         case EventType.SELLER_FAILED | EventType.QUOTE_FAILED:
             return f"{payload.get('seller', '')}: {payload.get('error', '')}"
         case EventType.QUOTE_RECEIVED:
@@ -94,31 +104,38 @@ def event_summary(event: Event) -> str:
             )
         case EventType.RECOMMENDATIONS_READY:
             return (
-                f"{payload.get('count', 0)} lines, {_usd(payload.get('total_cost'))} of {_usd(payload.get('budget'))}"
+                f"{_n(payload.get('count', 0), 'line')}, {_usd(payload.get('total_cost'))} of "
+                f"{_usd(payload.get('budget'))}"
             )
         case EventType.APPROVAL_GRANTED:
-            who = "automatically" if payload.get("auto_approve") and not payload.get("actor") else payload.get("actor")
-            text = f"{count('product_ids')} lines, {_usd(payload.get('total_cost'))}"
-            return f"{text} by {who}" if who else text
+            text = f"{_n(count('product_ids'), 'line')}, {_usd(payload.get('total_cost'))}"
+            if payload.get("actor"):
+                return f"{text} by {payload['actor']}"
+            return f"{text}, automatically" if payload.get("auto_approve") else text
         case EventType.APPROVAL_REJECTED:
-            return f"{count('product_ids')} lines" + (f" by {payload['actor']}" if payload.get("actor") else "")
+            return _n(count("product_ids"), "line") + (f" by {payload['actor']}" if payload.get("actor") else "")
         case EventType.BOOKING_STARTED:
-            return f"{payload.get('lines', 0)} lines"
+            text = _n(payload.get("lines", 0), "line")
+            return f"{text}, reading back what the seller booked" if payload.get("recovery") else text
         case EventType.DEAL_BOOKED:
             return f"{event.deal_id} · {payload.get('seller', '')} · {_usd(payload.get('cost'))}"
+        case EventType.DEAL_PRICE_MISMATCH:
+            return f"{event.deal_id} · {payload.get('seller', '')}: {payload.get('reason', '')}"
         case EventType.BOOKING_FAILED:
             return f"{payload.get('seller', '')} · {payload.get('product_id', '')}: {payload.get('reason', '')}"
         case EventType.JOB_COMPLETED:
-            return f"{payload.get('booked', 0)} deals, {_usd(payload.get('total_cost'))}"
+            return f"{_n(payload.get('booked', 0), 'deal')}, {_usd(payload.get('total_cost'))}"
         case EventType.JOB_FAILED | EventType.JOB_CANCELLED:
             return str(payload.get("reason", ""))
         case EventType.DEAL_STATUS_CHANGED:
             text = f"{event.deal_id}: {payload.get('from', '?')} → {payload.get('to', '?')}"
             return f"{text} ({payload['reason']})" if payload.get("reason") else text
         case EventType.PACING_DELIVERY_FAILED:
-            return f"{payload.get('seller', '')}: {count('deals')} deals, {payload.get('error', '')}"
+            return f"{payload.get('seller', '')}: {_n(count('deals'), 'deal')}, {payload.get('error', '')}"
         case EventType.PACING_SNAPSHOT_TAKEN:
-            return f"{payload.get('campaigns', 0)} campaigns, {payload.get('alerts_opened', 0)} alerts opened"
+            return (
+                f"{_n(payload.get('campaigns', 0), 'campaign')}, {_n(payload.get('alerts_opened', 0), 'alert')} opened"
+            )
         case EventType.PACING_DEVIATION_DETECTED | EventType.PACING_ALERT_RESOLVED:
             return _pacing_alert_summary(payload)
         case EventType.PACING_REALLOCATION_RECOMMENDED | EventType.PACING_REALLOCATION_APPLIED:

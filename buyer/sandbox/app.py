@@ -324,6 +324,8 @@ def create_app(
     mcp_allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
     delivery_profiles: Mapping[str, str] | None = None,
     mcp_dialect: str = "sandbox",
+    overbook_pct: float = 0.0,
+    overprice_pct: float = 0.0,
 ) -> Starlette:
     """Build one sandbox seller with its own catalog and empty state.
 
@@ -342,7 +344,9 @@ def create_app(
     ``buyer.sandbox.delivery``); ``seed`` also seeds the default ``scatter`` profile. ``mcp_dialect``
     ``"reference"`` makes the MCP tools answer exactly as the reference seller's do (legacy deal-type words, no
     planning fields, no booking tool, its performance shape); ``"sandbox"`` (default) adds what a buyer needs.
-    The ``/_sandbox/delivery`` routes change profiles while the seller runs.
+    The ``/_sandbox/delivery`` routes change profiles while the seller runs. ``overbook_pct`` and
+    ``overprice_pct`` make it misbehave as real sellers have: deals book that many percent more impressions,
+    or at a CPM that many percent higher, than the quote they book.
     """
     if catalog not in CATALOG_NAMES:
         raise ValueError(f"unknown catalog {catalog!r}; choose one of {', '.join(CATALOG_NAMES)}")
@@ -361,6 +365,9 @@ def create_app(
     state = SandboxState(
         build_catalog(catalog, seller_id), delivery_default=profiles.pop("*", DEFAULT_PROFILE), delivery_seed=seed
     )
+    if not (0 <= overbook_pct <= 1000 and 0 <= overprice_pct <= 1000):
+        raise ValueError("overbook_pct and overprice_pct must be within [0, 1000]")
+    state.overbook_pct, state.overprice_pct = Decimal(str(overbook_pct)), Decimal(str(overprice_pct))
     cat = state.catalog
     for product, profile in profiles.items():
         if cat.product(product) is None:

@@ -188,6 +188,8 @@ class DealRecord:
     status: str = "proposed"
     # What the ``backwards`` profile served last, so the next answer can be smaller.
     last_served: int | None = None
+    # A misbehaving seller's own figure, when it books other impressions than it quoted (``booking_drift``).
+    impressions: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """``{"deal": {...}, "audience_plan_snapshot": null, ...}``, as in deal_book.json."""
@@ -201,7 +203,7 @@ class DealRecord:
                 "rate_card_id": None,
                 "product": q.product_ref(),
                 "pricing": q.pricing_wire(final=self.final_cpm, rationale=self.rationale),
-                "terms": q.terms_wire(),
+                "terms": q.terms_wire() | ({"impressions": self.impressions} if self.impressions else {}),
                 "buyer_tier": q.buyer_tier,
                 # The reference seller leaves seller_id empty on deals (deal_book.json); mirror it.
                 "seller_id": None,
@@ -291,6 +293,10 @@ class SandboxState:
     ) -> None:
         self.catalog = catalog
         self.clock: Callable[[], datetime] = clock or _utcnow
+        # Booking drift, for testing buyers: deals book this many percent more impressions, or at a CPM this
+        # many percent higher, than quoted (real sellers have billed above their quotes).
+        self.overbook_pct = Decimal(0)
+        self.overprice_pct = Decimal(0)
         self.delivery_default = delivery_default
         self.delivery_seed = delivery_seed
         self.product_profiles: dict[str, DeliveryProfile] = {}
@@ -491,9 +497,12 @@ class SandboxState:
                 if seat
             ]
             now = self.now()
+            if self.overprice_pct:
+                final = (final * (1 + self.overprice_pct / 100)).quantize(Decimal("0.01"))
             deal = DealRecord(
                 deal_id=_new_id("DEMO-", 6, self._deals, upper=True),
                 quote=quote,
+                impressions=int(quote.impressions * (1 + self.overbook_pct / 100)) if self.overbook_pct else None,
                 final_cpm=final,
                 rationale=rationale,
                 negotiation_id=negotiation_id,

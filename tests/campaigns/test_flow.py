@@ -345,3 +345,79 @@ def test_the_sweeper_redispatches_a_step_whose_message_was_lost(sandbox, setting
     assert jobs_sweep()["resumed"] == 0  # touched: not sent again before the task runs
     job = run(job, JobStage.PLAN)
     assert job.stage == JobStage.RESEARCH
+
+
+# --- a seller that books other terms than approved ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("drift", "what"), [("overbook_pct", "impressions (approved"), ("overprice_pct", "CPM (approved")]
+)
+def test_a_deal_booked_beyond_the_approved_line_is_held_not_booked_and_stops_auto_approval(sandbox, drift, what):
+    setattr(sandbox.state.sandbox, drift, Decimal(20))
+    job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH)
+    lines = job.recommendations.count()
+    assert lines >= 2 and len({r.seller_url for r in job.recommendations.all()}) == 1
+
+    job = run(job, JobStage.BOOK)
+
+    (held,) = BookedDeal.objects.filter(job=job)
+    assert held.status == "booking" and what in held.flag and "held, not counted as booked" in held.flag
+    first = held.recommendation
+    assert (first.status, first.status_reason) == (RecommendationStatus.FLAGGED, held.flag)
+    event = Event.objects.get(flow_id=str(job.pk), event_type="deal.price_mismatch")
+    assert event.deal_id == held.deal_id and event.payload["approved"]["impressions"] == first.impressions
+    assert not Event.objects.filter(flow_id=str(job.pk), event_type="deal.booked").exists()
+    # The seller's other lines were not booked on auto-approval: the job now waits for a person.
+    assert len(sandbox_deals(sandbox)) == 1
+    assert (job.status, job.stage) == (JobStatus.AWAITING_APPROVAL, JobStage.APPROVAL)
+    waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL)
+    assert waiting.count() == lines - 1
+    assert all(r.status_reason.startswith("auto-approval stopped: ") for r in waiting)
+    assert job.approval_expires_at is not None
+
+
+def test_a_seller_within_the_tolerance_books_as_usual(sandbox, settings):
+    settings.BOOKING_TOLERANCE_PCT = Decimal(25)
+    sandbox.state.sandbox.overbook_pct = Decimal(20)
+    job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED
+    assert not BookedDeal.objects.filter(job=job).exclude(flag="").exists()
+
+
+def test_a_held_deal_is_accepted_within_budget_or_refused_by_a_person(sandbox):
+    sandbox.state.sandbox.overprice_pct = Decimal(10)
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    job = run(job, JobStage.BOOK)
+    held = list(BookedDeal.objects.filter(job=job).order_by("pk"))
+    assert len(held) == job.recommendations.count() and all(d.status == "booking" for d in held)
+    assert job.status == JobStatus.COMPLETED  # a person approved every line: each was tried, each is held
+
+    accepted = services.deal_flag_resolve(deal_pk=held[0].pk, accept=True, actor="ada")
+    refused = services.deal_flag_resolve(deal_pk=held[1].pk, accept=False, actor="ada", note="asked to cancel")
+
+    assert (accepted.status, refused.status) == ("booked", "failed")
+    assert accepted.recommendation.__class__.objects.get(pk=held[0].recommendation_id).status == "booked"
+    history = list(held[1].transitions.values_list("to_status", "actor", "reason"))
+    assert (
+        history[-1][:2] == ("failed", "ada") and "cancel deal" in history[-1][2] and "asked to cancel" in history[-1][2]
+    )
+    with pytest.raises(services.DealTransitionError, match="not held"):
+        services.deal_flag_resolve(deal_pk=held[0].pk, accept=True, actor="ada")
+    with pytest.raises(services.DealNotFound):
+        services.deal_flag_resolve(deal_pk=999_999, accept=True, actor="ada")
+
+
+def test_accepting_a_held_deal_that_no_longer_fits_the_budget_is_refused(sandbox):
+    sandbox.state.sandbox.overprice_pct = Decimal(10)
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    job = run(job, JobStage.BOOK)
+    deals = list(BookedDeal.objects.filter(job=job).order_by("pk"))
+    job.campaign.__class__.objects.filter(pk=job.campaign_id).update(budget_micros=deals[0].cost_micros - 1)
+
+    with pytest.raises(services.DealTransitionError, match="over its budget"):
+        services.deal_flag_resolve(deal_pk=deals[0].pk, accept=True, actor="ada")
+    deals[0].refresh_from_db()
+    assert deals[0].status == "booking"

@@ -262,3 +262,41 @@ def test_every_event_type_has_a_label_and_pacing_events_read_as_sentences(buyer)
         "lapsed undecided",
     ):
         assert text in content, text
+
+
+def test_event_summaries_count_in_the_singular_and_say_who_approved():
+    from buyer.events.views import event_summary
+
+    def summary(kind, payload, deal_id=""):
+        return event_summary(Event(event_type=kind, payload=payload, deal_id=deal_id))
+
+    assert summary(EventType.BUDGET_ALLOCATED, {"allocations": {"ctv": {}}}) == "1 channel"
+    assert summary(EventType.RESEARCH_COMPLETED, {"quoted": 1, "selected": 1}) == "1 quote, 1 selected"
+    auto = {"product_ids": ["a", "b"], "total_cost": "100", "auto_approve": True}
+    assert summary(EventType.APPROVAL_GRANTED, auto) == "2 lines, $100.00, automatically"
+    assert summary(EventType.APPROVAL_GRANTED, {**auto, "actor": "ada"}) == "2 lines, $100.00 by ada"
+    assert (
+        summary(EventType.PACING_SNAPSHOT_TAKEN, {"campaigns": 1, "alerts_opened": 0}) == "1 campaign, 0 alerts opened"
+    )
+    held = {"seller": "Sandbox", "reason": "the seller booked deal D-1 at 120 impressions (approved 100)"}
+    assert summary(EventType.DEAL_PRICE_MISMATCH, held, deal_id="D-1").startswith("D-1 · Sandbox: the seller booked")
+
+
+def test_a_held_deal_shows_why_and_a_person_accepts_or_refuses_it(buyer):
+    held = deal(1, status=DealStatus.BOOKING, flag="the seller booked deal DEAL-0001 at 2,400,000 impressions")
+    other = deal(2, status=DealStatus.BOOKING, flag="the seller booked deal DEAL-0002 at $18.00 CPM")
+    page = buyer.get(reverse("campaigns:deal_detail", args=[held.pk])).content.decode()
+    assert 'id="deal-held"' in page and "2,400,000 impressions" in page and 'value="accept"' in page
+
+    accepted = buyer.post(reverse("campaigns:deal_decide", args=[held.pk]), {"decision": "accept"}, follow=True)
+    refused = buyer.post(
+        reverse("campaigns:deal_decide", args=[other.pk]), {"decision": "refuse", "note": "asked"}, follow=True
+    )
+
+    held.refresh_from_db(), other.refresh_from_db()
+    assert (held.status, other.status) == (DealStatus.BOOKED, DealStatus.FAILED)
+    assert "accepted as booked" in accepted.content.decode() and 'id="deal-held"' not in accepted.content.decode()
+    assert "cancel it with" in refused.content.decode()
+    again = buyer.post(reverse("campaigns:deal_decide", args=[held.pk]), {"decision": "refuse"}, follow=True)
+    assert "Nothing was changed" in again.content.decode() and "not held" in again.content.decode()
+    assert buyer.post(reverse("campaigns:deal_decide", args=[999_999]), {"decision": "accept"}).status_code == 404
