@@ -220,6 +220,8 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
     bars = charts.allocation_bars(job.budget_allocations or {})
     deals = list(job.deals.all())
     pacing = campaign_pacing_statuses([job.pk]).get(job.pk) if deals else None
+    # Budgets are reallocated only from a paced campaign's snapshots, and only then are there top-ups.
+    reallocated = pacing is not None and bool(bars) and job.parent_id is None and budgets_reallocated(job)
     return {
         "job": job,
         "campaign": job.campaign,
@@ -235,8 +237,8 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
         "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals)),
         "timeline": timeline_entries(list(event_timeline(str(job.pk)))),
         "pacing": pacing,
-        # Budgets are reallocated only from a paced campaign's snapshots.
-        "reallocated": pacing is not None and bool(bars) and job.parent_id is None and budgets_reallocated(job),
+        "reallocated": reallocated,
+        "top_ups": list(job.top_ups.select_related("campaign").order_by("created_at")) if reallocated else [],
     }
 
 

@@ -118,17 +118,20 @@ def assess(*, actual: int, expected: int) -> Assessment:
 
 
 def projected_micros(*, booked: int, expected: int, actual: int, share: Decimal, final: bool = False) -> int:
-    """Spend at flight end if delivery keeps its pace so far: ``actual ÷ share`` of the curve.
+    """Spend at flight end if delivery keeps its pace so far: ``actual ÷ share`` of the curve, but never more
+    than the booked cost (or what was already spent, if more): a seller stops serving a deal at its booked
+    impressions, so a deal running ahead finishes early rather than spending more.
 
     Once the flight is over, or the deal completed (``final``), it is what was spent; before anything was due,
     the plan (or what was already spent, if more); never more than ``MAX_PROJECTED_MICROS``."""
     if share >= 1 or final:
         return actual
+    ceiling = min(max(booked, actual), MAX_PROJECTED_MICROS)
     if expected <= 0 or share <= 0:
         return max(booked, actual)
     if actual > share * MAX_PROJECTED_MICROS:
-        return MAX_PROJECTED_MICROS
-    return int((Decimal(actual) / share).to_integral_value(rounding=ROUND_HALF_EVEN))
+        return min(ceiling, MAX_PROJECTED_MICROS)
+    return min(ceiling, int((Decimal(actual) / share).to_integral_value(rounding=ROUND_HALF_EVEN)))
 
 
 def days_left(flight_start: date, flight_end: date, on: date) -> int:

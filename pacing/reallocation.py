@@ -54,8 +54,16 @@ def _rationale(moves: list[Move], channels: dict[str, dict[str, Any]]) -> str:
     def describe(name: str) -> str:
         info = channels[name]
         pct = info.get("deviation_pct")
-        pace = f"{abs(float(pct)):.1f} % {'behind' if info['status'] == 'behind' else 'ahead'}" if pct else "off pace"
-        return f"{name} is {pace} (projected {_money(info['projected'])} of its {_money(info['budget'])} budget)"
+        behind = info["status"] == "behind"
+        pace = f"{abs(float(pct)):.1f} % {'behind' if behind else 'ahead'}" if pct else "off pace"
+        if behind:
+            spends = f"{_money(info['projected'])} of its {_money(info['budget'])} budget"
+            return f"{name} is {pace}: at this pace it spends {spends}"
+        booked = info.get("booked", info["projected"])
+        return (
+            f"{name} is {pace}: at this pace its {_money(booked)} booked is delivered before the flight ends "
+            f"(budget {_money(info['budget'])})"
+        )
 
     names = list(dict.fromkeys([m.from_channel for m in moves] + [m.to_channel for m in moves]))
     legs = "; ".join(f"{_money(m.amount_micros)} from {m.from_channel} to {m.to_channel}" for m in moves)
@@ -114,6 +122,7 @@ def proposals_update(*, run: SnapshotRun, as_of: datetime) -> int:
                 "status": "in_grace" if row["in_grace"] else row["status"],
                 "budget": budgets.get(name, row["booked_micros"]),
                 "projected": row["projected_micros"],
+                "booked": row["booked_micros"],
                 "deviation_pct": row["deviation_pct"],
             }
             for name, row in by_job[job.pk].items()

@@ -52,11 +52,17 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 def campaign_root_get(job_id: Any) -> BookingJob | None:
-    """The campaign (its first job, with the brief) that ``job_id`` belongs to; None when unknown."""
+    """The campaign (its first job, with the brief) that ``job_id`` belongs to; None when unknown. A campaign
+    id answers too (the ``campaign_id`` of events), as does the id of any of its jobs."""
     key = _uuid(job_id)
     if key is None:
         return None
-    job = BookingJob.objects.select_related("campaign", "parent__campaign").filter(pk=key).first()
+    job = (
+        BookingJob.objects.select_related("campaign", "parent__campaign")
+        .filter(Q(pk=key) | Q(campaign_id=key))
+        .order_by("created_at")
+        .first()
+    )
     if job is None:
         return None
     return job.parent or job

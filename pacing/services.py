@@ -24,7 +24,8 @@ class CampaignNotFound(NotFound):
 
 def campaign_root(job_id: str) -> BookingJob:
     """The campaign's first job for any of its jobs (a top-up job names its parent)."""
-    job = BookingJob.objects.filter(pk=job_id).only("pk", "parent_id").first() if _is_uuid(job_id) else None
+    jobs = BookingJob.objects.filter(Q(pk=job_id) | Q(campaign_id=job_id)) if _is_uuid(job_id) else None
+    job = jobs.only("pk", "parent_id").order_by("created_at").first() if jobs is not None else None
     if job is None:
         raise CampaignNotFound("Campaign not found")
     return BookingJob.objects.get(pk=job.parent_id) if job.parent_id else job

@@ -110,6 +110,9 @@ FROM ({{inner}}) x"""
 _DEAL_SQL = f"""SELECT y.*, CASE
         WHEN y.share >= 1 OR y.completed = 1 THEN y.actual
         WHEN y.expected <= 0 OR y.share <= 0 THEN CASE WHEN y.actual > y.booked THEN y.actual ELSE y.booked END
+        WHEN y.actual > {MAX_PROJECTED_MICROS} THEN {MAX_PROJECTED_MICROS}
+        WHEN y.actual > y.booked THEN y.actual
+        WHEN y.actual >= y.booked * y.share THEN y.booked
         WHEN y.actual > y.share * {MAX_PROJECTED_MICROS} THEN {MAX_PROJECTED_MICROS}
         ELSE CAST(ROUND(y.actual / y.share) AS BIGINT) END AS projected
     FROM (SELECT z.*, CAST(ROUND(z.booked * z.share) AS BIGINT) AS expected

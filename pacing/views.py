@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -46,8 +47,19 @@ def overview(request: HttpRequest) -> HttpResponse:
         "unpaced": list(waiting[:20]),
         "unpaced_count": waiting.count(),
         "alerts": selectors.open_alert_counts(),
+        "delivery_every": _every(settings.PACING_DELIVERY_INTERVAL_SECONDS),
+        "snapshot_every": _every(settings.PACING_SNAPSHOT_INTERVAL_SECONDS),
     }
     return render(request, "pacing/overview.html", context)
+
+
+def _every(seconds: int) -> str:
+    """``15 minutes``, ``hour``, ``2 hours``, ``90 seconds``: how often, for a sentence."""
+    if seconds % 3600 == 0:
+        return "hour" if seconds == 3600 else f"{seconds // 3600} hours"
+    if seconds % 60 == 0:
+        return "minute" if seconds == 60 else f"{seconds // 60} minutes"
+    return f"{seconds} seconds"
 
 
 def _series(root, channel: str):  # type: ignore[no-untyped-def]
@@ -63,7 +75,8 @@ def campaign(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     latest = selectors.campaign_latest_rows(root)
     channels = [row.channel for row in latest[Scope.CHANNEL]]
     channel = request.GET.get("channel", "")
-    if channel not in channels:
+    if channel and channel not in channels:
+        messages.warning(request, f"This campaign has no paced channel {channel[:40]!r}; showing the whole campaign.")
         channel = ""
     series = _series(root, channel)
     points = [charts.Point(row.as_of, row.expected, row.actual) for row in series]
@@ -104,8 +117,8 @@ def _delivery_error(deal) -> str:  # type: ignore[no-untyped-def]
 @require_POST
 def campaign_refresh(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     root = _root_or_404(job_id)
+    # The page itself says a refresh is running (and reloads when it is done): no second message.
     services.campaign_refresh_request(job_id=str(root.pk), actor=request.user.get_username())
-    messages.success(request, "Reading delivery from the sellers now; this page updates when it is done.")
     return redirect("pacing:campaign", job_id=root.pk)
 
 

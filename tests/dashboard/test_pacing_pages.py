@@ -51,6 +51,7 @@ def test_the_overview_is_an_empty_state_until_something_delivers(buyer):
     html = buyer.get(reverse("pacing:overview")).content.decode()
     assert "No campaign is delivering yet" in html and "seed_demo" in html
     assert 'id="nav-alerts"' not in html
+    assert "reads delivery from the sellers every 15 minutes" in html and "deal every hour" in html
 
 
 def test_the_overview_runs_a_fixed_number_of_queries(buyer):
@@ -80,6 +81,9 @@ def test_a_campaign_page_shows_the_chart_its_data_channels_deals_alerts_and_the_
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     channel = buyer.get(reverse("pacing:campaign", args=[job.pk]), {"channel": "ctv"}).content.decode()
     assert "Expected and actual spend of the ctv channel" in channel
+    bogus = buyer.get(reverse("pacing:campaign", args=[job.pk]), {"channel": "bogus"})
+    assert message_texts(bogus) == ["This campaign has no paced channel 'bogus'; showing the whole campaign."]
+    assert "Expected and actual spend of the campaign" in bogus.content.decode()
 
 
 def test_a_top_up_job_leads_to_its_campaign_and_an_unknown_one_is_404(buyer):
@@ -228,6 +232,9 @@ def test_after_a_reallocation_the_pages_say_where_the_budgets_stand(buyer):
     other = buyer.get(reverse("campaigns:job_detail", args=[untouched.pk])).content.decode()
 
     assert 'id="allocation-reallocated"' in detail and 'id="allocation-reallocated"' not in other
+    (top_up,) = job.top_ups.all()
+    assert reverse("campaigns:job_detail", args=[top_up.pk]) in detail.split('id="top-ups"', 1)[1]
+    assert "ctv, $9,000" in detail and 'id="top-ups"' not in other
     branding = page.split('id="channels-table"', 1)[1].split("</tr>", 2)[1]
     assert "$21,000.00" in branding and "below booked: budget moved out" in branding
 

@@ -10,6 +10,7 @@ import time_machine
 
 from buyer.apikeys.models import Scope
 from buyer.apikeys.services import api_key_create
+from buyer.events.models import Event, EventType
 from campaigns.models import BookingJob
 from pacing.models import ChannelBudget, ProposalStatus, ReallocationProposal
 from pacing.snapshots import snapshot_run_create, snapshot_take
@@ -186,3 +187,14 @@ def test_deviation_events_are_queryable_as_the_guide_shows(client):
     assert len(events) == 5 and len(critical) == 2
     assert {e["payload"]["direction"] for e in critical} == {"under"}
     assert all(e["payload"]["deviation"] is not None for e in events)
+
+
+def test_the_campaign_id_of_events_answers_as_its_job_id_does(client):
+    job, _ = diverging_campaign()
+    event = Event.objects.filter(event_type=EventType.PACING_DEVIATION_DETECTED).first()
+    assert event.campaign_id == str(job.campaign_id) != str(job.pk)
+
+    by_campaign = get(client, f"/pacing/campaigns/{event.campaign_id}")
+    assert by_campaign == get(client, f"/pacing/campaigns/{job.pk}")
+    alerts = get(client, "/pacing/alerts", campaign_id=event.campaign_id)
+    assert alerts["total"] == get(client, "/pacing/alerts", campaign_id=str(job.pk))["total"] > 0

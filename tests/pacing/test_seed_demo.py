@@ -47,6 +47,10 @@ def test_seed_demo_finds_the_sandbox_by_its_address_and_leaves_other_campaigns_a
     # The first day is the grace period; after it, the under-delivering app campaign is alerted on.
     installs = demos.get(campaign__name="Demo · App installs")
     assert PacingAlert.objects.filter(job=installs, scope=Scope.CAMPAIGN, direction="under").exists()
+    # The deals' history reads as it would have happened: booked the day before the flight, delivering from it.
+    deal = installs.deals.first()
+    history = {t.to_status: t.at for t in deal.transitions.all()}
+    assert history["booked"] == deal.booked_at and history["delivering"].date() == installs.campaign.start_date
     # The campaign that was already there keeps its latest snapshot and its single series point.
     assert LatestSnapshot.objects.get(job=other).run_id == before
     assert PacingSnapshot.objects.filter(job=other, scope=Scope.CAMPAIGN).count() == 1

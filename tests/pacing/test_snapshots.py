@@ -217,7 +217,7 @@ def test_a_freak_figure_is_stored_within_bounds_instead_of_failing_the_run():
 
     row = _row(run, scope=Scope.DEAL, deal=deals["ctv"])
     assert row.pacing_pct == Decimal("999999.99") and row.alert_level == "critical"
-    assert row.projected_micros == 10**15
+    assert row.projected_micros == 900_000_000_000_000  # it has spent that: a deal ahead finishes, no more
     assert _row(run, scope=Scope.CAMPAIGN).projected_micros <= 2 * 10**15
 
 
@@ -314,3 +314,15 @@ def test_a_deal_spending_before_its_flight_is_not_in_grace():
     row = _row(_take(at(1, 0) - timedelta(hours=3)), scope=Scope.DEAL)
 
     assert (row.in_grace, row.status, row.alert_level) == (False, "ahead", "critical")
+
+
+def test_a_deal_running_ahead_projects_its_booked_cost_not_more():
+    _, deals = make_campaign(deals={"ctv": 20_000_000_000})
+    deliver(deals["ctv"], spend_micros=11_500_000_000, as_of=at(16, 0))  # 15 % ahead of the $10,000 due
+
+    row = _row(_take(at(16, 0)), scope=Scope.DEAL)
+
+    assert (row.status, row.projected_micros) == ("ahead", 20_000_000_000)  # the seller stops at the booking
+    assert projected_micros(
+        booked=20_000_000_000, expected=10_000_000_000, actual=11_500_000_000, share=Decimal("0.5")
+    ) == (20_000_000_000)

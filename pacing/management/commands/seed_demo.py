@@ -29,7 +29,7 @@ from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_get_or_create, seller_seed_from_settings
 from campaigns import services as campaign_services
 from campaigns import tasks as campaign_tasks
-from campaigns.models import BookedDeal, BookingJob, JobStatus
+from campaigns.models import BookedDeal, BookingJob, DealStatus, DealTransition, JobStatus
 from pacing.delivery import delivery_pull_all
 from pacing.models import RunTrigger
 from pacing.services import campaign_job_ids
@@ -102,6 +102,11 @@ class Command(BaseCommand):
             for job in jobs:
                 run = snapshot_run_create(trigger=RunTrigger.DEMO, job_id=job.pk)
                 snapshot_take(run=run, as_of=moment, propose=False)
+        # The deals' history as it would have happened: booked the day before, delivering from the first day.
+        transitions = DealTransition.objects.filter(deal__job__in=jobs)
+        transitions.filter(to_status=DealStatus.BOOKED).update(at=day_before)
+        first_day = datetime.combine(start, day_time(12), tzinfo=UTC)
+        transitions.filter(to_status=DealStatus.DELIVERING).update(at=first_day)
         delivery_pull_all(job_ids=job_ids)
         for job in jobs:
             snapshot_take(run=snapshot_run_create(trigger=RunTrigger.DEMO, job_id=job.pk))
