@@ -635,9 +635,9 @@ class SandboxState:
     def negotiate(self, msg: NegotiationMessage, caller: Caller) -> dict[str, Any]:
         """``POST /api/v1/negotiations/messages``; the policy lives in :func:`pricing.seller_move`.
 
-        One negotiation per quote. It is found by ``quote_id`` (or ``proposal_id``): a message carrying only
-        ``negotiation_id`` is 404 "Proposal not found", as on the reference seller. A ``negotiation_id`` sent
-        alongside must name the quote's negotiation.
+        One negotiation per quote. It is found by ``quote_id`` (or ``proposal_id``): a message carrying a
+        ``negotiation_id``, alone or beside the quote's id, is 404 "Proposal not found", as on the reference
+        seller (it looks the id up as a proposal).
         """
         digest = payload_hash(msg)
         with self._lock:
@@ -647,11 +647,9 @@ class SandboxState:
 
             ref = msg.quote_id or msg.proposal_id
             quote = self._quotes.get(ref) if ref else None
-            if quote is None:
+            if quote is None or msg.negotiation_id:
                 raise SandboxError(404, "Proposal not found")
             neg = self._negotiations.get(self._negotiation_by_quote.get(quote.quote_id, ""))
-            if msg.negotiation_id and (neg is None or neg.negotiation_id != msg.negotiation_id):
-                raise SandboxError(404, "Negotiation not found")
 
             if neg is not None and neg.status != "active":
                 if neg.status == "accepted" and msg.action is NegotiationAction.ACCEPT:

@@ -214,7 +214,6 @@ class SellerRestClient:
         idempotency_key: str,
         action: str,
         quote_id: str,
-        negotiation_id: str | None = None,
         buyer_price: Decimal | None = None,
         round_number: int | None = None,
         rationale: str | None = None,
@@ -227,15 +226,13 @@ class SellerRestClient:
             raise ValueError(f"action {action!r} requires buyer_price")
         if action == "reject" and buyer_price is not None:
             raise ValueError("action 'reject' must not carry buyer_price")
-        # The reference seller looks the negotiation up by quote_id and answers 404 "Proposal not found"
-        # to a negotiation_id alone, so quote_id is always sent and negotiation_id rides along when known.
+        # The reference seller answers 404 "Proposal not found" to any message carrying a negotiation_id
+        # (alone or beside the quote_id): a negotiation is continued by its quote_id only.
         body: dict[str, Any] = {
             "idempotency_key": _idempotency_key(idempotency_key),
             "action": action,
             "quote_id": quote_id,
         }
-        if negotiation_id is not None:
-            body["negotiation_id"] = negotiation_id
         if buyer_price is not None:
             body["buyer_price"] = _wire_money(buyer_price, "buyer_price")
         if round_number is not None:

@@ -57,10 +57,11 @@ def test_counter_then_accept_then_book_at_the_negotiated_price(client: TestClien
     neg_id = opened["negotiation_id"]
     # Between floor and target: the seller moves halfway from its quote price ($38) to its target ($34).
     assert opened["round"]["seller_price"] == usd("36.00")
-    second = _say(client, "n-2b", quote["quote_id"], "counter", "32.00", negotiation_id=neg_id).json()
+    second = _say(client, "n-2b", quote["quote_id"], "counter", "32.00").json()  # continued by quote_id only
     assert second["round"]["seller_price"] == usd("34.00")
     assert second["rounds_remaining"] == 1
-    accepted = _say(client, "n-2c", quote["quote_id"], "accept", negotiation_id=neg_id).json()
+    accepted = _say(client, "n-2c", quote["quote_id"], "accept").json()
+    assert second["negotiation_id"] == accepted["negotiation_id"] == neg_id
     assert accepted["status"] == "accepted"
     assert accepted["rounds_remaining"] == 0
     assert accepted["round"]["action"] == "accept"
@@ -110,12 +111,12 @@ def test_reject_closes_the_negotiation(client: TestClient) -> None:
 
 def test_accepted_negotiation_refuses_more_counters(client: TestClient) -> None:
     quote = _quote(client, "q-6")
-    neg_id = _say(client, "n-6a", quote["quote_id"], "counter", "35.00").json()["negotiation_id"]
-    after = _say(client, "n-6b", quote["quote_id"], "counter", "30.00", negotiation_id=neg_id)
+    _say(client, "n-6a", quote["quote_id"], "counter", "35.00")
+    after = _say(client, "n-6b", quote["quote_id"], "counter", "30.00")
     assert after.status_code == 400
     assert after.json() == {"detail": "Negotiation is accepted, cannot counter"}
     # Accepting an agreed negotiation again just restates the agreement (nego2_accept.json).
-    again = _say(client, "n-6c", quote["quote_id"], "accept", negotiation_id=neg_id)
+    again = _say(client, "n-6c", quote["quote_id"], "accept")
     assert again.status_code == 200
     assert again.json()["status"] == "accepted"
     assert again.json()["rounds_remaining"] == 0
@@ -163,15 +164,15 @@ def test_validation_of_prices_against_actions(client: TestClient) -> None:
     assert float_price.json()["detail"][0]["loc"] == ["body", "buyer_price"]
 
 
-def test_negotiation_id_alone_is_proposal_not_found(client: TestClient) -> None:
+def test_a_negotiation_id_alone_or_beside_the_quote_id_is_proposal_not_found(client: TestClient) -> None:
     quote = _quote(client, "q-10")
     neg_id = _say(client, "n-10a", quote["quote_id"], "counter", "31.00").json()["negotiation_id"]
     alone = _say(client, "n-10b", None, "counter", "32.00", negotiation_id=neg_id)
     assert alone.status_code == 404
     assert alone.json() == {"detail": "Proposal not found"}
     assert _say(client, "n-10c", "qt-nope", "counter", "32.00").json() == {"detail": "Proposal not found"}
-    wrong = _say(client, "n-10d", quote["quote_id"], "counter", "32.00", negotiation_id="neg-00000000")
-    assert wrong.status_code == 404
+    beside = _say(client, "n-10d", quote["quote_id"], "counter", "32.00", negotiation_id=neg_id)
+    assert (beside.status_code, beside.json()) == (404, {"detail": "Proposal not found"})  # as the reference
 
 
 def test_negotiation_replay_and_conflict(client: TestClient) -> None:
