@@ -90,6 +90,13 @@ JOB_STEP_LEASE_SECONDS = env_int("JOB_STEP_LEASE_SECONDS", 600, minimum=5, maxim
 JOB_STALL_SECONDS = env_int("JOB_STALL_SECONDS", 300, minimum=5, maximum=86_400)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
+# Negotiation: the strategy a brief gets unless it names one (none, threshold, adaptive, competitive), the most
+# priced rounds per line, the threshold strategy's concession per round (share of the target-to-walk-away gap),
+# and how long a job may negotiate in all before the quotes stand as they are.
+NEGOTIATION_STRATEGY = env_choice("NEGOTIATION_STRATEGY", "threshold", ["none", "threshold", "adaptive", "competitive"])
+NEGOTIATION_MAX_ROUNDS = env_int("NEGOTIATION_MAX_ROUNDS", 3, minimum=1, maximum=10)
+NEGOTIATION_STEP_PCT = env_decimal("NEGOTIATION_STEP_PCT", "25", minimum="1", maximum="100")
+NEGOTIATION_MAX_SECONDS = env_int("NEGOTIATION_MAX_SECONDS", 300, minimum=5, maximum=86_400)
 # How far a seller's read-back may exceed the approved impressions, CPM or cost before the deal is held.
 BOOKING_TOLERANCE_PCT = env_decimal("BOOKING_TOLERANCE_PCT", "1", minimum="0", maximum="50")
 APPROVAL_TTL_HOURS = env_int("APPROVAL_TTL_HOURS", 72, minimum=1, maximum=24 * 90)

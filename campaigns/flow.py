@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -24,15 +26,20 @@ from buyer.sellers.registry import client_for, identity_for
 from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_seed_from_settings
 from buyer.sellers.types import Deal, Quote, QuoteRequest
+from buyer.sellers.types import NegotiationRound as SellerRound
 from campaigns import policies
 from campaigns.models import (
     BookingJob,
     Campaign,
     JobStage,
     JobStatus,
+    NegotiationRound,
+    NegotiationStatus,
     Recommendation,
     RecommendationStatus,
 )
+from campaigns.negotiation import Action, Round, Strategy, Terms, next_move, terms_for, worth_negotiating
+from campaigns.negotiation import Move as NegotiationMove
 from campaigns.services import (
     BOOK_RECOVERY_ATTEMPTS,
     deal_record,
@@ -109,6 +116,7 @@ def job_retry_later(job: BookingJob, *, seconds: int) -> None:
     task = {
         JobStage.PLAN: tasks.job_plan,
         JobStage.RESEARCH: tasks.job_research,
+        JobStage.NEGOTIATE: tasks.job_negotiate,
         JobStage.BOOK: tasks.job_book,
     }[JobStage(job.stage)]
     # Countdown a second past the lease, so the claim is free again when the task arrives.
@@ -198,7 +206,7 @@ def step_research(job: BookingJob) -> None:
                 why += f" ({len(skipped)} products skipped; see the research.completed event)"
             job_fail(job, why + ".")
             return
-        _save_recommendations(job, selection, sellers)
+        _save_recommendations(job, selection, sellers, lines, terms, clients)
 
 
 def _research(
@@ -307,14 +315,19 @@ def _research(
     return errors, lines, skips
 
 
-def _save_recommendations(job: BookingJob, selection: policies.Selection, sellers: dict[str, Seller]) -> None:
-    restricted = sorted(
-        {sellers[line.candidate.seller_key].name for line in selection.chosen}
-        & {s.name for s in sellers.values() if s.trust_level == TrustLevel.RESTRICTED}
-    )
+def _save_recommendations(
+    job: BookingJob,
+    selection: policies.Selection,
+    sellers: dict[str, Seller],
+    quoted: list[policies.QuotedLine],
+    terms: policies.BriefTerms,
+    clients: dict[str, SellerRestClient],
+) -> None:
+    restricted = _restricted({sellers[line.candidate.seller_key].name for line in selection.chosen}, sellers)
     # Lines from restricted sellers always wait for a human, so such a job is not auto-approved.
     auto_approve = job.auto_approve and not restricted
     status = RecommendationStatus.APPROVED if auto_approve else RecommendationStatus.PENDING_APPROVAL
+    strategy = Strategy(job.campaign.negotiation_strategy or settings.NEGOTIATION_STRATEGY)
     recommendations = []
     for priority, line in enumerate(selection.chosen, start=1):
         quote, candidate, seller = line.quote, line.candidate, sellers[line.candidate.seller_key]
@@ -325,36 +338,117 @@ def _save_recommendations(job: BookingJob, selection: policies.Selection, seller
         if quote.volume_discount_pct:
             price_note += f", volume -{quote.volume_discount_pct}%"
         price_note += f") for {quote.impressions:,} impressions = ${line.cost:,.2f}."
-        recommendations.append(
-            Recommendation(
-                job=job,
-                seller=seller,
-                seller_name=seller.name,
-                seller_url=seller.base_url,
-                product_id=candidate.product.product_id,
-                product_name=candidate.product.name,
-                publisher=candidate.product.seller_organization_id,
-                channel=candidate.channel,
-                inventory_type=candidate.product.inventory_type,
-                format=(candidate.product.ad_formats or ("",))[0],
-                deal_type=quote.deal_type or candidate.deal_type,
-                impressions=quote.impressions,
-                base_cpm_micros=decimal_to_micros(quote.base_cpm),
-                cpm_micros=decimal_to_micros(quote.final_cpm),
-                cost_micros=decimal_to_micros(line.cost),
-                buyer_tier=quote.buyer_tier,
-                pricing=pricing,
-                quote_id=quote.quote_id,
-                quote_expires_at=quote.expires_at,
-                targeting=job.campaign.target_audience or {},
-                priority=priority,
-                rationale=candidate.rationale + price_note,
-                status=status,
-            )
+        fmt = (candidate.product.ad_formats or ("",))[0]
+        recommendation = Recommendation(
+            job=job,
+            seller=seller,
+            seller_name=seller.name,
+            seller_url=seller.base_url,
+            product_id=candidate.product.product_id,
+            product_name=candidate.product.name,
+            publisher=candidate.product.seller_organization_id,
+            channel=candidate.channel,
+            inventory_type=candidate.product.inventory_type,
+            format=fmt,
+            deal_type=quote.deal_type or candidate.deal_type,
+            impressions=quote.impressions,
+            base_cpm_micros=decimal_to_micros(quote.base_cpm),
+            cpm_micros=decimal_to_micros(quote.final_cpm),
+            quoted_cpm_micros=decimal_to_micros(quote.final_cpm),
+            cost_micros=decimal_to_micros(line.cost),
+            buyer_tier=quote.buyer_tier,
+            pricing=pricing,
+            quote_id=quote.quote_id,
+            quote_expires_at=quote.expires_at,
+            targeting=job.campaign.target_audience or {},
+            priority=priority,
+            rationale=candidate.rationale + price_note,
+            status=status,
         )
+        competing = tuple(
+            other.quote.final_cpm
+            for other in quoted
+            if other.candidate.seller_key != candidate.seller_key
+            and other.candidate.channel == candidate.channel
+            and (other.candidate.product.ad_formats or ("",))[0] == fmt
+        )
+        _plan_negotiation(recommendation, strategy, terms, competing, clients[candidate.seller_key])
+        recommendations.append(recommendation)
     Recommendation.objects.bulk_create(recommendations)
-    total = selection.total
-    payload = {"count": len(recommendations), "total_cost": total, "budget": job.campaign.budget}
+    negotiating = [r for r in recommendations if r.negotiation_status == NegotiationStatus.ACTIVE]
+    if negotiating:
+        if job_advance(job, stage=JobStage.NEGOTIATE, status=JobStatus.RUNNING, progress=0.82):
+            for r in negotiating:
+                event_emit(
+                    EventType.NEGOTIATION_STARTED,
+                    **_flow(job),
+                    payload={
+                        "recommendation_id": r.pk,
+                        "seller": r.seller_name,
+                        "product_id": r.product_id,
+                        "quote_id": r.quote_id,
+                        **r.negotiation_terms,
+                    },
+                )
+        else:
+            transaction.set_rollback(True)
+        return
+    _hand_over(job)
+
+
+def _restricted(names: set[str], sellers: dict[str, Seller] | None = None) -> list[str]:
+    if sellers is None:
+        sellers = {str(s.pk): s for s in Seller.objects.filter(name__in=names)}
+    return sorted(names & {s.name for s in sellers.values() if s.trust_level == TrustLevel.RESTRICTED})
+
+
+def _plan_negotiation(
+    line: Recommendation,
+    strategy: Strategy,
+    brief: policies.BriefTerms,
+    competing: tuple[Decimal, ...],
+    client: SellerRestClient,
+) -> None:
+    """Mark ``line`` for negotiation, with its terms frozen, when it is worth it and the seller can."""
+    if strategy == Strategy.NONE or brief.target_cpm is None:
+        return
+    terms = terms_for(
+        strategy,
+        quoted=line.cpm,
+        target=brief.target_cpm,
+        ceiling=brief.max_cpm,
+        competing=competing,
+        max_rounds=settings.NEGOTIATION_MAX_ROUNDS,
+        step_pct=settings.NEGOTIATION_STEP_PCT,
+    )
+    if worth_negotiating(terms):
+        return
+    if getattr(client, "protocol", "rest") != "rest":
+        line.negotiation_outcome = "the seller is reached over MCP, which offers no negotiation"
+        return
+    line.negotiation_status = NegotiationStatus.ACTIVE
+    line.negotiation_terms = {
+        "strategy": str(strategy),
+        "quoted": str(terms.quoted),
+        "target": str(terms.target),
+        "walk_away": str(terms.walk_away),
+        "max_rounds": terms.max_rounds,
+        "step_pct": str(terms.step_pct),
+        "competing": [str(p) for p in terms.competing],
+    }
+
+
+def _hand_over(job: BookingJob) -> None:
+    """Research (and negotiation) done: the lines go to a person for approval, or straight to booking."""
+    lines = list(job.recommendations.all())
+    restricted = _restricted({r.seller_name for r in lines})
+    auto_approve = job.auto_approve and not restricted
+    total = micros_to_decimal(sum(r.cost_micros for r in lines))
+    payload: dict[str, Any] = {"count": len(lines), "total_cost": total, "budget": job.campaign.budget}
+    negotiated = [r for r in lines if r.negotiation_status == NegotiationStatus.AGREED]
+    if negotiated:
+        saved = sum((r.quoted_cpm_micros or r.cpm_micros) - r.cpm_micros for r in negotiated) / 1_000_000
+        payload["negotiated"] = {"lines": len(negotiated), "cpm_saved": round(saved, 2)}
     if restricted and job.auto_approve:
         payload["auto_approve_withheld"] = f"lines from restricted sellers need a human: {', '.join(restricted)}"
     if auto_approve:
@@ -363,15 +457,15 @@ def _save_recommendations(job: BookingJob, selection: policies.Selection, seller
             event_emit(
                 EventType.APPROVAL_GRANTED,
                 **_flow(job),
-                payload={
-                    "product_ids": [r.product_id for r in recommendations],
-                    "total_cost": total,
-                    "auto_approve": True,
-                },
+                payload={"product_ids": [r.product_id for r in lines], "total_cost": total, "auto_approve": True},
             )
         else:
             transaction.set_rollback(True)
         return
+    if job.auto_approve:  # restricted: every line waits for a person after all
+        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED).update(
+            status=RecommendationStatus.PENDING_APPROVAL
+        )
     expires = timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS)
     if job_advance(
         job,
@@ -384,6 +478,189 @@ def _save_recommendations(job: BookingJob, selection: policies.Selection, seller
         event_emit(EventType.APPROVAL_REQUESTED, **_flow(job), payload={**payload, "expires_at": expires})
     else:
         transaction.set_rollback(True)
+
+
+# --- negotiation --------------------------------------------------------------------------------------------
+
+
+def _terms_of(line: Recommendation) -> Terms:
+    t = line.negotiation_terms
+    return Terms(
+        quoted=Decimal(t["quoted"]),
+        target=Decimal(t["target"]),
+        walk_away=Decimal(t["walk_away"]),
+        max_rounds=int(t["max_rounds"]),
+        step_pct=Decimal(t["step_pct"]),
+        competing=tuple(Decimal(p) for p in t.get("competing", [])),
+    )
+
+
+@dataclass
+class _Exchange:
+    """One line's message this step: what we send, and what came back (or the error)."""
+
+    line: Recommendation
+    number: int
+    move: NegotiationMove
+    answer: SellerRound | None = None
+    error: SellerError | None = None
+
+
+def step_negotiate(job: BookingJob) -> None:
+    """One round of every open negotiation of the job, in parallel across lines: each line's next move comes
+    from its stored rounds (a pure function), its message key from our records, so a replayed step sends the
+    same message and the seller answers it again instead of counting a new round. The step then ends; the
+    next round is a new step (no lease is held across rounds). When none is open, the lines are handed over."""
+    lines = list(
+        job.recommendations.filter(negotiation_status=NegotiationStatus.ACTIVE)
+        .select_related("seller")
+        .prefetch_related("negotiation_rounds")
+    )
+    started = min((r.created_at for r in lines), default=timezone.now())
+    out_of_time = timezone.now() - started > timedelta(seconds=settings.NEGOTIATION_MAX_SECONDS)
+    exchanges: list[_Exchange] = []
+    for line in lines:
+        if line.seller is None:
+            _conclude(job, line, NegotiationStatus.ENDED, "seller_deleted: the quote stands")
+            continue
+        if out_of_time:
+            _conclude(job, line, NegotiationStatus.ENDED, f"time_limit: {settings.NEGOTIATION_MAX_SECONDS} s")
+            continue
+        stored = list(line.negotiation_rounds.all())
+        priced = tuple(
+            Round(r.buyer_price, r.seller_price, r.rounds_remaining)
+            for r in stored
+            if r.action == "counter" and r.buyer_price is not None and r.seller_price is not None
+        )
+        move = next_move(Strategy(line.negotiation_terms["strategy"]), _terms_of(line), priced)
+        if move.action == Action.WALK_AWAY and not stored:
+            _conclude(job, line, NegotiationStatus.WALKED_AWAY, f"walked_away: {move.reason}")
+            continue
+        exchanges.append(_Exchange(line, len(stored) + 1, move))
+
+    clients: dict[str, SellerRestClient] = {}
+    for exchange in exchanges:
+        url = exchange.line.seller_url
+        clients.setdefault(url, client_for(exchange.line.seller))  # type: ignore[arg-type]
+
+    def send(exchange: _Exchange) -> None:
+        line, move = exchange.line, exchange.move
+        action = {Action.COUNTER: "counter", Action.ACCEPT: "accept", Action.WALK_AWAY: "reject"}[move.action]
+        try:
+            exchange.answer = clients[line.seller_url].negotiate(
+                idempotency_key=f"{job.pk}:negotiate:{line.pk}:{exchange.number}",
+                action=action,
+                quote_id=line.quote_id,
+                buyer_price=move.price if move.action == Action.COUNTER else None,
+                round_number=exchange.number,
+                rationale=move.reason[:300],
+            )
+        except SellerError as exc:
+            exchange.error = exc
+
+    try:
+        with ThreadPoolExecutor(max_workers=settings.SELLER_MAX_PARALLEL) as pool:
+            list(pool.map(send, exchanges))
+    finally:
+        for client in clients.values():
+            client.close()
+    for exchange in exchanges:
+        _record_exchange(job, exchange)
+    with transaction.atomic():
+        if job.recommendations.filter(negotiation_status=NegotiationStatus.ACTIVE).exists():
+            # The next round is the next step: release the claim and send it.
+            job_advance(job, stage=JobStage.NEGOTIATE, status=JobStatus.RUNNING, progress=0.83, attempts=0)
+        else:
+            _hand_over(job)
+
+
+def _record_exchange(job: BookingJob, exchange: _Exchange) -> None:
+    line, move, answer = exchange.line, exchange.move, exchange.answer
+    sent = {Action.COUNTER: "counter", Action.ACCEPT: "accept", Action.WALK_AWAY: "reject"}[move.action]
+    with transaction.atomic():
+        if exchange.error is not None:
+            error = exchange.error
+            closed = error.status == 400
+            reason = ("negotiation_closed" if closed else "seller_error") + f": {error}"
+            _conclude(job, line, NegotiationStatus.ENDED, reason[:300])
+            return
+        assert answer is not None
+        NegotiationRound.objects.get_or_create(
+            recommendation=line,
+            round_number=exchange.number,
+            defaults={
+                "action": sent,
+                "buyer_price_micros": decimal_to_micros(move.price) if move.price is not None else None,
+                "seller_price_micros": decimal_to_micros(answer.seller_price) if answer.seller_price else None,
+                "seller_action": answer.action[:24],
+                "status": answer.status[:16],
+                "rounds_remaining": answer.rounds_remaining,
+                "rationale": move.reason,
+                "seller_rationale": answer.rationale[:2000],
+            },
+        )
+        if answer.negotiation_id and not line.negotiation_id:
+            Recommendation.objects.filter(pk=line.pk).update(negotiation_id=answer.negotiation_id[:200])
+        event_emit(
+            EventType.NEGOTIATION_ROUND,
+            **_flow(job),
+            payload={
+                "recommendation_id": line.pk,
+                "seller": line.seller_name,
+                "round": exchange.number,
+                "action": sent,
+                "buyer_price": move.price,
+                "seller_price": answer.seller_price,
+                "status": answer.status,
+                "reason": move.reason,
+            },
+        )
+        terms = _terms_of(line)
+        previous = [r.seller_price for r in line.negotiation_rounds.all() if r.seller_price is not None]
+        price = answer.seller_price
+        if price is not None and price > terms.quoted:
+            _conclude(job, line, NegotiationStatus.ENDED, f"counter_above_quote: the seller asked ${price}")
+        elif price is not None and previous and price > min(previous) and answer.status == "active":
+            _conclude(job, line, NegotiationStatus.ENDED, f"counter_rose: the seller went back up to ${price}")
+        elif answer.status == "accepted":
+            agreed = price if price is not None else move.price
+            if agreed is None or agreed > terms.walk_away:
+                _conclude(job, line, NegotiationStatus.ENDED, f"agreed_above_walk_away: ${agreed}")
+            else:
+                _conclude(job, line, NegotiationStatus.AGREED, f"agreed at ${agreed} CPM", agreed=agreed)
+        elif answer.status in {"rejected", "expired"} or sent == "reject":
+            outcome = NegotiationStatus.WALKED_AWAY if sent == "reject" else NegotiationStatus.ENDED
+            why = f"walked_away: {move.reason}" if sent == "reject" else f"seller_{answer.status}: the quote stands"
+            _conclude(job, line, outcome, why)
+
+
+def _conclude(
+    job: BookingJob, line: Recommendation, status: NegotiationStatus, outcome: str, *, agreed: Decimal | None = None
+) -> None:
+    """End one line's negotiation: at the agreed price, or with the quote as it was."""
+    values: dict[str, Any] = {"negotiation_status": status, "negotiation_outcome": outcome[:300]}
+    if agreed is not None:
+        values |= {
+            "cpm_micros": decimal_to_micros(agreed),
+            "cost_micros": decimal_to_micros(cost_for(line.impressions, agreed)),
+            "rationale": f"{line.rationale} Negotiated to ${agreed:,.2f} CPM.",
+        }
+    with transaction.atomic():
+        if not Recommendation.objects.filter(pk=line.pk, negotiation_status=NegotiationStatus.ACTIVE).update(**values):
+            return
+        event_emit(
+            EventType.NEGOTIATION_CONCLUDED,
+            **_flow(job),
+            payload={
+                "recommendation_id": line.pk,
+                "seller": line.seller_name,
+                "product_id": line.product_id,
+                "outcome": str(status),
+                "reason": outcome,
+                "quoted_cpm": line.negotiation_terms.get("quoted"),
+                "agreed_cpm": agreed,
+            },
+        )
 
 
 # --- booking ------------------------------------------------------------------------------------------------

@@ -45,6 +45,12 @@ class Campaign(models.Model):
     formats = models.JSONField(default=list, blank=True)
     constraints = models.JSONField(default=dict, blank=True)
     pacing_curve = models.CharField(max_length=16, choices=PacingCurve.choices, default=PacingCurve.EVEN)
+    negotiation_strategy = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="none, threshold, adaptive or competitive; empty means the NEGOTIATION_STRATEGY setting.",
+    )
     brief = models.JSONField(default=dict, help_text="The brief exactly as submitted.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -82,6 +88,7 @@ class JobStage(models.TextChoices):
 
     PLAN = "plan"
     RESEARCH = "research"
+    NEGOTIATE = "negotiate"
     APPROVAL = "approval"
     BOOK = "book"
     DONE = "done"
@@ -137,8 +144,17 @@ class RecommendationStatus(models.TextChoices):
     BOOKING_FAILED = "booking_failed"
 
 
+class NegotiationStatus(models.TextChoices):
+    NONE = "", "Not negotiated"
+    ACTIVE = "active", "Negotiating"
+    AGREED = "agreed", "Agreed"
+    WALKED_AWAY = "walked_away", "Walked away"
+    ENDED = "ended", "Ended"  # the seller broke the protocol, failed, or time ran out: the quote stands
+
+
 class Recommendation(models.Model):
-    """One line the agent proposes: a seller's product with the seller's own quoted price."""
+    """One line the agent proposes: a seller's product with the seller's own quoted price (or a lower one the
+    agent negotiated with it)."""
 
     job = models.ForeignKey(BookingJob, on_delete=models.CASCADE, related_name="recommendations")
     seller = models.ForeignKey("sellers.Seller", null=True, on_delete=models.SET_NULL, related_name="+")
@@ -153,7 +169,8 @@ class Recommendation(models.Model):
     deal_type = models.CharField(max_length=4)
     impressions = models.BigIntegerField()
     base_cpm_micros = models.BigIntegerField()
-    cpm_micros = models.BigIntegerField(help_text="The seller's quoted final CPM.")
+    cpm_micros = models.BigIntegerField(help_text="The price of the line: the seller's quote, or as negotiated.")
+    quoted_cpm_micros = models.BigIntegerField(null=True, blank=True, help_text="The seller's quoted final CPM.")
     cost_micros = models.BigIntegerField()
     buyer_tier = models.CharField(max_length=24, default="public")
     pricing = models.JSONField(default=dict, blank=True, help_text="Discounts and rationale as the seller quoted.")
@@ -166,6 +183,12 @@ class Recommendation(models.Model):
         max_length=24, choices=RecommendationStatus.choices, default=RecommendationStatus.PENDING_APPROVAL
     )
     status_reason = models.TextField(blank=True, default="")
+    negotiation_status = models.CharField(max_length=16, choices=NegotiationStatus.choices, blank=True, default="")
+    negotiation_outcome = models.CharField(max_length=300, blank=True, default="")
+    negotiation_id = models.CharField(max_length=200, blank=True, default="")
+    negotiation_terms = models.JSONField(
+        default=dict, blank=True, help_text="The strategy and prices a negotiation started with (decimal strings)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -185,6 +208,39 @@ class Recommendation(models.Model):
     @property
     def cost(self) -> Decimal:
         return micros_to_decimal(self.cost_micros)
+
+
+class NegotiationRound(models.Model):
+    """One message of a negotiation and the seller's answer, as both were sent. One per line and round."""
+
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="negotiation_rounds")
+    round_number = models.PositiveIntegerField()
+    action = models.CharField(max_length=16, help_text="Ours: counter, accept or reject.")
+    buyer_price_micros = models.BigIntegerField(null=True, blank=True)
+    seller_price_micros = models.BigIntegerField(null=True, blank=True)
+    seller_action = models.CharField(max_length=24, blank=True, default="")
+    status = models.CharField(max_length=16, blank=True, default="", help_text="The seller's, after this message.")
+    rounds_remaining = models.IntegerField(null=True, blank=True, help_text="As the seller said, after this one.")
+    rationale = models.TextField(blank=True, default="", help_text="Why we made this move.")
+    seller_rationale = models.TextField(blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recommendation_id", "round_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["recommendation", "round_number"], name="one_negotiation_round_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recommendation_id} round {self.round_number}: {self.action}"
+
+    @property
+    def buyer_price(self) -> Decimal | None:
+        return None if self.buyer_price_micros is None else micros_to_decimal(self.buyer_price_micros)
+
+    @property
+    def seller_price(self) -> Decimal | None:
+        return None if self.seller_price_micros is None else micros_to_decimal(self.seller_price_micros)
 
 
 class DealStatus(models.TextChoices):

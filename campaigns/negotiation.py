@@ -79,6 +79,7 @@ class Round:
 
     buyer_price: Decimal
     seller_price: Decimal
+    rounds_remaining: int | None = None  # what the seller said is left after this round, when it says
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,13 @@ def next_move(strategy: Strategy, terms: Terms, rounds: tuple[Round, ...]) -> Mo
     last_offer = rounds[-1].buyer_price if rounds else None
     if rounds and standing <= last_offer:  # type: ignore[operator]
         return _accept(standing, "the seller met our offer")
-    if len(rounds) >= terms.max_rounds:
+    # The seller's last round rejects an offer below its own target, and then its quote stands: on the last
+    # round (ours, or the one the seller says is its last) its standing price, if within bounds, is taken.
+    seller_last = bool(rounds) and rounds[-1].rounds_remaining is not None and rounds[-1].rounds_remaining <= 1
+    if len(rounds) >= terms.max_rounds or seller_last:
         if standing <= terms.walk_away and standing < terms.quoted:
             return _accept(standing, f"last round: the seller's ${standing} is within our walk-away price")
-        return Move(Action.WALK_AWAY, None, f"{terms.max_rounds} rounds without a price within our walk-away")
+        return Move(Action.WALK_AWAY, None, f"{len(rounds)} rounds without a price within our walk-away")
     match strategy:
         case Strategy.THRESHOLD:
             offer, why = _threshold(terms, rounds)

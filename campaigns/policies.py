@@ -243,7 +243,10 @@ def rank_candidates(
         assert product.base_cpm is not None
         budget_share = (allocation.amount * share / share_total).quantize(CENT, rounding=ROUND_DOWN)
         target = _target_cpm(product, terms)
-        plan_cpm = target if target is not None and target < product.base_cpm else product.base_cpm
+        # Plan at the target when the seller may meet it; below its floor it will not (its quote stays at the
+        # list price, and only negotiation can bring it down), so plan what the list price buys.
+        below_floor = target is not None and product.floor_cpm is not None and target < product.floor_cpm
+        plan_cpm = target if target is not None and target < product.base_cpm and not below_floor else product.base_cpm
         impressions = _impressions_for(budget_share, plan_cpm)
         if product.available_impressions is not None:
             impressions = min(impressions, product.available_impressions // IMPRESSION_STEP * IMPRESSION_STEP)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from buyer.sellers.money import micros_to_decimal
-from campaigns.models import BookingJob
+from campaigns.models import BookingJob, Recommendation
 
 
 def job_summary(job: BookingJob) -> dict[str, Any]:
@@ -66,6 +66,8 @@ def job_detail(job: BookingJob) -> dict[str, Any]:
                 "status": r.status,
                 "status_reason": r.status_reason,
                 "rationale": r.rationale,
+                "quoted_cpm": float(micros_to_decimal(r.quoted_cpm_micros or r.cpm_micros)),
+                "negotiation": _negotiation(r),
             }
             for r in recommendations
         ],
@@ -100,4 +102,32 @@ def job_detail(job: BookingJob) -> dict[str, Any]:
         "approval_expires_at": job.approval_expires_at,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
+    }
+
+
+def _negotiation(r: Recommendation) -> dict[str, Any] | None:
+    if not r.negotiation_status:
+        return None
+    terms = r.negotiation_terms or {}
+    return {
+        "status": r.negotiation_status,
+        "outcome": r.negotiation_outcome,
+        "strategy": terms.get("strategy", ""),
+        "target_cpm": float(terms["target"]) if terms.get("target") else None,
+        "walk_away_cpm": float(terms["walk_away"]) if terms.get("walk_away") else None,
+        "negotiation_id": r.negotiation_id,
+        "rounds": [
+            {
+                "round_number": n.round_number,
+                "action": n.action,
+                "buyer_price": float(n.buyer_price) if n.buyer_price is not None else None,
+                "seller_action": n.seller_action,
+                "seller_price": float(n.seller_price) if n.seller_price is not None else None,
+                "status": n.status,
+                "rounds_remaining": n.rounds_remaining,
+                "rationale": n.rationale,
+                "at": n.at,
+            }
+            for n in r.negotiation_rounds.all()
+        ],
     }

@@ -34,6 +34,11 @@ class CampaignBriefIn(Schema):
         description="How spend should accrue over the flight, for pacing alerts: even (default), asap, "
         "front_loaded or back_loaded.",
     )
+    negotiation: Literal["none", "threshold", "adaptive", "competitive"] | None = Field(
+        default=None,
+        description="How to negotiate quotes above kpis.target_cpm_usd: none, threshold, adaptive or competitive "
+        "(default: the NEGOTIATION_STRATEGY setting). Never above kpis.max_cpm_usd nor the seller's quote.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -133,6 +138,33 @@ class RecommendationOut(Schema):
     status: str
     status_reason: str
     rationale: str
+    quoted_cpm: float = Field(description="The seller's quote; ``cpm`` is lower when a negotiation agreed.")
+    negotiation: NegotiationOut | None = None
+
+
+class NegotiationRoundOut(Schema):
+    round_number: int
+    action: str
+    buyer_price: float | None
+    seller_action: str
+    seller_price: float | None
+    status: str
+    rounds_remaining: int | None
+    rationale: str
+    at: datetime
+
+
+class NegotiationOut(Schema):
+    status: str = Field(description="active, agreed, walked_away or ended (the quote stands)")
+    outcome: str
+    strategy: str
+    target_cpm: float | None
+    walk_away_cpm: float | None
+    negotiation_id: str
+    rounds: list[NegotiationRoundOut]
+
+
+RecommendationOut.model_rebuild()
 
 
 class BookedLineOut(Schema):

@@ -43,7 +43,10 @@ def job_get(job_id: str) -> BookingJob | None:
     return (
         BookingJob.objects.select_related("campaign")
         .prefetch_related(
-            Prefetch("recommendations", queryset=Recommendation.objects.order_by("priority")),
+            Prefetch(
+                "recommendations",
+                queryset=Recommendation.objects.order_by("priority").prefetch_related("negotiation_rounds"),
+            ),
             Prefetch("deals", queryset=BookedDeal.objects.select_related("recommendation").order_by("booked_at")),
         )
         .filter(pk=key)

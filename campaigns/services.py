@@ -114,6 +114,7 @@ def job_create(
     client_reference: str | None = None,
     pacing_curve: str = PacingCurve.EVEN,
     parent: BookingJob | None = None,
+    negotiation_strategy: str = "",
 ) -> BookingJob:
     """Store the brief and a pending job, and start the flow once the transaction commits.
 
@@ -138,6 +139,7 @@ def job_create(
                 formats=formats,
                 constraints=constraints,
                 pacing_curve=pacing_curve,
+                negotiation_strategy=negotiation_strategy,
                 brief=brief,
             )
             job = BookingJob.objects.create(
@@ -185,6 +187,7 @@ def job_create_from_brief(
         auto_approve=auto_approve,
         client_reference=client_reference,
         pacing_curve=brief.pacing or PacingCurve.EVEN,
+        negotiation_strategy=brief.negotiation or "",
     )
 
 
@@ -229,6 +232,7 @@ def job_create_top_up(*, parent: BookingJob, channel: str, amount: Decimal, reas
         auto_approve=False,
         pacing_curve=source.pacing_curve,
         parent=root,
+        negotiation_strategy=source.negotiation_strategy,
     )
 
 
@@ -239,6 +243,7 @@ def job_dispatch(job: BookingJob) -> None:
     task = {
         JobStage.PLAN: tasks.job_plan,
         JobStage.RESEARCH: tasks.job_research,
+        JobStage.NEGOTIATE: tasks.job_negotiate,
         JobStage.BOOK: tasks.job_book,
     }.get(JobStage(job.stage))
     if task is not None:

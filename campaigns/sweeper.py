@@ -26,7 +26,7 @@ def jobs_sweep() -> dict[str, int]:
 
     stalled = BookingJob.objects.filter(
         status__in=[JobStatus.PENDING, JobStatus.RUNNING],
-        stage__in=[JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK],
+        stage__in=[JobStage.PLAN, JobStage.RESEARCH, JobStage.NEGOTIATE, JobStage.BOOK],
     ).filter(
         # A lease that ran out means the worker died mid-step; no lease and no update means the task was lost.
         Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, updated_at__lt=stall_cutoff)

@@ -34,6 +34,11 @@ def job_research(job_id: str) -> None:
     flow.run_step(job_id, JobStage.RESEARCH, flow.step_research)
 
 
+@shared_task(name="campaigns.tasks.job_negotiate", **STEP_POLICY)
+def job_negotiate(job_id: str) -> None:
+    flow.run_step(job_id, JobStage.NEGOTIATE, flow.step_negotiate)
+
+
 @shared_task(name="campaigns.tasks.job_book", **STEP_POLICY)
 def job_book(job_id: str) -> None:
     flow.run_step(job_id, JobStage.BOOK, flow.step_book)

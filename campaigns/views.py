@@ -65,8 +65,13 @@ class Line:
     checked: bool
 
     @property
+    def quoted_cpm(self) -> Decimal:
+        """The seller's quote, before any negotiation."""
+        return micros_to_decimal(self.rec.quoted_cpm_micros or self.rec.cpm_micros)
+
+    @property
     def discounted(self) -> bool:
-        return self.list_cpm != self.rec.cpm
+        return self.list_cpm != self.quoted_cpm
 
     @property
     def pending(self) -> bool:

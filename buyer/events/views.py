@@ -119,6 +119,19 @@ def event_summary(event: Event) -> str:
             return f"{text}, reading back what the seller booked" if payload.get("recovery") else text
         case EventType.DEAL_BOOKED:
             return f"{event.deal_id} · {payload.get('seller', '')} · {_usd(payload.get('cost'))}"
+        case EventType.NEGOTIATION_STARTED:
+            return (
+                f"{payload.get('seller', '')} · {payload.get('product_id', '')}: quoted {_usd(payload.get('quoted'))}, "
+                f"target {_usd(payload.get('target'))}, {payload.get('strategy', '')}"
+            )
+        case EventType.NEGOTIATION_ROUND:
+            return (
+                f"{payload.get('seller', '')} · round {payload.get('round', '?')}: we {payload.get('action', '')} "
+                f"{_usd(payload.get('buyer_price')) if payload.get('buyer_price') else ''}, the seller asks "
+                f"{_usd(payload.get('seller_price'))} ({payload.get('status', '')})"
+            ).replace("  ", " ")
+        case EventType.NEGOTIATION_CONCLUDED:
+            return f"{payload.get('seller', '')} · {payload.get('outcome', '')}: {payload.get('reason', '')}"
         case EventType.DEAL_PRICE_MISMATCH:
             return f"{event.deal_id} · {payload.get('seller', '')}: {payload.get('reason', '')}"
         case EventType.BOOKING_FAILED:

@@ -56,7 +56,12 @@ def new_job(*, auto_approve=False, **brief) -> BookingJob:
 
 
 def run(job: BookingJob, *stages: JobStage) -> BookingJob:
-    steps = {JobStage.PLAN: tasks.job_plan, JobStage.RESEARCH: tasks.job_research, JobStage.BOOK: tasks.job_book}
+    steps = {
+        JobStage.PLAN: tasks.job_plan,
+        JobStage.RESEARCH: tasks.job_research,
+        JobStage.NEGOTIATE: tasks.job_negotiate,
+        JobStage.BOOK: tasks.job_book,
+    }
     for stage in stages:
         steps[stage].run(str(job.pk))
     job.refresh_from_db()
@@ -421,3 +426,144 @@ def test_accepting_a_held_deal_that_no_longer_fits_the_budget_is_refused(sandbox
         services.deal_flag_resolve(deal_pk=deals[0].pk, accept=True, actor="ada")
     deals[0].refresh_from_db()
     assert deals[0].status == "booking"
+
+
+# --- negotiation against the sandbox seller -------------------------------------------------------------------
+
+
+def negotiate_all(job: BookingJob) -> BookingJob:
+    for _ in range(12):
+        job.refresh_from_db()
+        if job.stage != JobStage.NEGOTIATE:
+            break
+        _lease_runs_out(job)
+        run(job, JobStage.NEGOTIATE)
+    job.refresh_from_db()
+    return job
+
+
+def test_quotes_above_the_target_are_negotiated_round_by_round_and_the_rounds_match_the_sellers(sandbox):
+    job = run(new_job(kpis={"target_cpm_usd": 5, "max_cpm_usd": 60}), JobStage.PLAN, JobStage.RESEARCH)
+    assert job.stage == JobStage.NEGOTIATE
+    negotiating = list(job.recommendations.filter(negotiation_status="active"))
+    assert negotiating
+
+    job = negotiate_all(job)
+
+    assert (job.status, job.stage) == (JobStatus.AWAITING_APPROVAL, JobStage.APPROVAL)
+    state = sandbox.state.sandbox
+    for line in job.recommendations.exclude(negotiation_status=""):
+        ours = list(line.negotiation_rounds.all())
+        theirs = state._negotiations[state._negotiation_by_quote[line.quote_id]].rounds
+        # Message for message, the same actions and prices as the seller recorded them.
+        assert [(r.seller_action, r.buyer_price, r.seller_price) for r in ours] == [
+            (
+                t["action"],
+                Decimal(t["buyer_price"]["amount_micros"]) / 1_000_000,
+                Decimal(t["seller_price"]["amount_micros"]) / 1_000_000,
+            )
+            for t in theirs
+        ]
+        assert line.negotiation_status in {"agreed", "walked_away", "ended"} and line.negotiation_outcome
+        if line.negotiation_status == "agreed":
+            assert line.cpm_micros < line.quoted_cpm_micros
+    agreed = job.recommendations.filter(negotiation_status="agreed")
+    assert agreed.exists()
+    kinds = set(Event.objects.filter(flow_id=str(job.pk)).values_list("event_type", flat=True))
+    assert {"negotiation.started", "negotiation.round", "negotiation.concluded"} <= kinds
+
+    services.job_approve_all(job_id=str(job.pk))
+    job = run(job, JobStage.BOOK)
+    for line in agreed:
+        deal = BookedDeal.objects.get(recommendation=line)
+        assert deal.cpm_micros == line.cpm_micros and deal.flag == ""  # the deal carries the negotiated price
+
+
+@pytest.mark.parametrize("strategy", ["threshold", "adaptive", "competitive"])
+def test_every_strategy_concludes_each_negotiation_within_its_bounds(sandbox, strategy):
+    brief = {"kpis": {"target_cpm_usd": 5, "max_cpm_usd": 60}}
+    job = run(new_job(**brief), JobStage.PLAN)
+    job.campaign.__class__.objects.filter(pk=job.campaign_id).update(negotiation_strategy=strategy)
+    job = negotiate_all(run(job, JobStage.RESEARCH))
+
+    assert job.status == JobStatus.AWAITING_APPROVAL
+    lines = list(job.recommendations.exclude(negotiation_status=""))
+    assert lines and all(line.negotiation_terms["strategy"] == strategy for line in lines)
+    for line in lines:
+        assert line.negotiation_status in {"agreed", "walked_away", "ended"}, line.negotiation_outcome
+        assert line.cpm_micros <= line.quoted_cpm_micros  # never dearer than the quote
+        assert all(
+            r.buyer_price is None or r.buyer_price <= Decimal(line.negotiation_terms["walk_away"])
+            for r in line.negotiation_rounds.all()
+        )
+        assert (
+            len([r for r in line.negotiation_rounds.all() if r.action == "counter"])
+            <= line.negotiation_terms["max_rounds"]
+        )
+
+
+def test_a_seller_that_counters_above_its_own_quote_ends_the_negotiation_and_the_quote_stands(sandbox, monkeypatch):
+    state = sandbox.state.sandbox
+    real = state.negotiate
+
+    def greedy(msg, caller):
+        answer = real(msg, caller)
+        answer["round"]["seller_price"] = {"amount_micros": 99_000_000, "currency": "USD"}
+        return answer
+
+    monkeypatch.setattr(state, "negotiate", greedy)
+    job = negotiate_all(run(new_job(kpis={"target_cpm_usd": 5, "max_cpm_usd": 60}), JobStage.PLAN, JobStage.RESEARCH))
+
+    lines = list(job.recommendations.exclude(negotiation_status=""))
+    assert lines and all(line.negotiation_status == "ended" for line in lines)
+    assert all(line.negotiation_outcome.startswith("counter_above_quote") for line in lines)
+    assert all(line.cpm_micros == line.quoted_cpm_micros for line in lines)
+    concluded = Event.objects.filter(flow_id=str(job.pk), event_type="negotiation.concluded")
+    assert {e.payload["outcome"] for e in concluded} == {"ended"}
+
+
+def test_a_worker_killed_mid_negotiation_resumes_without_a_duplicate_round(sandbox, monkeypatch):
+    job = run(new_job(kpis={"target_cpm_usd": 5, "max_cpm_usd": 60}), JobStage.PLAN, JobStage.RESEARCH)
+    state = sandbox.state.sandbox
+    real_record = flow._record_exchange
+    monkeypatch.setattr(flow, "_record_exchange", lambda *a, **k: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        run(job, JobStage.NEGOTIATE)  # the seller answered; nothing of it was stored
+    monkeypatch.setattr(flow, "_record_exchange", real_record)
+    asked = {q: len(state._negotiations[n].rounds) for q, n in state._negotiation_by_quote.items()}
+    assert asked and set(asked.values()) == {1}
+
+    job = negotiate_all(job)
+
+    for line in job.recommendations.exclude(negotiation_status=""):
+        theirs = state._negotiations[state._negotiation_by_quote[line.quote_id]].rounds
+        assert line.negotiation_rounds.count() == len(theirs)  # the replayed message was not a new round
+
+
+def test_the_job_page_shows_each_negotiation_round_and_the_price_it_reached(sandbox, client):
+    from buyer.accounts.models import Role
+    from buyer.accounts.services import user_create
+
+    job = negotiate_all(run(new_job(kpis={"target_cpm_usd": 5, "max_cpm_usd": 60}), JobStage.PLAN, JobStage.RESEARCH))
+    user_create(username="nia", email="nia@example.com", password="s3cret-pass-word", role=Role.MEDIA_BUYER)
+    client.login(username="nia", password="s3cret-pass-word")
+    page = client.get(f"/app/jobs/{job.pk}/").content.decode()
+
+    agreed = job.recommendations.filter(negotiation_status="agreed").first()
+    assert f'id="rounds-{agreed.pk}"' in page and "negotiated</span>" in page
+    assert f"quoted ${agreed.quoted_cpm_micros / 1_000_000:,.2f}" in page
+    assert "Negotiation concluded" in page and f"{agreed.seller_name} · agreed" in page  # the timeline
+
+
+def test_the_api_answers_each_lines_negotiation_with_its_rounds(sandbox, client):
+    job = negotiate_all(run(new_job(kpis={"target_cpm_usd": 5, "max_cpm_usd": 60}), JobStage.PLAN, JobStage.RESEARCH))
+    body = client.get(f"/bookings/{job.pk}").json()
+
+    negotiated = [r for r in body["recommendations"] if r["negotiation"]]
+    assert negotiated
+    for line in negotiated:
+        stored = Recommendation.objects.get(pk=line["recommendation_id"])
+        assert line["negotiation"]["status"] == stored.negotiation_status
+        assert len(line["negotiation"]["rounds"]) == stored.negotiation_rounds.count()
+        assert line["cpm"] <= line["quoted_cpm"] and line["negotiation"]["walk_away_cpm"] <= line["quoted_cpm"]
+    assert all(r["negotiation"] is None for r in body["recommendations"] if r not in negotiated)

@@ -55,7 +55,10 @@ def test_no_strategy_ever_offers_or_accepts_above_its_walk_away_or_the_ceiling(
         assert final.price <= terms.walk_away and final.price == (rounds[-1].seller_price if rounds else quoted)
 
 
-def conceding_seller(quoted, floor, step=D("0.03")):
+THREE_PCT = D("0.03")
+
+
+def conceding_seller(quoted, floor, step=THREE_PCT):
     """The reference seller's way: about 3 % off its quote a round, never below its floor, accepting at it."""
 
     def answer(offer, n):
@@ -67,7 +70,7 @@ def conceding_seller(quoted, floor, step=D("0.03")):
 
 def test_threshold_opens_at_the_target_concedes_by_steps_and_closes_a_deal():
     terms = terms_for(Strategy.THRESHOLD, quoted=D(38), target=D(28), ceiling=D(40), max_rounds=4)
-    moves, rounds = play(Strategy.THRESHOLD, terms, conceding_seller(D(38), D(34)))
+    moves, _ = play(Strategy.THRESHOLD, terms, conceding_seller(D(38), D(34)))
 
     # The seller: $36.86, $35.72, $34.58; our next offer ($35.50) would pass its price, so we take its price.
     assert [m.price for m in moves if m.action == Action.COUNTER] == [D(28), D("30.50"), D(33)]
@@ -78,7 +81,7 @@ def test_threshold_walks_away_when_the_seller_never_comes_within_the_walk_away_p
     terms = terms_for(Strategy.THRESHOLD, quoted=D(38), target=D(20), ceiling=D(30), max_rounds=3)
     moves, _ = play(Strategy.THRESHOLD, terms, lambda offer, n: D(37))
 
-    assert moves[-1].action == Action.WALK_AWAY and "3 rounds" in moves[-1].reason
+    assert moves[-1].action == Action.WALK_AWAY and "3 rounds without" in moves[-1].reason
 
 
 def test_adaptive_matches_the_sellers_concessions_and_walks_away_when_it_stops_moving():
@@ -111,3 +114,12 @@ def test_a_quote_is_negotiated_only_above_the_target_and_with_room_under_the_cei
     assert next_move(Strategy.NONE, terms_for(Strategy.NONE, quoted=D(38), target=D(30), ceiling=None), ()).action == (
         Action.WALK_AWAY
     )
+
+
+def test_on_the_sellers_last_round_its_standing_price_is_taken_rather_than_risking_a_rejection():
+    terms = terms_for(Strategy.THRESHOLD, quoted=D(38), target=D(10), ceiling=D(40), max_rounds=5)
+    rounds = (Round(D(10), D(30), rounds_remaining=2), Round(D("17.00"), D(29), rounds_remaining=1))
+
+    move = next_move(Strategy.THRESHOLD, terms, rounds)
+
+    assert (move.action, move.price) == (Action.ACCEPT, D(29)) and "last round" in move.reason

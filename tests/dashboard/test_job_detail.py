@@ -385,7 +385,7 @@ def test_the_job_detail_takes_a_constant_number_of_queries(buyer, django_assert_
     with django_assert_max_num_queries(len(few.captured_queries)):
         content = buyer.get(reverse("campaigns:job_detail", args=[big.pk])).content.decode()
     assert "Recommendations (12)" in content and "Booked deals (4)" in content
-    assert len(few.captured_queries) <= 12
+    assert len(few.captured_queries) <= 13  # one of them the lines' negotiation rounds
 
 
 def test_approving_a_job_that_does_not_exist_is_the_pages_404(buyer):
