@@ -97,6 +97,14 @@ NEGOTIATION_STRATEGY = env_choice("NEGOTIATION_STRATEGY", "threshold", ["none", 
 NEGOTIATION_MAX_ROUNDS = env_int("NEGOTIATION_MAX_ROUNDS", 3, minimum=1, maximum=10)
 NEGOTIATION_STEP_PCT = env_decimal("NEGOTIATION_STEP_PCT", "25", minimum="1", maximum="100")
 NEGOTIATION_MAX_SECONDS = env_int("NEGOTIATION_MAX_SECONDS", 300, minimum=5, maximum=86_400)
+# Money limits: no line costs more than MAX_LINE_USD (a brief without a max CPM is not unlimited); auto_approve
+# approves only jobs whose lines are each at most AUTO_APPROVE_MAX_LINE_USD and together at most
+# AUTO_APPROVE_MAX_JOB_USD (above, the job waits for a person); no seller gets more than SELLER_MAX_SHARE_PCT
+# of a brief's budget.
+MAX_LINE_USD = env_decimal("MAX_LINE_USD", "1000000", minimum="1", maximum="1000000000")
+AUTO_APPROVE_MAX_LINE_USD = env_decimal("AUTO_APPROVE_MAX_LINE_USD", "100000", minimum="0", maximum="1000000000")
+AUTO_APPROVE_MAX_JOB_USD = env_decimal("AUTO_APPROVE_MAX_JOB_USD", "500000", minimum="0", maximum="1000000000")
+SELLER_MAX_SHARE_PCT = env_decimal("SELLER_MAX_SHARE_PCT", "100", minimum="1", maximum="100")
 # How far a seller's read-back may exceed the approved impressions, CPM or cost before the deal is held.
 BOOKING_TOLERANCE_PCT = env_decimal("BOOKING_TOLERANCE_PCT", "1", minimum="0", maximum="50")
 APPROVAL_TTL_HOURS = env_int("APPROVAL_TTL_HOURS", 72, minimum=1, maximum=24 * 90)

@@ -168,7 +168,13 @@ def step_research(job: BookingJob) -> None:
         for client in clients.values():
             client.close()
 
-    selection = policies.select_within_budget(lines, allocations, terms.budget)
+    selection = policies.select_within_budget(
+        lines,
+        allocations,
+        terms.budget,
+        max_line=settings.MAX_LINE_USD,
+        max_seller_share_pct=settings.SELLER_MAX_SHARE_PCT,
+    )
     skipped = [
         {
             "seller": sellers[s.seller_key].name,
@@ -396,6 +402,26 @@ def _save_recommendations(
     _hand_over(job)
 
 
+def _above_auto_approval_limits(lines: list[Recommendation]) -> str:
+    """Why these lines may not be approved automatically by amount ("" when they may): a line above
+    ``AUTO_APPROVE_MAX_LINE_USD`` or a job above ``AUTO_APPROVE_MAX_JOB_USD`` waits for a person."""
+    line_cap = decimal_to_micros(settings.AUTO_APPROVE_MAX_LINE_USD)
+    job_cap = decimal_to_micros(settings.AUTO_APPROVE_MAX_JOB_USD)
+    big = [r for r in lines if r.cost_micros > line_cap]
+    if big:
+        return (
+            f"{len(big)} line(s) above the auto-approval limit of ${settings.AUTO_APPROVE_MAX_LINE_USD:,.2f} a line "
+            f"(largest ${max(r.cost for r in big):,.2f}) need a human"
+        )
+    total = sum(r.cost_micros for r in lines)
+    if total > job_cap:
+        return (
+            f"${micros_to_decimal(total):,.2f} is above the auto-approval limit of "
+            f"${settings.AUTO_APPROVE_MAX_JOB_USD:,.2f} a job; a human approves it"
+        )
+    return ""
+
+
 def _restricted(names: set[str], sellers: dict[str, Seller] | None = None) -> list[str]:
     if sellers is None:
         sellers = {str(s.pk): s for s in Seller.objects.filter(name__in=names)}
@@ -442,7 +468,8 @@ def _hand_over(job: BookingJob) -> None:
     """Research (and negotiation) done: the lines go to a person for approval, or straight to booking."""
     lines = list(job.recommendations.all())
     restricted = _restricted({r.seller_name for r in lines})
-    auto_approve = job.auto_approve and not restricted
+    over_limit = _above_auto_approval_limits(lines)
+    auto_approve = job.auto_approve and not restricted and not over_limit
     total = micros_to_decimal(sum(r.cost_micros for r in lines))
     payload: dict[str, Any] = {"count": len(lines), "total_cost": total, "budget": job.campaign.budget}
     negotiated = [r for r in lines if r.negotiation_status == NegotiationStatus.AGREED]
@@ -451,6 +478,8 @@ def _hand_over(job: BookingJob) -> None:
         payload["negotiated"] = {"lines": len(negotiated), "cpm_saved": round(saved, 2)}
     if restricted and job.auto_approve:
         payload["auto_approve_withheld"] = f"lines from restricted sellers need a human: {', '.join(restricted)}"
+    elif over_limit and job.auto_approve:
+        payload["auto_approve_withheld"] = over_limit
     if auto_approve:
         if job_advance(job, stage=JobStage.BOOK, status=JobStatus.RUNNING, progress=0.9):
             event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
@@ -462,7 +491,7 @@ def _hand_over(job: BookingJob) -> None:
         else:
             transaction.set_rollback(True)
         return
-    if job.auto_approve:  # restricted: every line waits for a person after all
+    if job.auto_approve:  # restricted or over the limits: every line waits for a person after all
         Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED).update(
             status=RecommendationStatus.PENDING_APPROVAL
         )

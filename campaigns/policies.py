@@ -341,16 +341,37 @@ def quote_problem(line: QuotedLine, terms: BriefTerms) -> str | None:
     return None
 
 
-def select_within_budget(lines: Sequence[QuotedLine], allocations: Sequence[Allocation], budget: Decimal) -> Selection:
-    """Keep the best-ranked lines whose cost fits both their channel's budget and the brief's budget."""
+def select_within_budget(
+    lines: Sequence[QuotedLine],
+    allocations: Sequence[Allocation],
+    budget: Decimal,
+    *,
+    max_line: Decimal | None = None,
+    max_seller_share_pct: Decimal = Decimal(100),
+) -> Selection:
+    """Keep the best-ranked lines whose cost fits their channel's budget and the brief's budget, no line above
+    ``max_line`` (the platform's per-line maximum), and no seller holding more than ``max_seller_share_pct`` of
+    the budget (a concentration cap)."""
     channel_budget = {a.channel: a.amount for a in allocations}
     spent: dict[str, Decimal] = dict.fromkeys(channel_budget, Decimal(0))
+    at_seller: dict[str, Decimal] = {}
+    seller_cap = budget * max_seller_share_pct / 100
     selection = Selection()
     total = Decimal(0)
     for line in sorted(lines, key=lambda ln: (ln.candidate.rank, ln.candidate.channel, ln.candidate.seller_key)):
         channel = line.candidate.channel
         cost = line.cost
-        if channel not in channel_budget:
+        seller = line.candidate.seller_key
+        if max_line is not None and cost > max_line:
+            selection.dropped.append((line, f"cost ${cost:,.2f} is above the per-line maximum ${max_line:,.2f}"))
+        elif max_seller_share_pct < 100 and at_seller.get(seller, Decimal(0)) + cost > seller_cap:
+            selection.dropped.append(
+                (
+                    line,
+                    f"cost ${cost:,.2f} would put more than {max_seller_share_pct:g} % of the budget at one seller",
+                )
+            )
+        elif channel not in channel_budget:
             selection.dropped.append((line, f"channel {channel} has no budget"))
         elif spent[channel] + cost > channel_budget[channel]:
             selection.dropped.append(
@@ -360,6 +381,7 @@ def select_within_budget(lines: Sequence[QuotedLine], allocations: Sequence[Allo
             selection.dropped.append((line, f"cost ${cost:,.2f} would exceed the brief budget ${budget:,.2f}"))
         else:
             spent[channel] += cost
+            at_seller[seller] = at_seller.get(seller, Decimal(0)) + cost
             total += cost
             selection.chosen.append(line)
     return selection

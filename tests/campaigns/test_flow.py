@@ -567,3 +567,33 @@ def test_the_api_answers_each_lines_negotiation_with_its_rounds(sandbox, client)
         assert len(line["negotiation"]["rounds"]) == stored.negotiation_rounds.count()
         assert line["cpm"] <= line["quoted_cpm"] and line["negotiation"]["walk_away_cpm"] <= line["quoted_cpm"]
     assert all(r["negotiation"] is None for r in body["recommendations"] if r not in negotiated)
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "why"),
+    [
+        ("AUTO_APPROVE_MAX_LINE_USD", 1_000, "above the auto-approval limit of $1,000.00 a line"),
+        ("AUTO_APPROVE_MAX_JOB_USD", 10_000, "above the auto-approval limit of $10,000.00 a job"),
+    ],
+)
+def test_auto_approve_above_the_amount_limits_waits_for_a_person(sandbox, settings, limit, value, why):
+    setattr(settings, limit, Decimal(value))
+    job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH)
+
+    assert (job.status, job.stage) == (JobStatus.AWAITING_APPROVAL, JobStage.APPROVAL)
+    assert set(job.recommendations.values_list("status", flat=True)) == {RecommendationStatus.PENDING_APPROVAL}
+    ready = Event.objects.get(flow_id=str(job.pk), event_type="approval.requested")
+    assert why in ready.payload["auto_approve_withheld"]
+    assert not sandbox_deals(sandbox)
+
+
+def test_no_line_costs_more_than_the_platform_maximum_and_no_seller_holds_more_than_its_share(sandbox, settings):
+    settings.MAX_LINE_USD = Decimal(10_000)
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    assert all(r.cost_micros <= 10_000_000_000 for r in job.recommendations.all())
+    skipped = Event.objects.get(flow_id=str(job.pk), event_type="research.completed").payload["skipped"]
+    assert any("above the per-line maximum $10,000.00" in s["reason"] for s in skipped)
+
+    settings.MAX_LINE_USD, settings.SELLER_MAX_SHARE_PCT = Decimal(1_000_000), Decimal(30)
+    other = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    assert sum(r.cost_micros for r in other.recommendations.all()) <= 60_000 * 1_000_000 * 30 // 100

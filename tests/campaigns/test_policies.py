@@ -166,9 +166,11 @@ def _catalogs():
     price_factors=st.lists(
         st.decimals(min_value=Decimal("0.3"), max_value=Decimal("1.6"), places=3), min_size=1, max_size=50
     ),
+    max_line=st.one_of(st.none(), st.decimals(min_value=Decimal(1), max_value=Decimal(500_000), places=2)),
+    seller_share=st.decimals(min_value=Decimal(1), max_value=Decimal(100), places=0),
 )
 def test_selection_never_exceeds_the_budget_the_channel_budgets_or_the_max_cpm(
-    catalogs, budget, channels, max_cpm, target_cpm, price_factors
+    catalogs, budget, channels, max_cpm, target_cpm, price_factors, max_line, seller_share
 ):
     products = {
         seller: [
@@ -198,8 +200,15 @@ def test_selection_never_exceeds_the_budget_the_channel_budgets_or_the_max_cpm(
             line = policies.QuotedLine(candidate, quote_for(candidate, max(final, Decimal("0.01"))))
             if policies.quote_problem(line, t) is None:
                 lines.append(line)
-    selection = policies.select_within_budget(lines, allocations, t.budget)
+    selection = policies.select_within_budget(
+        lines, allocations, t.budget, max_line=max_line, max_seller_share_pct=seller_share
+    )
     assert selection.total <= t.budget
+    at_seller: dict[str, Decimal] = {}
+    for line in selection.chosen:
+        assert max_line is None or line.cost <= max_line
+        at_seller[line.candidate.seller_key] = at_seller.get(line.candidate.seller_key, Decimal(0)) + line.cost
+    assert all(total <= t.budget * seller_share / 100 for total in at_seller.values())
     per_channel = {a.channel: Decimal(0) for a in allocations}
     for line in selection.chosen:
         per_channel[line.candidate.channel] += line.cost
