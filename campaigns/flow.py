@@ -27,7 +27,7 @@ from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_seed_from_settings
 from buyer.sellers.types import Deal, Quote, QuoteRequest
 from buyer.sellers.types import NegotiationRound as SellerRound
-from campaigns import policies
+from campaigns import ledger, policies
 from campaigns.models import (
     BookingJob,
     Campaign,
@@ -481,6 +481,12 @@ def _hand_over(job: BookingJob) -> None:
     elif over_limit and job.auto_approve:
         payload["auto_approve_withheld"] = over_limit
     if auto_approve:
+        try:
+            ledger.reserve(job, lines, reason="auto-approved")
+        except ledger.BudgetExceeded as exc:
+            auto_approve = False
+            payload["auto_approve_withheld"] = str(exc)
+    if auto_approve:
         if job_advance(job, stage=JobStage.BOOK, status=JobStatus.RUNNING, progress=0.9):
             event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
             event_emit(
@@ -883,6 +889,7 @@ def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:
         Recommendation.objects.filter(pk=line.pk).update(
             status=RecommendationStatus.BOOKING_FAILED, status_reason=reason
         )
+        ledger.release(line, reason=f"booking failed: {reason}")
         job_add_errors(job, [f"Booking {line.product_name} ({line.product_id}) at {line.seller_name} failed: {reason}"])
         event_emit(
             EventType.BOOKING_FAILED,
@@ -892,9 +899,11 @@ def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:
 
 
 def _line_back_to_approval(line: Recommendation, why: str) -> None:
-    Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
-        status=RecommendationStatus.PENDING_APPROVAL, status_reason=f"auto-approval stopped: {why}"[:500]
-    )
+    with transaction.atomic():
+        if Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
+            status=RecommendationStatus.PENDING_APPROVAL, status_reason=f"auto-approval stopped: {why}"[:500]
+        ):
+            ledger.release(line, reason="back to a person for approval")
 
 
 def _finish_booking(job: BookingJob) -> None:

@@ -243,6 +243,35 @@ class NegotiationRound(models.Model):
         return None if self.seller_price_micros is None else micros_to_decimal(self.seller_price_micros)
 
 
+class LedgerKind(models.TextChoices):
+    RESERVE = "reserve", "Reserved on approval"
+    COMMIT = "commit", "Committed at booking"
+    RELEASE = "release", "Released"
+
+
+class BudgetEntry(models.Model):
+    """One movement in a campaign's budget ledger (micros, signed: reservations and commitments add, releases
+    subtract). A campaign and its top-ups share one ledger, under the first job; its sum never exceeds the
+    campaign's budget (``campaigns.ledger``)."""
+
+    root = models.ForeignKey(BookingJob, on_delete=models.CASCADE, related_name="budget_entries")
+    job = models.ForeignKey(BookingJob, on_delete=models.CASCADE, related_name="+")
+    recommendation = models.ForeignKey(
+        Recommendation, null=True, blank=True, on_delete=models.CASCADE, related_name="budget_entries"
+    )
+    kind = models.CharField(max_length=8, choices=LedgerKind.choices)
+    amount_micros = models.BigIntegerField()
+    reason = models.CharField(max_length=300, blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["root", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_micros} ({self.root_id})"
+
+
 class DealStatus(models.TextChoices):
     QUOTED = "quoted"
     NEGOTIATING = "negotiating"

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from buyer.events.models import EventType
 from buyer.events.services import event_emit
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
 from buyer.sellers.types import Deal
+from campaigns import ledger
 from campaigns.models import (
     TERMINAL_STATUSES,
     BookedDeal,
@@ -337,6 +338,7 @@ def job_transition(
             Recommendation.objects.filter(
                 job_id=job.pk, status=RecommendationStatus.APPROVED, deal__isnull=True
             ).update(status=RecommendationStatus.BOOKING_FAILED, status_reason=f"not booked: {why}"[:500])
+            ledger.release_job(job, reason=f"not booked: {why}")
         if event is not None:
             event_emit(event, flow_id=str(job.pk), campaign_id=str(job.campaign_id), payload=payload or {})
         job_dispatch(job)
@@ -488,6 +490,8 @@ def _apply_approval(
     if total > job.campaign.budget_micros:
         # Lines are selected within budget, so this means tampering or a bug: refuse to move money.
         raise JobStateError("Approved lines exceed the brief budget")
+    # The campaign's ledger (shared with its top-ups) holds the approved money, or refuses it.
+    ledger.reserve(job, approved, reason=f"approved by {actor or 'a person'}")
     Recommendation.objects.filter(pk__in=[r.pk for r in approved]).update(status=RecommendationStatus.APPROVED)
     Recommendation.objects.filter(pk__in=[r.pk for r in rejected]).update(
         status=RecommendationStatus.REJECTED, status_reason=reason or "not approved"
@@ -562,6 +566,19 @@ def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob
 
 
 def deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") -> BookedDeal:
+    """Store a seller-issued deal for a line, once, and commit its cost in the campaign's ledger; a deal the
+    budget cannot hold is stored held instead (see ``_deal_record``)."""
+    if not flag:
+        cost = decimal_to_micros(deal.final_cpm * deal.impressions / 1000)
+        try:
+            with transaction.atomic():
+                ledger.commit(recommendation, cost_micros=cost, reason=f"deal {deal.deal_id} booked")
+        except ledger.BudgetExceeded as exc:
+            flag = f"the seller booked deal {deal.deal_id} for more than the campaign's budget holds ({exc}): held"
+    return _deal_record(recommendation=recommendation, deal=deal, flag=flag)
+
+
+def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") -> BookedDeal:
     """Store a seller-issued deal for a line, once. A replay for the same line returns the stored deal.
 
     With a ``flag`` (the seller's read-back differs from the approved line) the deal is stored but held in
@@ -656,25 +673,22 @@ def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "")
             raise DealTransitionError(f"Deal {deal.deal_id} is {deal.status}, not held for a decision")
         line = deal.recommendation
         if accept:
-            campaign = deal.job.campaign
-            committed = (
-                BookedDeal.objects.filter(job=deal.job)
-                .exclude(pk=deal.pk)
-                .exclude(status__in=[DealStatus.BOOKING, DealStatus.FAILED, DealStatus.CANCELLED, DealStatus.EXPIRED])
-                .aggregate(total=models.Sum("cost_micros"))["total"]
-                or 0
-            )
-            if committed + deal.cost_micros > campaign.budget_micros:
+            # The line holds its approved cost; the deal needs its own, within the campaign's budget.
+            try:
+                ledger.reserve(deal.job, [_costed(line, deal.cost_micros)], reason=f"held deal {deal.deal_id} accepted")
+            except ledger.BudgetExceeded as exc:
                 raise DealTransitionError(
-                    f"Accepting deal {deal.deal_id} (${deal.cost:,.2f}) would take the campaign over its budget of "
-                    f"${campaign.budget:,.2f}; refuse it and cancel it with the seller"
-                )
+                    f"Accepting deal {deal.deal_id} (${deal.cost:,.2f}) would take the campaign over its budget: "
+                    f"{exc}; refuse it and cancel it with the seller"
+                ) from None
+            ledger.commit(line, cost_micros=deal.cost_micros, reason=f"held deal {deal.deal_id} accepted")
             to_status, reason = DealStatus.BOOKED, f"accepted as the seller booked it ({deal.flag})"
             line_status = RecommendationStatus.BOOKED
         else:
             to_status = DealStatus.FAILED
             reason = f"refused: cancel deal {deal.deal_id} with the seller ({deal.flag})"
             line_status = RecommendationStatus.BOOKING_FAILED
+            ledger.release(line, reason=f"held deal {deal.deal_id} refused")
         if note:
             reason += f"; {note}"
         deal_transition(deal=deal, to_status=to_status, reason=reason[:500], actor=actor)
@@ -786,3 +800,8 @@ def deal_transition_many(moves: Iterable[DealMove], *, actor: str = SYSTEM_ACTOR
     for move in made:
         move.deal.status = move.to_status
     return made
+
+
+def _costed(line: Recommendation, cost_micros: int) -> Recommendation:
+    """``line`` as the ledger should hold it: at ``cost_micros`` (an unsaved copy; the row is not changed)."""
+    return Recommendation(pk=line.pk, job_id=line.job_id, cost_micros=cost_micros)

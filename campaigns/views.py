@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from buyer.accounts.roles import media_buyer_required
+from buyer.errors import Conflict
 from buyer.events.selectors import event_timeline
 from buyer.events.views import timeline_entries
 from buyer.sellers.money import micros_to_decimal
@@ -345,7 +346,7 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         else:
             messages.error(request, "Nothing was approved: choose the lines to approve.")
             return redirect("campaigns:job_detail", job_id=job_id)
-    except services.JobStateError as exc:
+    except Conflict as exc:  # the job's state, or the campaign's budget, refuses it
         messages.error(request, f"Nothing was approved or rejected: {exc}.")
     except services.ApprovalSelectionError:
         messages.error(

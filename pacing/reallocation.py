@@ -21,6 +21,7 @@ from buyer.errors import Conflict, NotFound
 from buyer.events.models import EventType
 from buyer.events.services import event_emit, event_emit_many
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
+from campaigns import ledger
 from campaigns.models import BookingJob, Campaign
 from campaigns.services import JobStateError, job_create_top_up
 from pacing.maths import Move, plan_reallocation
@@ -278,6 +279,10 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
         after[move.from_channel] -= move.amount_micros
         after[move.to_channel] = after.get(move.to_channel, 0) + move.amount_micros
     _still_unspent(job, moves, before)
+    # The money moved is what the giving channels will not spend: released, so the top-ups that spend it fit.
+    ledger.release_for_reallocation(
+        job, amount_micros=sum(m.amount_micros for m in moves), reason=f"reallocation proposal {proposal.pk} approved"
+    )
     for channel, micros in after.items():
         ChannelBudget.objects.update_or_create(job=job, channel=channel, defaults={"budget_micros": micros})
     received: dict[str, int] = defaultdict(int)
