@@ -702,7 +702,31 @@ def _conclude(
 
 
 class LineRefused(Exception):
-    """A line that must not be booked as approved (for example its price rose after approval)."""
+    """A line that must not be booked as approved."""
+
+
+class LineNeedsApproval(Exception):
+    """A line whose re-quote changed beyond the tolerance: it goes back to a person at the new price."""
+
+    def __init__(self, reason: str, quote: Quote):
+        super().__init__(reason)
+        self.quote = quote
+
+
+def _line_requoted(job: BookingJob, line: Recommendation, needs: LineNeedsApproval) -> None:
+    quote = needs.quote
+    with transaction.atomic():
+        Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
+            status=RecommendationStatus.PENDING_APPROVAL,
+            status_reason=str(needs)[:500],
+            quote_id=quote.quote_id,
+            quote_expires_at=quote.expires_at,
+            impressions=quote.impressions,
+            cpm_micros=decimal_to_micros(quote.final_cpm),
+            cost_micros=decimal_to_micros(cost_for(quote.impressions, quote.final_cpm)),
+        )
+        ledger.release(line, reason="re-quoted at another price: back to a person")
+        job_add_errors(job, [f"{line.product_name} at {line.seller_name}: {needs}"])
 
 
 def step_book(job: BookingJob) -> None:
@@ -742,6 +766,9 @@ def step_book(job: BookingJob) -> None:
                 continue
             except LineRefused as exc:
                 _line_failed(job, line, str(exc))
+                continue
+            except LineNeedsApproval as exc:
+                _line_requoted(job, line, exc)
                 continue
             flag = read_back_mismatch(line, deal)
             deal_record(recommendation=line, deal=deal, flag=flag)
@@ -865,10 +892,12 @@ def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommend
             "requote_of": line.quote_id,
         },
     )
-    if quote.final_cpm > line.cpm or quote.impressions != line.impressions:
-        raise LineRefused(
+    if quote.impressions != line.impressions or quote.final_cpm > line.cpm * (1 + settings.BOOKING_TOLERANCE_PCT / 100):
+        raise LineNeedsApproval(
             f"the approved quote expired and the seller now asks ${quote.final_cpm:,.2f} CPM for "
-            f"{quote.impressions:,} impressions (approved ${line.cpm:,.2f} for {line.impressions:,})"
+            f"{quote.impressions:,} impressions (approved ${line.cpm:,.2f} for {line.impressions:,}): approve "
+            "the new price or reject it",
+            quote,
         )
     Recommendation.objects.filter(pk=line.pk).update(
         quote_id=quote.quote_id,

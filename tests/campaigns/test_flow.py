@@ -597,3 +597,25 @@ def test_no_line_costs_more_than_the_platform_maximum_and_no_seller_holds_more_t
     settings.MAX_LINE_USD, settings.SELLER_MAX_SHARE_PCT = Decimal(1_000_000), Decimal(30)
     other = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
     assert sum(r.cost_micros for r in other.recommendations.all()) <= 60_000 * 1_000_000 * 30 // 100
+
+
+def test_a_re_quote_dearer_than_approved_goes_back_to_a_person_at_the_new_price(sandbox):
+    # Negotiated prices live on their quotes: once those expire, the seller re-quotes at its usual price.
+    job = negotiate_all(run(new_job(kpis={"target_cpm_usd": 5, "max_cpm_usd": 60}), JobStage.PLAN, JobStage.RESEARCH))
+    agreed = {r.pk: r.cpm_micros for r in job.recommendations.filter(negotiation_status="agreed")}
+    assert agreed
+    services.job_approve_all(job_id=str(job.pk))
+    later = timezone.now() + timedelta(hours=30)
+    sandbox.state.sandbox.clock = lambda: later
+
+    job = run(job, JobStage.BOOK)
+
+    assert (job.status, job.stage) == (JobStatus.AWAITING_APPROVAL, JobStage.APPROVAL)
+    for line in job.recommendations.filter(pk__in=agreed):
+        assert line.status == RecommendationStatus.PENDING_APPROVAL and line.cpm_micros > agreed[line.pk]
+        assert "approve the new price or reject it" in line.status_reason
+        assert not BookedDeal.objects.filter(recommendation=line).exists()
+    from campaigns.ledger import committed_micros
+
+    booked = sum(d.cost_micros for d in BookedDeal.objects.filter(job=job))
+    assert committed_micros(job) == booked  # the re-quoted lines hold nothing until approved again
