@@ -105,6 +105,8 @@ MAX_LINE_USD = env_decimal("MAX_LINE_USD", "1000000", minimum="1", maximum="1000
 AUTO_APPROVE_MAX_LINE_USD = env_decimal("AUTO_APPROVE_MAX_LINE_USD", "100000", minimum="0", maximum="1000000000")
 AUTO_APPROVE_MAX_JOB_USD = env_decimal("AUTO_APPROVE_MAX_JOB_USD", "500000", minimum="0", maximum="1000000000")
 SELLER_MAX_SHARE_PCT = env_decimal("SELLER_MAX_SHARE_PCT", "100", minimum="1", maximum="100")
+# How often a booked deal is read back from its seller (its status followed: expired, cancelled, completed).
+DEAL_REFRESH_HOURS = env_int("DEAL_REFRESH_HOURS", 24, minimum=1, maximum=24 * 30)
 # How far a seller's read-back may exceed the approved impressions, CPM or cost before the deal is held.
 BOOKING_TOLERANCE_PCT = env_decimal("BOOKING_TOLERANCE_PCT", "1", minimum="0", maximum="50")
 APPROVAL_TTL_HOURS = env_int("APPROVAL_TTL_HOURS", 72, minimum=1, maximum=24 * 90)
@@ -310,7 +312,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "buyer")
 # Pacing has its own queue, so reading delivery never waits behind booking steps (and the other way round).
 CELERY_PACING_QUEUE = env_str("CELERY_PACING_QUEUE", "pacing")
-CELERY_TASK_ROUTES = {"pacing.tasks.*": {"queue": CELERY_PACING_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "pacing.tasks.*": {"queue": CELERY_PACING_QUEUE},
+    "campaigns.tasks.refresh_deals": {"queue": CELERY_PACING_QUEUE},  # seller I/O, never behind booking steps
+}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
@@ -330,6 +335,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(PACING_SNAPSHOT_INTERVAL_SECONDS),
     },
     "pacing-thin-snapshots": {"task": "pacing.tasks.thin_snapshots", "schedule": 6 * 3600.0},
+    "deals-refresh": {"task": "campaigns.tasks.refresh_deals", "schedule": 3600.0},
 }
 
 # --- Logging -----------------------------------------------------------------------------------------------

@@ -308,6 +308,7 @@ class BookedDeal(models.Model):
     flight_end = models.DateField()
     status = models.CharField(max_length=24, choices=DealStatus.choices, default=DealStatus.BOOKED)
     seller_status = models.CharField(max_length=24, blank=True, default="")
+    seller_checked_at = models.DateTimeField(null=True, blank=True, help_text="When the deal was last read back.")
     flag = models.CharField(
         max_length=500,
         blank=True,

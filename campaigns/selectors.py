@@ -54,6 +54,17 @@ def job_get(job_id: str) -> BookingJob | None:
     )
 
 
+def campaign_root_of(key: str) -> BookingJob | None:
+    """A campaign's first job, from the id of any of its jobs or its campaign id; None when unknown."""
+    pk = _uuid_or_none(key)
+    if pk is None:
+        return None
+    job = BookingJob.objects.filter(Q(pk=pk) | Q(campaign_id=pk)).order_by("created_at").first()
+    if job is None:
+        return None
+    return job.parent or job
+
+
 def job_exists(job_id: str) -> bool:
     try:
         return BookingJob.objects.filter(pk=uuid.UUID(str(job_id))).exists()

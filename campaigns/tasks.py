@@ -44,6 +44,13 @@ def job_book(job_id: str) -> None:
     flow.run_step(job_id, JobStage.BOOK, flow.step_book)
 
 
+@shared_task(name="campaigns.tasks.refresh_deals", acks_late=True, soft_time_limit=600, time_limit=660)
+def refresh_deals() -> dict[str, int]:
+    from campaigns.deal_refresh import deals_refresh_due
+
+    return deals_refresh_due()
+
+
 @shared_task(name="campaigns.tasks.sweep_stalled_jobs", acks_late=True, soft_time_limit=120, time_limit=150)
 def sweep_stalled_jobs() -> dict[str, int]:
     return jobs_sweep()

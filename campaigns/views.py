@@ -26,6 +26,7 @@ from buyer.sellers.money import micros_to_decimal
 from campaigns import charts, selectors, services
 from campaigns.forms import BookingForm, DealFilterForm, JobFilterForm
 from campaigns.models import BookedDeal, BookingJob, JobStatus, Recommendation, RecommendationStatus
+from campaigns.reconciliation import reconcile
 from pacing.selectors import budgets_reallocated, campaign_pacing_statuses, deal_pacing
 
 JOBS_PER_PAGE = 25
@@ -403,6 +404,7 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "openrtb_json": json.dumps(deal.openrtb_params, indent=2, sort_keys=True, ensure_ascii=False),
         "transitions": list(deal.transitions.all()),
         "delivered_cpm": _delivered_cpm(deal),
+        "price": reconcile(deal),
         "pacing": deal_pacing(deal),
     }
     return render(request, "campaigns/deal_detail.html", context)

@@ -300,3 +300,23 @@ def test_a_held_deal_shows_why_and_a_person_accepts_or_refuses_it(buyer):
     again = buyer.post(reverse("campaigns:deal_decide", args=[held.pk]), {"decision": "refuse"}, follow=True)
     assert "Nothing was changed" in again.content.decode() and "not held" in again.content.decode()
     assert buyer.post(reverse("campaigns:deal_decide", args=[999_999]), {"decision": "accept"}).status_code == 404
+
+
+def test_the_deal_page_reconciles_quoted_negotiated_booked_and_delivered_prices(buyer):
+    from django.utils import timezone
+
+    from pacing.models import DealDelivery
+
+    flagged = deal(1, cpm_micros=15_000_000)
+    line = flagged.recommendation
+    line.quoted_cpm_micros, line.cpm_micros, line.negotiation_status = 15_000_000, 12_750_000, "agreed"
+    line.save()
+    DealDelivery.objects.create(
+        deal=flagged, impressions=10_000, spend_micros=150_000_000, as_of=timezone.now(), checked_at=timezone.now()
+    )
+    page = buyer.get(reverse("campaigns:deal_detail", args=[flagged.pk])).content.decode()
+    prices = page.split('id="deal-prices"', 1)[1].split("</section>", 1)[0]
+    assert "$12.75 CPM" in prices and "$15.00 CPM" in prices
+    assert "Booked at $15.00 CPM, above the negotiated $12.75: check it with the seller." in prices
+    fine = buyer.get(reverse("campaigns:deal_detail", args=[deal(2, cpm_micros=10_000_000).pk])).content.decode()
+    assert 'id="prices-agree"' in fine
