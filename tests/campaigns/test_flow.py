@@ -619,3 +619,19 @@ def test_a_re_quote_dearer_than_approved_goes_back_to_a_person_at_the_new_price(
 
     booked = sum(d.cost_micros for d in BookedDeal.objects.filter(job=job))
     assert committed_micros(job) == booked  # the re-quoted lines hold nothing until approved again
+
+
+def test_a_quote_an_earlier_attempt_booked_under_another_key_is_read_back_not_booked_twice(sandbox):
+    job = run(new_job(channels=["ctv"]), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    line = job.recommendations.order_by("priority").first()
+    # An earlier attempt (another key: an older buyer version, say) already booked this quote at the seller.
+    earlier = httpx.post(
+        f"{line.seller_url}/api/v1/deals", json={"idempotency_key": "an-older-key", "quote_id": line.quote_id}
+    ).json()["deal"]["deal_id"]
+
+    job = run(job, JobStage.BOOK)
+
+    assert job.status == JobStatus.COMPLETED
+    assert BookedDeal.objects.get(recommendation=line).deal_id == earlier
+    assert len(sandbox_deals(sandbox)) == job.recommendations.count()  # no second deal for that quote
