@@ -575,8 +575,8 @@ def step_negotiate(job: BookingJob) -> None:
 
     clients: dict[str, SellerRestClient] = {}
     for exchange in exchanges:
-        url = exchange.line.seller_url
-        clients.setdefault(url, client_for(exchange.line.seller))  # type: ignore[arg-type]
+        if exchange.line.seller_url not in clients:
+            clients[exchange.line.seller_url] = client_for(exchange.line.seller)  # type: ignore[arg-type]
 
     def send(exchange: _Exchange) -> None:
         line, move = exchange.line, exchange.move

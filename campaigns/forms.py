@@ -64,6 +64,18 @@ class BookingForm(forms.Form):
     # The schema decides the CPM range (above 0, at most 10,000), as it does for the API.
     max_cpm = forms.DecimalField(label="Max CPM (USD)", required=False, max_digits=12)
     target_cpm = forms.DecimalField(label="Target CPM (USD)", required=False, max_digits=12)
+    negotiation = forms.ChoiceField(
+        label="Negotiation",
+        choices=[
+            ("", "Default"),
+            ("threshold", "Threshold"),
+            ("adaptive", "Adaptive"),
+            ("competitive", "Competitive"),
+            ("none", "Do not negotiate"),
+        ],
+        required=False,
+        help_text="Quotes above the target CPM are negotiated, never above the max CPM or the quote.",
+    )
     audience_age = forms.CharField(label="Audience age", required=False, max_length=50, help_text="e.g. 25-54")
     audience_geo = forms.CharField(
         label="Audience geography", required=False, max_length=500, help_text="Comma-separated, e.g. US, CA"
@@ -110,6 +122,7 @@ class BookingForm(forms.Form):
             "kpis": kpis,
             "channels": list(cleaned.get("channels") or []) or None,
             "pacing": cleaned.get("pacing") or PacingCurve.EVEN,
+            "negotiation": cleaned.get("negotiation") or None,
         }
         try:
             cleaned["brief"] = CampaignBriefIn.model_validate(raw)

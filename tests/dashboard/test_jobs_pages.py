@@ -297,6 +297,15 @@ def test_the_form_takes_a_pacing_curve_and_defaults_to_even(buyer):
     assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
 
 
+def test_the_form_takes_a_negotiation_strategy_or_leaves_it_to_the_setting(buyer):
+    buyer.post(reverse("campaigns:job_new"), valid_brief(negotiation="adaptive"))
+    buyer.post(reverse("campaigns:job_new"), valid_brief(name="Plain"))
+    strategies = dict(Campaign.objects.values_list("name", "negotiation_strategy"))
+    assert strategies == {"Holiday push": "adaptive", "Plain": ""}
+    refused = buyer.post(reverse("campaigns:job_new"), valid_brief(name="Odd", negotiation="haggle"))
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+
+
 def test_a_brief_without_channels_or_kpis_lets_the_agent_choose(buyer):
     data = valid_brief(channels=None, max_cpm=None, target_cpm=None, audience_age=None, audience_geo=None)
     data.pop("audience_interests")
