@@ -562,6 +562,9 @@ def step_negotiate(job: BookingJob) -> None:
             _conclude(job, line, NegotiationStatus.ENDED, f"time_limit: {settings.NEGOTIATION_MAX_SECONDS} s")
             continue
         stored = list(line.negotiation_rounds.all())
+        if len(stored) > _terms_of(line).max_rounds + 1:  # every move counts, priced or not
+            _conclude(job, line, NegotiationStatus.ENDED, f"protocol_error: {len(stored)} messages; the quote stands")
+            continue
         priced = tuple(
             Round(r.buyer_price, r.seller_price, r.rounds_remaining)
             for r in stored
@@ -626,7 +629,9 @@ def _record_exchange(job: BookingJob, exchange: _Exchange) -> None:
             defaults={
                 "action": sent,
                 "buyer_price_micros": decimal_to_micros(move.price) if move.price is not None else None,
-                "seller_price_micros": decimal_to_micros(answer.seller_price) if answer.seller_price else None,
+                "seller_price_micros": (
+                    decimal_to_micros(answer.seller_price) if answer.seller_price is not None else None
+                ),
                 "seller_action": answer.action[:24],
                 "status": answer.status[:16],
                 "rounds_remaining": answer.rounds_remaining,
@@ -653,7 +658,10 @@ def _record_exchange(job: BookingJob, exchange: _Exchange) -> None:
         terms = _terms_of(line)
         previous = [r.seller_price for r in line.negotiation_rounds.all() if r.seller_price is not None]
         price = answer.seller_price
-        if price is not None and price > terms.quoted:
+        broken = _protocol_break(sent, answer)
+        if broken:
+            _conclude(job, line, NegotiationStatus.ENDED, f"protocol_error: {broken}; the quote stands")
+        elif price is not None and price > terms.quoted:
             _conclude(job, line, NegotiationStatus.ENDED, f"counter_above_quote: the seller asked ${price}")
         elif price is not None and previous and price > min(previous) and answer.status == "active":
             _conclude(job, line, NegotiationStatus.ENDED, f"counter_rose: the seller went back up to ${price}")
@@ -667,6 +675,19 @@ def _record_exchange(job: BookingJob, exchange: _Exchange) -> None:
             outcome = NegotiationStatus.WALKED_AWAY if sent == "reject" else NegotiationStatus.ENDED
             why = f"walked_away: {move.reason}" if sent == "reject" else f"seller_{answer.status}: the quote stands"
             _conclude(job, line, outcome, why)
+
+
+def _protocol_break(sent: str, answer: SellerRound) -> str:
+    """How the seller's answer to our message breaks the negotiation protocol ("" when it does not)."""
+    if sent == "reject" and answer.status == "accepted":
+        return "the seller answered our walk-away with an agreement"
+    if answer.status == "active" and sent == "accept":
+        return "the seller kept negotiating after we accepted its price"
+    if answer.status == "active" and answer.seller_price is None:
+        return "the seller countered without a price"
+    if answer.status not in {"active", "accepted", "rejected", "expired"}:
+        return f"unknown negotiation status {answer.status!r}"
+    return ""
 
 
 def _conclude(
@@ -730,7 +751,7 @@ def _line_requoted(job: BookingJob, line: Recommendation, needs: LineNeedsApprov
 
 
 def step_book(job: BookingJob) -> None:
-    if job_in_recovery(job):
+    if job_in_recovery(job) or job.cancel_requested:
         step_book_recover(job)
         return
     lines = list(
@@ -742,8 +763,14 @@ def step_book(job: BookingJob) -> None:
     clients: dict[str, SellerRestClient] = {}
     errors: list[str] = []
     transient = False
-    # Sellers whose read-back differed from an approved line: auto-approval of their other lines stops.
-    held: dict[str, str] = {}
+    # Sellers whose read-back differed from an approved line: auto-approval of their other lines stops (this
+    # attempt's, and any earlier attempt's).
+    held: dict[str, str] = {
+        url: f"{name} booked another line differently ({reason})"
+        for url, name, reason in Recommendation.objects.filter(
+            job=job, status=RecommendationStatus.FLAGGED
+        ).values_list("seller_url", "seller_name", "status_reason")
+    }
     try:
         for done, line in enumerate(lines, start=1):
             if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
@@ -758,7 +785,8 @@ def step_book(job: BookingJob) -> None:
             try:
                 deal = _book_line(job, client, line)
             except SellerError as exc:
-                if exc.retryable:
+                # An open breaker follows timeouts: a booking that timed out may exist, so wait and read back.
+                if exc.retryable or exc.code == "circuit_open":
                     transient = True
                     errors.append(f"Seller {line.seller_name}: booking {line.product_id} will be retried: {exc}")
                 else:
@@ -779,12 +807,10 @@ def step_book(job: BookingJob) -> None:
         for client in clients.values():
             client.close()
     job_add_errors(job, errors)
-    if transient and job.attempts < settings.JOB_MAX_ATTEMPTS:
+    if transient:
+        # Retried; past the attempts, the next claim only reads back what a timed-out booking may have made.
         job_retry_later(job, seconds=min(300, 10 * 2**job.attempts))
         return
-    if transient:
-        for line in Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True):
-            _line_failed(job, line, f"seller still unavailable after {job.attempts} attempts")
     _finish_booking(job)
 
 
@@ -800,7 +826,11 @@ def step_book_recover(job: BookingJob) -> None:
     payload = {"lines": len(lines), "attempt": job.attempts, "recovery": True}
     event_emit(EventType.BOOKING_STARTED, **_flow(job), payload=payload)
     clients: dict[str, SellerRestClient] = {}
-    interrupted = f"the booking step was interrupted {job.attempts - 1} times"
+    interrupted = (
+        "the job was cancelled during booking"
+        if job.cancel_requested
+        else f"the booking step was interrupted {job.attempts - 1} times"
+    )
     try:
         for line in lines:
             if line.seller is None:
@@ -899,12 +929,9 @@ def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommend
             "the new price or reject it",
             quote,
         )
-    Recommendation.objects.filter(pk=line.pk).update(
-        quote_id=quote.quote_id,
-        quote_expires_at=quote.expires_at,
-        cpm_micros=decimal_to_micros(quote.final_cpm),
-        cost_micros=decimal_to_micros(cost_for(quote.impressions, quote.final_cpm)),
-    )
+    # The line keeps the price a person approved: the read-back is judged against it, never against a re-quote
+    # (so the tolerance cannot compound over several expiries).
+    Recommendation.objects.filter(pk=line.pk).update(quote_id=quote.quote_id, quote_expires_at=quote.expires_at)
     line.refresh_from_db()
     return client.book_deal(
         idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
@@ -956,7 +983,8 @@ def _finish_booking(job: BookingJob) -> None:
                 payload=payload,
             )
         elif cancelled:
-            reason = f"Cancelled during booking; {len(booked)} deal(s) were already booked."
+            asked = BookingJob.objects.filter(pk=job.pk).values_list("failure_reason", flat=True).first() or ""
+            reason = f"{asked} Cancelled during booking; {len(booked)} deal(s) were already booked.".strip()
             if job_advance(job, stage=JobStage.DONE, status=JobStatus.CANCELLED, progress=1.0, failure_reason=reason):
                 event_emit(EventType.JOB_CANCELLED, **_flow(job), payload={"reason": reason, "booked": len(booked)})
         elif booked:

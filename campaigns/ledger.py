@@ -25,8 +25,10 @@ class BudgetExceeded(Conflict):
 
 
 def _root_locked(job: BookingJob) -> BookingJob:
+    """The campaign's first job, locked for the ledger write: the job row only, and NO KEY UPDATE, so the
+    snapshot runs that reference it (FOR KEY SHARE) never wait for an approval, nor an approval for them."""
     root_id = job.parent_id or job.pk
-    return BookingJob.objects.select_for_update().select_related("campaign").get(pk=root_id)
+    return BookingJob.objects.select_for_update(no_key=True, of=("self",)).select_related("campaign").get(pk=root_id)
 
 
 def committed_micros(root: BookingJob) -> int:

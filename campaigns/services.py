@@ -263,8 +263,12 @@ def job_claim(job_id: str, *, stage: JobStage) -> BookingJob | None:
         job,
         status=JobStatus.RUNNING,
         stage=stage,
-        expect=Q(stage=stage, status__in=[JobStatus.PENDING, JobStatus.RUNNING], cancel_requested=False)
+        # A booking step is claimed even when a cancel is asked for: it reads back what a killed attempt may
+        # have booked, then ends the job cancelled. Other steps stop at a cancel.
+        expect=Q(stage=stage, status__in=[JobStatus.PENDING, JobStatus.RUNNING])
+        & (Q(cancel_requested=False) | Q(stage=JobStage.BOOK))
         & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)),
+        dispatch=False,
         attempts=F("attempts") + 1,
         lease_expires_at=now + timedelta(seconds=settings.JOB_STEP_LEASE_SECONDS),
     )
@@ -307,6 +311,7 @@ def job_transition(
     expect: Q,
     event: EventType | None = None,
     payload: dict[str, Any] | None = None,
+    dispatch: bool = True,
     **fields: Any,
 ) -> bool:
     """The one writer of a job's ``status`` and ``stage``: every change of either passes here.
@@ -316,7 +321,7 @@ def job_transition(
     is set exactly once. A new stage starts with no lease and no attempts. Ending a job releases its approved
     lines that have no deal (``booking_failed``, with why), so no finished job holds a line still ``approved``.
     On success the event is emitted and the next stage's task dispatched, in the same transaction; returns
-    whether the job moved."""
+    whether the job moved. A claim (``dispatch=False``) runs the stage itself: it sends no task."""
     now = timezone.now()
     values: dict[str, Any] = {"status": status, "stage": stage, "updated_at": now, "lease_expires_at": None}
     if stage != job.stage:
@@ -341,7 +346,8 @@ def job_transition(
             ledger.release_job(job, reason=f"not booked: {why}")
         if event is not None:
             event_emit(event, flow_id=str(job.pk), campaign_id=str(job.campaign_id), payload=payload or {})
-        job_dispatch(job)
+        if dispatch:
+            job_dispatch(job)
     return True
 
 
@@ -544,7 +550,9 @@ def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob
     if job.is_terminal:
         raise JobStateError(f"Job is already {job.status}")
     now = timezone.now()
-    if job.stage == JobStage.BOOK and job.lease_expires_at and job.lease_expires_at > now:
+    if job.stage == JobStage.BOOK and (job.attempts > 0 or (job.lease_expires_at and job.lease_expires_at > now)):
+        # A booking step has run: only it can tell what the seller booked. It stops before its next line (or,
+        # if its worker died, the next claim reads back what was booked) and ends the job cancelled.
         BookingJob.objects.filter(pk=job.pk).update(cancel_requested=True, failure_reason=reason, updated_at=now)
         job.cancel_requested = True
         return job
@@ -665,7 +673,9 @@ def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "")
     with transaction.atomic():
         try:
             deal = (
-                BookedDeal.objects.select_for_update().select_related("recommendation", "job__campaign").get(pk=deal_pk)
+                BookedDeal.objects.select_for_update(of=("self",))
+                .select_related("recommendation", "job__campaign")
+                .get(pk=deal_pk)
             )
         except BookedDeal.DoesNotExist:
             raise DealNotFound(deal_pk) from None

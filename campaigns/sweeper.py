@@ -32,7 +32,7 @@ def jobs_sweep() -> dict[str, int]:
         Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, updated_at__lt=stall_cutoff)
     )
     for job in stalled.select_related("campaign")[:500]:
-        if job.cancel_requested:
+        if job.cancel_requested and not (job.stage == JobStage.BOOK and job.attempts > 0):
             reason = job.failure_reason or "Cancelled by user."
             if job_transition(
                 job,
@@ -52,7 +52,8 @@ def jobs_sweep() -> dict[str, int]:
             ):
                 counts["failed"] += 1
         else:
-            # A booking step past its attempts is resumed too: its next claim reads back what the seller booked.
+            # A booking step past its attempts (or cancelled after it ran) is resumed too: its next claim reads
+            # back what the seller booked, then finishes the job.
             with transaction.atomic():
                 # Touch the row so the next pass does not dispatch it again before the task runs.
                 if BookingJob.objects.filter(pk=job.pk, attempts=job.attempts, stage=job.stage).update(

@@ -111,14 +111,22 @@ def needs_redis() -> None:
 
 
 @pytest.fixture
-def fresh_rate_limits(settings) -> None:
+def fresh_rate_limits(settings) -> Iterator[None]:
     """Rate-limit counters of this test alone: a key prefix of its own, in every thread (changing CACHES resets
     Django's cache connections). Never ``clear()``: on Redis that is FLUSHDB, which wipes the counters of the
-    test running beside it in another xdist worker — and those workers' API keys share primary keys."""
+    test running beside it in another xdist worker — and those workers' API keys share primary keys.
+
+    The clock jumps to the start of the next one-minute window (and ticks on), so a test's requests never
+    straddle two windows however slow the machine is."""
     import uuid
+
+    import time_machine
 
     prefix = f"test-{uuid.uuid4().hex}"
     ratelimit = {**settings.CACHES["ratelimit"], "KEY_PREFIX": prefix}
     if "locmem" in ratelimit["BACKEND"]:
         ratelimit["LOCATION"] = prefix
     settings.CACHES = {**settings.CACHES, "ratelimit": ratelimit}
+    window_start = (time.time() // 60 + 1) * 60 + 0.1
+    with time_machine.travel(window_start, tick=True):
+        yield

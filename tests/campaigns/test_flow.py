@@ -236,9 +236,16 @@ def test_a_job_that_books_nothing_ends_failed_with_a_reason(settings):
     with serve_in_thread(app) as url:
         Seller.objects.create(name="Sandbox", base_url=url)
         job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH)
-    # The seller is gone by the time the lines are booked.
+    # The seller is gone by the time the lines are booked: retried, then read back (in vain), then failed.
     job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.RUNNING  # a timed-out booking may exist: never failed blind
+    for _ in range(1 + services.BOOK_RECOVERY_ATTEMPTS):
+        _lease_runs_out(job)
+        job = run(job, JobStage.BOOK)
+        if job.is_terminal:
+            break
     assert job.status == JobStatus.FAILED
+    assert all("check with the seller" in r.status_reason for r in job.recommendations.all())
     assert job.failure_reason.startswith("No approved line could be booked")
     assert job.recommendations.filter(status=RecommendationStatus.BOOKING_FAILED).count() == job.recommendations.count()
     assert Event.objects.filter(flow_id=str(job.pk), event_type="booking.failed").exists()
@@ -314,10 +321,10 @@ def test_cancelling_during_booking_stops_before_the_next_line_and_releases_the_r
     assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
     released = job.recommendations.filter(status=RecommendationStatus.BOOKING_FAILED)
     assert released.count() == job.recommendations.count() - 1
-    assert all(r.status_reason.startswith("not booked: Cancelled during booking") for r in released)
+    assert all(r.status_reason.startswith("not booked: Brief withdrawn. Cancelled during booking") for r in released)
 
 
-def test_the_sweeper_finishes_a_cancel_the_dead_booking_step_never_saw(sandbox):
+def test_the_sweeper_finishes_a_cancel_the_dead_booking_step_never_saw(sandbox, django_capture_on_commit_callbacks):
     job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
     services.job_approve_all(job_id=str(job.pk))
     services.job_claim(str(job.pk), stage=JobStage.BOOK)
@@ -326,10 +333,13 @@ def test_the_sweeper_finishes_a_cancel_the_dead_booking_step_never_saw(sandbox):
     assert job.status == JobStatus.RUNNING and job.cancel_requested
     _lease_runs_out(job)  # the worker died before it looked at the flag
 
-    assert jobs_sweep()["cancelled"] == 1
+    # The dead step may have booked: the watchdog resumes it, and it reads back before ending the job cancelled.
+    with django_capture_on_commit_callbacks() as dispatched:
+        assert jobs_sweep()["resumed"] == 1
+    assert len(dispatched) == 1
+    job = run(job, JobStage.BOOK)
 
-    job.refresh_from_db()
-    assert (job.status, job.failure_reason) == (JobStatus.CANCELLED, "Brief withdrawn.")
+    assert job.status == JobStatus.CANCELLED and "Brief withdrawn." in job.failure_reason
     assert Event.objects.filter(flow_id=str(job.pk), event_type="job.cancelled").count() == 1
     assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
     finished = job.finished_at
@@ -635,3 +645,50 @@ def test_a_quote_an_earlier_attempt_booked_under_another_key_is_read_back_not_bo
     assert job.status == JobStatus.COMPLETED
     assert BookedDeal.objects.get(recommendation=line).deal_id == earlier
     assert len(sandbox_deals(sandbox)) == job.recommendations.count()  # no second deal for that quote
+
+
+def test_a_cancel_after_a_killed_booking_step_still_records_the_deal_the_seller_made(
+    sandbox, monkeypatch, django_capture_on_commit_callbacks
+):
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    monkeypatch.setattr(flow, "deal_record", lambda **kw: (_ for _ in ()).throw(SystemExit("worker killed")))
+    with pytest.raises(SystemExit):
+        run(job, JobStage.BOOK)  # the seller booked the first line; nothing was recorded
+    monkeypatch.undo()
+    _lease_runs_out(job)
+    services.job_cancel(job_id=str(job.pk), reason="Brief withdrawn.")  # after the worker died
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.cancel_requested  # not ended blind
+
+    with django_capture_on_commit_callbacks():
+        assert jobs_sweep()["resumed"] == 1
+    job = run(job, JobStage.BOOK)
+
+    assert job.status == JobStatus.CANCELLED
+    assert {d.deal_id for d in BookedDeal.objects.filter(job=job)} == set(sandbox_deals(sandbox)) != set()
+    assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        (lambda answer: answer["round"].__setitem__("seller_price", None), "countered without a price"),
+        (lambda answer: answer.__setitem__("status", "haggling"), "unknown negotiation status"),
+    ],
+)
+def test_an_answer_that_breaks_the_protocol_ends_the_negotiation_at_once(sandbox, monkeypatch, tamper, why):
+    state = sandbox.state.sandbox
+    real = state.negotiate
+
+    def broken(msg, caller):
+        answer = real(msg, caller)
+        tamper(answer)
+        return answer
+
+    monkeypatch.setattr(state, "negotiate", broken)
+    job = negotiate_all(run(new_job(kpis={"target_cpm_usd": 5, "max_cpm_usd": 60}), JobStage.PLAN, JobStage.RESEARCH))
+
+    lines = list(job.recommendations.exclude(negotiation_status=""))
+    assert lines and all(line.negotiation_status == "ended" and why in line.negotiation_outcome for line in lines)
+    assert all(line.negotiation_rounds.count() == 1 for line in lines)  # not hammered until the time limit
