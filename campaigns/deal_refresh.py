@@ -8,13 +8,15 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from buyer.errors import DomainError
 from buyer.sellers.errors import SellerError
 from buyer.sellers.registry import client_for
+from campaigns import ledger
 from campaigns.models import BookedDeal, DealStatus
-from campaigns.services import DEAL_TRANSITIONS, deal_transition
+from campaigns.services import DEAL_TRANSITIONS, DealTransitionError, deal_transition
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +59,19 @@ def deal_refresh(deal: BookedDeal, *, actor: str = "system") -> BookedDeal:
     deal.seller_status = word[:24]
     ours = SELLER_TO_OURS.get(word)
     if ours is not None and ours in DEAL_TRANSITIONS[DealStatus(deal.status)]:
-        deal_transition(
-            deal=deal, to_status=ours, reason=f"the seller reports the deal {word}", actor=actor, seller_status=word
-        )
+        with transaction.atomic():
+            deal_transition(
+                deal=deal, to_status=ours, reason=f"the seller reports the deal {word}", actor=actor, seller_status=word
+            )
+            if ours in {DealStatus.CANCELLED, DealStatus.EXPIRED} and not _delivered(deal):
+                # It will not deliver: the money it held is free again.
+                ledger.release(deal.recommendation, reason=f"deal {deal.deal_id} {word} at the seller")
     return deal
+
+
+def _delivered(deal: BookedDeal) -> bool:
+    delivery = getattr(deal, "delivery", None)
+    return delivery is not None and (delivery.impressions or delivery.spend_micros) > 0
 
 
 def deals_refresh_due(*, limit: int = 200) -> dict[str, int]:
@@ -77,6 +88,8 @@ def deals_refresh_due(*, limit: int = 200) -> dict[str, int]:
         before = deal.status
         try:
             deal_refresh(deal)
+        except DealTransitionError:  # something else (delivery, a person) moved it meanwhile: next pass
+            continue
         except DealRefreshFailed as exc:
             logger.warning("%s", exc)
             BookedDeal.objects.filter(pk=deal.pk).update(seller_checked_at=timezone.now())

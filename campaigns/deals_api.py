@@ -96,6 +96,8 @@ class ReconciliationFilters(Schema):
     campaign_id: str | None = Field(default=None, max_length=64)
     flagged: bool = False
     format: Literal["json", "csv"] = "json"
+    limit: int = Field(default=1000, ge=1, le=10_000, description="Deals read, newest first")
+    offset: int = Field(default=0, ge=0, le=10_000_000)
 
 
 class ReconciliationRowOut(ReconciliationOut):
@@ -191,7 +193,8 @@ def list_deals(request: HttpRequest, filters: Query[DealFilters]):
 def reconciliation_report(request: HttpRequest, filters: Query[ReconciliationFilters]):
     """``?flagged=true`` keeps the deals whose prices diverge; ``?format=csv`` answers a CSV download."""
     rows = []
-    for deal in _deals(filters.campaign_id).iterator(chunk_size=500):
+    window = _deals(filters.campaign_id)[filters.offset : filters.offset + filters.limit]
+    for deal in window.iterator(chunk_size=500):
         price = _price(deal)
         if filters.flagged and not price["flags"]:
             continue

@@ -31,6 +31,7 @@ from campaigns import ledger, policies
 from campaigns.models import (
     BookingJob,
     Campaign,
+    DealStatus,
     JobStage,
     JobStatus,
     NegotiationRound,
@@ -744,7 +745,12 @@ def _line_requoted(job: BookingJob, line: Recommendation, needs: LineNeedsApprov
             quote_expires_at=quote.expires_at,
             impressions=quote.impressions,
             cpm_micros=decimal_to_micros(quote.final_cpm),
+            quoted_cpm_micros=decimal_to_micros(quote.final_cpm),
             cost_micros=decimal_to_micros(cost_for(quote.impressions, quote.final_cpm)),
+        )
+        Recommendation.objects.filter(pk=line.pk, negotiation_status=NegotiationStatus.AGREED).update(
+            negotiation_status=NegotiationStatus.ENDED,
+            negotiation_outcome=f"the negotiated quote expired; the seller re-quoted at ${quote.final_cpm:,.2f}",
         )
         ledger.release(line, reason="re-quoted at another price: back to a person")
         job_add_errors(job, [f"{line.product_name} at {line.seller_name}: {needs}"])
@@ -963,7 +969,10 @@ def _line_back_to_approval(line: Recommendation, why: str) -> None:
 
 
 def _finish_booking(job: BookingJob) -> None:
-    booked = list(job.deals.all())
+    deals = list(job.deals.all())
+    # Held deals exist at the seller but are not counted as booked until a person accepts them.
+    booked = [d for d in deals if d.status not in {DealStatus.BOOKING, DealStatus.FAILED}]
+    held = [d for d in deals if d.status == DealStatus.BOOKING]
     total = micros_to_decimal(sum(d.cost_micros for d in booked))
     cancelled = BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
     waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL)
@@ -987,12 +996,12 @@ def _finish_booking(job: BookingJob) -> None:
             reason = f"{asked} Cancelled during booking; {len(booked)} deal(s) were already booked.".strip()
             if job_advance(job, stage=JobStage.DONE, status=JobStatus.CANCELLED, progress=1.0, failure_reason=reason):
                 event_emit(EventType.JOB_CANCELLED, **_flow(job), payload={"reason": reason, "booked": len(booked)})
-        elif booked:
+        elif booked or held:
             if job_advance(job, stage=JobStage.DONE, status=JobStatus.COMPLETED, progress=1.0):
                 event_emit(
                     EventType.JOB_COMPLETED,
                     **_flow(job),
-                    payload={"booked": len(booked), "total_cost": total},
+                    payload={"booked": len(booked), "total_cost": total, "held": len(held)},
                 )
         else:
             reason = "No approved line could be booked; see errors."

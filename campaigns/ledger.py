@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from buyer.errors import Conflict
 from buyer.sellers.money import micros_to_decimal
@@ -110,14 +110,32 @@ def _settle(line: Recommendation, target: int, kind: str, reason: str) -> None:
             )
 
 
-def release_for_reallocation(root: BookingJob, *, amount_micros: int, reason: str) -> None:
-    """Money a channel is projected not to spend, moved to another by an approved reallocation: released from
-    the ledger so the top-up that spends it fits the budget."""
+def release_for_reallocation(
+    root: BookingJob, *, channel: str, amount_micros: int, projected_micros: int, reason: str
+) -> int:
+    """Money ``channel`` is projected not to spend, moved to another channel by an approved reallocation: what
+    of it the channel has *committed* (its deals' cost above its projected spend, less what earlier
+    reallocations released) is released, so the top-up that spends it fits the budget. Money the channel never
+    committed is free already and is not released twice. Returns the micros released."""
     with transaction.atomic():
         locked = _root_locked(root)
-        BudgetEntry.objects.create(
-            root=locked, job=locked, kind=LedgerKind.RELEASE, amount_micros=-amount_micros, reason=reason[:300]
+        on_channel = (
+            BudgetEntry.objects.filter(root=locked)
+            .filter(Q(recommendation__channel=channel) | Q(recommendation__isnull=True, channel=channel))
+            .aggregate(total=Sum("amount_micros"))["total"]
+            or 0
         )
+        amount = max(0, min(amount_micros, on_channel - projected_micros))
+        if amount:
+            BudgetEntry.objects.create(
+                root=locked,
+                job=locked,
+                kind=LedgerKind.RELEASE,
+                channel=channel,
+                amount_micros=-amount,
+                reason=reason[:300],
+            )
+        return amount
 
 
 def release_job(job: BookingJob, *, reason: str) -> None:

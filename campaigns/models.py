@@ -260,6 +260,7 @@ class BudgetEntry(models.Model):
         Recommendation, null=True, blank=True, on_delete=models.CASCADE, related_name="budget_entries"
     )
     kind = models.CharField(max_length=8, choices=LedgerKind.choices)
+    channel = models.CharField(max_length=24, blank=True, default="", help_text="A reallocation's giving channel.")
     amount_micros = models.BigIntegerField()
     reason = models.CharField(max_length=300, blank=True, default="")
     at = models.DateTimeField(auto_now_add=True)

@@ -344,6 +344,9 @@ def job_transition(
                 job_id=job.pk, status=RecommendationStatus.APPROVED, deal__isnull=True
             ).update(status=RecommendationStatus.BOOKING_FAILED, status_reason=f"not booked: {why}"[:500])
             ledger.release_job(job, reason=f"not booked: {why}")
+            Recommendation.objects.filter(job_id=job.pk, status=RecommendationStatus.PENDING_APPROVAL).update(
+                status=RecommendationStatus.REJECTED, status_reason=f"not decided: {why}"[:500]
+            )
         if event is not None:
             event_emit(event, flow_id=str(job.pk), campaign_id=str(job.campaign_id), payload=payload or {})
         if dispatch:

@@ -12,8 +12,15 @@ from django.utils import timezone
 
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
-from campaigns.models import BookingJob, JobStage, JobStatus
-from campaigns.services import AWAITING, BOOK_RECOVERY_ATTEMPTS, job_dispatch, job_fail, job_transition
+from campaigns.models import BookingJob, DealStatus, JobStage, JobStatus
+from campaigns.services import (
+    AWAITING,
+    BOOK_RECOVERY_ATTEMPTS,
+    job_add_errors,
+    job_dispatch,
+    job_fail,
+    job_transition,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +77,35 @@ def jobs_sweep() -> dict[str, int]:
 
     expired = BookingJob.objects.filter(status=JobStatus.AWAITING_APPROVAL, approval_expires_at__lt=now)
     for job in expired.select_related("campaign")[:500]:
-        reason = f"Approval window of {settings.APPROVAL_TTL_HOURS} h expired; nothing was booked."
-        if job_transition(
-            job,
-            status=JobStatus.CANCELLED,
-            stage=JobStage.DONE,
-            expect=AWAITING,
-            event=EventType.APPROVAL_EXPIRED,
-            payload={"reason": reason},
-            failure_reason=reason,
-        ):
-            counts["expired"] += 1
+        booked = job.deals.exclude(status__in=[DealStatus.BOOKING, DealStatus.FAILED]).count()
+        if booked:
+            # Lines that came back to a person after some were booked: those deals stand, the job is done.
+            reason = (
+                f"Approval window of {settings.APPROVAL_TTL_HOURS} h expired; the lines awaiting approval were not "
+                f"booked ({booked} deal(s) booked before stay booked)."
+            )
+            moved = job_transition(
+                job,
+                status=JobStatus.COMPLETED,
+                stage=JobStage.DONE,
+                expect=AWAITING,
+                event=EventType.APPROVAL_EXPIRED,
+                payload={"reason": reason, "booked": booked},
+            )
+            if moved:
+                job_add_errors(job, [reason])
+        else:
+            reason = f"Approval window of {settings.APPROVAL_TTL_HOURS} h expired; nothing was booked."
+            moved = job_transition(
+                job,
+                status=JobStatus.CANCELLED,
+                stage=JobStage.DONE,
+                expect=AWAITING,
+                event=EventType.APPROVAL_EXPIRED,
+                payload={"reason": reason},
+                failure_reason=reason,
+            )
+        counts["expired"] += int(moved)
     if any(counts.values()):
         logger.info("sweeper: %s", counts)
     return counts

@@ -279,10 +279,20 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
         after[move.from_channel] -= move.amount_micros
         after[move.to_channel] = after.get(move.to_channel, 0) + move.amount_micros
     _still_unspent(job, moves, before)
-    # The money moved is what the giving channels will not spend: released, so the top-ups that spend it fit.
-    ledger.release_for_reallocation(
-        job, amount_micros=sum(m.amount_micros for m in moves), reason=f"reallocation proposal {proposal.pk} approved"
-    )
+    # The money moved is what the giving channels will not spend: what of it they committed is released, so the
+    # top-ups that spend it fit the campaign's budget.
+    projected = _projected(job, [m.from_channel for m in moves])
+    given: dict[str, int] = defaultdict(int)
+    for move in moves:
+        given[move.from_channel] += move.amount_micros
+    for channel, amount in given.items():
+        ledger.release_for_reallocation(
+            job,
+            channel=channel,
+            amount_micros=amount,
+            projected_micros=projected.get(channel, 0),
+            reason=f"reallocation proposal {proposal.pk} approved: {channel} is projected not to spend it",
+        )
     for channel, micros in after.items():
         ChannelBudget.objects.update_or_create(job=job, channel=channel, defaults={"budget_micros": micros})
     received: dict[str, int] = defaultdict(int)
@@ -326,11 +336,7 @@ def _still_unspent(job: BookingJob, moves: list[ReallocationMove], budgets: dict
     given: dict[str, int] = defaultdict(int)
     for move in moves:
         given[move.from_channel] += move.amount_micros
-    projected = dict(
-        PacingSnapshot.objects.current()
-        .filter(job=job, scope=Scope.CHANNEL, channel__in=list(given))
-        .values_list("channel", "projected_micros")
-    )
+    projected = _projected(job, list(given))
     for channel, amount in given.items():
         spare = budgets.get(channel, 0) - projected.get(channel, budgets.get(channel, 0))
         if spare < amount:
@@ -338,6 +344,15 @@ def _still_unspent(job: BookingJob, moves: list[ReallocationMove], budgets: dict
                 f"{channel} is now projected to leave {_money(max(spare, 0))} unspent, less than the "
                 f"{_money(amount)} this proposal moves; reject it and wait for the next one"
             )
+
+
+def _projected(job: BookingJob, channels: list[str]) -> dict[str, int]:
+    """The channels' projected spend in the campaign's latest snapshot."""
+    return dict(
+        PacingSnapshot.objects.current()
+        .filter(job=job, scope=Scope.CHANNEL, channel__in=channels)
+        .values_list("channel", "projected_micros")
+    )
 
 
 def proposal_reject(*, proposal_id: int | str, actor: str, note: str = "") -> ReallocationProposal:

@@ -176,3 +176,20 @@ def test_a_held_deal_is_decided_over_the_api_and_a_read_only_key_cannot(client):
         headers={"X-API-Key": writer},
     )
     assert bogus.status_code == 422
+
+
+def test_a_deal_the_seller_cancelled_before_it_delivered_frees_its_money(settings):
+    from campaigns import ledger
+    from campaigns.deal_refresh import deal_refresh
+
+    settings.SELLER_TIMEOUT_SECONDS, settings.SELLER_MAX_RETRIES = 1, 0
+    app = create_app()
+    with serve_in_thread(app) as url:
+        seller = SellerFactory(base_url=url)
+        seller_deal = _book_at(url)
+        ours = deal(1, deal_id=seller_deal, seller=seller, seller_url=url)
+        ledger.commit(ours.recommendation, cost_micros=ours.cost_micros, reason="booked")
+        app.state.sandbox._deals[seller_deal].status = "rejected"
+        deal_refresh(ours)
+    assert ours.status == DealStatus.CANCELLED
+    assert ledger.held_micros(ours.recommendation) == 0

@@ -692,3 +692,19 @@ def test_an_answer_that_breaks_the_protocol_ends_the_negotiation_at_once(sandbox
     lines = list(job.recommendations.exclude(negotiation_status=""))
     assert lines and all(line.negotiation_status == "ended" and why in line.negotiation_outcome for line in lines)
     assert all(line.negotiation_rounds.count() == 1 for line in lines)  # not hammered until the time limit
+
+
+def test_an_approval_that_expires_after_some_lines_were_booked_completes_on_those_deals(sandbox):
+    sandbox.state.sandbox.overprice_pct = Decimal(20)  # the first deal is held: the seller's other lines come back
+    job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.AWAITING_APPROVAL
+    services.deal_flag_resolve(deal_pk=BookedDeal.objects.get(job=job).pk, accept=True, actor="ada")
+    BookingJob.objects.filter(pk=job.pk).update(approval_expires_at=timezone.now() - timedelta(minutes=1))
+
+    assert jobs_sweep()["expired"] == 1
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and job.failure_reason == ""
+    assert any("1 deal(s) booked before stay booked" in e for e in job.errors)
+    assert set(job.recommendations.exclude(deal__isnull=False).values_list("status", flat=True)) == {"rejected"}
+    assert all(r.status_reason.startswith("not decided") for r in job.recommendations.filter(status="rejected"))

@@ -35,7 +35,7 @@ operation = st.one_of(
     st.tuples(st.just("commit"), st.integers(0, 7), st.integers(0, 120)),  # booked at 0-120 % of its cost
     st.tuples(st.just("requote"), st.integers(0, 7), st.integers(50, 150)),  # a new price, then booked
     st.tuples(st.just("release"), st.integers(0, 7)),
-    st.tuples(st.just("reallocate"), st.integers(1, 20_000)),
+    st.tuples(st.just("reallocate"), st.integers(1, 20_000), st.integers(0, 40_000)),  # amount, projected
 )
 
 
@@ -70,8 +70,14 @@ class CommitmentsNeverExceedTheBudget(TestCase):
                         ledger.commit(line, cost_micros=new_cost, reason="re-quoted and booked")
                 case ("release", i):
                     ledger.release(lines[i], reason="failed")
-                case ("reallocate", amount):
-                    ledger.release_for_reallocation(root, amount_micros=amount * M, reason="moved")
+                case ("reallocate", amount, projected):
+                    ledger.release_for_reallocation(
+                        root,
+                        channel="branding",
+                        amount_micros=amount * M,
+                        projected_micros=projected * M,
+                        reason="moved",
+                    )
             assert committed_micros(root) <= budget * M
             assert all(held_micros(line) >= 0 for line in lines)
         assert not BudgetEntry.objects.filter(root=top_up).exists()  # one ledger, under the first job
@@ -107,3 +113,18 @@ def test_a_deal_dearer_than_its_reservation_takes_the_difference_only_if_the_bud
         ledger.commit(other, cost_micros=20_000 * M, reason="booked more than the budget holds")
 
     assert held_micros(other) == 19_000 * M and committed_micros(root) <= 50_000 * M
+
+
+def test_a_reallocation_releases_only_what_the_giving_channel_committed_and_will_not_spend():
+    root, (giver, taker) = campaign(100_000, lines=(30_000, 50_000))
+    Recommendation.objects.filter(pk=taker.pk).update(channel="ctv")
+    ledger.reserve(root, [giver, taker])
+    # branding was allocated $50,000 but booked $30,000 and will spend $28,000: $22,000 moves, $2,000 of it held.
+    released = ledger.release_for_reallocation(
+        root, channel="branding", amount_micros=22_000 * M, projected_micros=28_000 * M, reason="moved"
+    )
+    assert released == 2_000 * M and committed_micros(root) == 78_000 * M
+    again = ledger.release_for_reallocation(
+        root, channel="branding", amount_micros=22_000 * M, projected_micros=28_000 * M, reason="moved again"
+    )
+    assert again == 0 and committed_micros(root) == 78_000 * M  # never released twice
