@@ -95,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="sandbox",
         help="reference: MCP tools answer exactly as the reference seller's (legacy words, no booking tool)",
     )
+    parser.add_argument(
+        "--overbook-pct",
+        type=float,
+        default=0.0,
+        help="misbehave: book this many percent more impressions than quoted (a buyer should hold such deals)",
+    )
+    parser.add_argument(
+        "--overprice-pct",
+        type=float,
+        default=0.0,
+        help="misbehave: book at a CPM this many percent above the agreed price",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence and of scatter delivery")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
@@ -114,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             delivery_profiles=dict(args.delivery_profiles),
             mcp_dialect=args.mcp_dialect,
+            overbook_pct=args.overbook_pct,
+            overprice_pct=args.overprice_pct,
         )
-    except ValueError as exc:  # a profile for a product this catalog does not have
+    except ValueError as exc:  # a profile for a product this catalog does not have, a drift out of range
         parser.error(str(exc))
     # Keys are secrets: report how many were configured, never which.
     print(

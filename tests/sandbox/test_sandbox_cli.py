@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from buyer.sandbox.__main__ import build_parser
+from buyer.sandbox.__main__ import build_parser, main
 
 from ._support import free_port
 
@@ -94,6 +94,9 @@ def test_cli_defaults_and_argument_checks() -> None:
     for bad in (["--api-key", "nokey"], ["--api-key", "k:gold"], ["--failure-rate", "2"], ["--catalog", "x"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(bad)
+    assert build_parser().parse_args(["--overbook-pct", "20"]).overbook_pct == 20.0
+    with pytest.raises(SystemExit):
+        main(["--overprice-pct", "5000"])  # refused before it serves
 
 
 def test_the_sandbox_package_does_not_import_django() -> None:
