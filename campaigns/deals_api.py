@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
+from pydantic import ConfigDict
 
 from buyer.apikeys.auth import write_auth
 from campaigns import deal_refresh, selectors, services
@@ -88,6 +89,8 @@ class DealHistoryOut(Schema):
 
 
 class DecideIn(Schema):
+    model_config = ConfigDict(extra="forbid")  # a money decision: nothing unexpected is ignored
+
     decision: Literal["accept", "refuse"]
     note: str = Field(default="", max_length=300)
 
@@ -107,6 +110,8 @@ class ReconciliationRowOut(ReconciliationOut):
     seller_name: str
     product_name: str
     impressions: int
+    status: str
+    cost: float
 
 
 class ReconciliationReportOut(Schema):
@@ -144,7 +149,7 @@ def _row(deal: BookedDeal) -> dict[str, Any]:
         "impressions": deal.impressions,
         "cpm": float(deal.cpm),
         "cost": float(deal.cost),
-        "status": deal.status,
+        "status": "held" if deal.held else deal.status,
         "seller_status": deal.seller_status,
         "held_because": deal.flag if deal.status == DealStatus.BOOKING else "",
         "flight_start": deal.flight_start,
@@ -206,12 +211,15 @@ def reconciliation_report(request: HttpRequest, filters: Query[ReconciliationFil
                 "seller_name": deal.recommendation.seller_name,
                 "product_name": deal.product_name,
                 "impressions": deal.impressions,
+                "status": "held" if deal.held else deal.status,
+                "cost": float(deal.cost),
                 **price,
             }
         )
     if filters.format == "csv":
         out = io.StringIO()
-        columns = ["id", "deal_id", "job_id", "seller_name", "product_name", "impressions", "quoted_cpm"]
+        columns = ["id", "deal_id", "job_id", "seller_name", "product_name", "status", "impressions", "cost"]
+        columns += ["quoted_cpm"]
         columns += ["negotiated_cpm", "booked_cpm", "delivered_cpm", "flags"]
         writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()

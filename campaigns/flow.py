@@ -42,6 +42,7 @@ from campaigns.models import (
 from campaigns.negotiation import Action, Round, Strategy, Terms, next_move, terms_for, worth_negotiating
 from campaigns.negotiation import Move as NegotiationMove
 from campaigns.services import (
+    AUTO_APPROVER,
     BOOK_RECOVERY_ATTEMPTS,
     deal_record,
     job_add_errors,
@@ -334,6 +335,7 @@ def _save_recommendations(
     # Lines from restricted sellers always wait for a human, so such a job is not auto-approved.
     auto_approve = job.auto_approve and not restricted
     status = RecommendationStatus.APPROVED if auto_approve else RecommendationStatus.PENDING_APPROVAL
+    approved_by = AUTO_APPROVER if auto_approve else ""
     strategy = Strategy(job.campaign.negotiation_strategy or settings.NEGOTIATION_STRATEGY)
     recommendations = []
     for priority, line in enumerate(selection.chosen, start=1):
@@ -371,6 +373,7 @@ def _save_recommendations(
             priority=priority,
             rationale=candidate.rationale + price_note,
             status=status,
+            approved_by=approved_by,
         )
         competing = tuple(
             other.quote.final_cpm
@@ -500,7 +503,7 @@ def _hand_over(job: BookingJob) -> None:
         return
     if job.auto_approve:  # restricted or over the limits: every line waits for a person after all
         Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED).update(
-            status=RecommendationStatus.PENDING_APPROVAL
+            status=RecommendationStatus.PENDING_APPROVAL, approved_by=""
         )
     expires = timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS)
     if job_advance(
@@ -648,6 +651,8 @@ def _record_exchange(job: BookingJob, exchange: _Exchange) -> None:
             payload={
                 "recommendation_id": line.pk,
                 "seller": line.seller_name,
+                "product_id": line.product_id,
+                "product": line.product_name,
                 "round": exchange.number,
                 "action": sent,
                 "buyer_price": move.price,
@@ -663,15 +668,15 @@ def _record_exchange(job: BookingJob, exchange: _Exchange) -> None:
         if broken:
             _conclude(job, line, NegotiationStatus.ENDED, f"protocol_error: {broken}; the quote stands")
         elif price is not None and price > terms.quoted:
-            _conclude(job, line, NegotiationStatus.ENDED, f"counter_above_quote: the seller asked ${price}")
+            _conclude(job, line, NegotiationStatus.ENDED, f"counter_above_quote: the seller asked ${price:,.2f}")
         elif price is not None and previous and price > min(previous) and answer.status == "active":
-            _conclude(job, line, NegotiationStatus.ENDED, f"counter_rose: the seller went back up to ${price}")
+            _conclude(job, line, NegotiationStatus.ENDED, f"counter_rose: the seller went back up to ${price:,.2f}")
         elif answer.status == "accepted":
             agreed = price if price is not None else move.price
             if agreed is None or agreed > terms.walk_away:
                 _conclude(job, line, NegotiationStatus.ENDED, f"agreed_above_walk_away: ${agreed}")
             else:
-                _conclude(job, line, NegotiationStatus.AGREED, f"agreed at ${agreed} CPM", agreed=agreed)
+                _conclude(job, line, NegotiationStatus.AGREED, f"at ${agreed:,.2f} CPM", agreed=agreed)
         elif answer.status in {"rejected", "expired"} or sent == "reject":
             outcome = NegotiationStatus.WALKED_AWAY if sent == "reject" else NegotiationStatus.ENDED
             why = f"walked_away: {move.reason}" if sent == "reject" else f"seller_{answer.status}: the quote stands"
@@ -712,6 +717,7 @@ def _conclude(
                 "recommendation_id": line.pk,
                 "seller": line.seller_name,
                 "product_id": line.product_id,
+                "product": line.product_name,
                 "outcome": str(status),
                 "reason": outcome,
                 "quoted_cpm": line.negotiation_terms.get("quoted"),
@@ -781,7 +787,8 @@ def step_book(job: BookingJob) -> None:
         for done, line in enumerate(lines, start=1):
             if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
                 break
-            if job.auto_approve and line.seller_url in held:
+            # Only what auto_approve approved waits for a person again: a person's own approval is booked.
+            if line.approved_by == AUTO_APPROVER and line.seller_url in held:
                 _line_back_to_approval(line, held[line.seller_url])
                 continue
             if line.seller is None:
@@ -873,10 +880,7 @@ def read_back_mismatch(line: Recommendation, confirmed: Deal) -> str:
         problems.append(f"${cost:,.2f} (approved ${line.cost:,.2f})")
     if not problems:
         return ""
-    return (
-        f"the seller booked deal {confirmed.deal_id} at {', '.join(problems)}: held, not counted as booked, "
-        "until you accept it or refuse it and cancel it with the seller"
-    )
+    return f"the seller booked deal {confirmed.deal_id} at {', '.join(problems)}"
 
 
 def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:

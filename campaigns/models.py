@@ -183,6 +183,9 @@ class Recommendation(models.Model):
         max_length=24, choices=RecommendationStatus.choices, default=RecommendationStatus.PENDING_APPROVAL
     )
     status_reason = models.TextField(blank=True, default="")
+    approved_by = models.CharField(
+        max_length=150, blank=True, default="", help_text="Who approved the line: a person, or 'auto' (auto_approve)."
+    )
     negotiation_status = models.CharField(max_length=16, choices=NegotiationStatus.choices, blank=True, default="")
     negotiation_outcome = models.CharField(max_length=300, blank=True, default="")
     negotiation_id = models.CharField(max_length=200, blank=True, default="")
@@ -329,6 +332,24 @@ class BookedDeal(models.Model):
 
     def __str__(self) -> str:
         return self.deal_id
+
+    @property
+    def held(self) -> bool:
+        """Issued by the seller on other terms than approved, awaiting a person's decision."""
+        return self.status == DealStatus.BOOKING and bool(self.flag)
+
+    @property
+    def counted(self) -> bool:
+        """Counted as booked: neither held nor refused."""
+        return self.status not in (DealStatus.BOOKING, DealStatus.FAILED)
+
+    @property
+    def state_label(self) -> str:
+        if self.held:
+            return "held"
+        if self.status == DealStatus.FAILED and self.flag:
+            return "refused"
+        return self.get_status_display().lower()
 
     @property
     def cpm(self) -> Decimal:

@@ -82,7 +82,8 @@ def job_detail(job: BookingJob) -> dict[str, Any]:
                 "impressions": d.impressions,
                 "cpm": float(d.cpm),
                 "cost": float(d.cost),
-                "booking_status": d.status,
+                "booking_status": "held" if d.held else d.status,
+                "held_because": d.flag if d.held else "",
                 "booked_at": d.booked_at,
                 "seller_id": str(d.seller_id or ""),
                 "seller_url": d.seller_url,
@@ -95,8 +96,10 @@ def job_detail(job: BookingJob) -> dict[str, Any]:
                 "order_id": None,
             }
             for d in deals
+            if d.counted or d.held  # a refused deal is not a booked line
         ],
-        "total_cost": float(micros_to_decimal(sum(d.cost_micros for d in deals))),
+        # What is booked: a held deal waits for a person, a refused one is not counted.
+        "total_cost": float(micros_to_decimal(sum(d.cost_micros for d in deals if d.counted))),
         "errors": job.errors,
         "failure_reason": job.failure_reason or None,
         "approval_expires_at": job.approval_expires_at,

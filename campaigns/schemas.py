@@ -73,6 +73,10 @@ class CampaignBriefIn(Schema):
                 price = value[key]
                 if isinstance(price, bool) or not isinstance(price, int | float) or not 0 < price <= 10_000:
                     raise ValueError(f"{key} must be a number between 0 and 10000 (USD CPM)")
+        ceiling = next((value[k] for k in ("max_cpm_usd", "max_cpm") if value.get(k) is not None), None)
+        target = next((value[k] for k in ("target_cpm_usd", "target_cpm") if value.get(k) is not None), None)
+        if ceiling is not None and target is not None and target > ceiling:
+            raise ValueError(f"target_cpm ({target}) must not be above max_cpm ({ceiling})")
         return value
 
 
@@ -177,7 +181,8 @@ class BookedLineOut(Schema):
     impressions: int
     cpm: float
     cost: float
-    booking_status: str
+    booking_status: str = Field(description="booked, delivering, …, or held (awaiting a person's decision)")
+    held_because: str = ""
     booked_at: datetime
     seller_id: str
     seller_url: str

@@ -9,7 +9,7 @@ from django.db.models import Case, Count, OuterRef, Prefetch, Q, QuerySet, Subqu
 from django.db.models.functions import Coalesce
 
 from buyer.sellers.models import Seller
-from campaigns.models import BookedDeal, BookingJob, DealTransition, JobStatus, Recommendation
+from campaigns.models import BookedDeal, BookingJob, DealStatus, DealTransition, JobStatus, Recommendation
 
 # What a job list shows; the JSON columns (allocations, errors, briefs) stay in the database.
 JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "campaign__budget_micros")
@@ -80,7 +80,14 @@ JOB_ROW_FIELDS = (*JOB_LIST_FIELDS, "failure_reason", "campaign__channels")
 
 def _job_rows() -> QuerySet[BookingJob]:
     # A subquery rather than a JOIN + GROUP BY, so the paginator's COUNT stays a plain count of jobs.
-    deals = BookedDeal.objects.filter(job=OuterRef("pk")).order_by().values("job").annotate(n=Count("pk")).values("n")
+    deals = (
+        BookedDeal.objects.filter(job=OuterRef("pk"))
+        .exclude(status__in=[DealStatus.BOOKING, DealStatus.FAILED])  # held or refused: not booked
+        .order_by()
+        .values("job")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return (
         BookingJob.objects.select_related("campaign")
         .only(*JOB_ROW_FIELDS)

@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 MAX_ERRORS_KEPT = 200
 # The actor recorded for what the buyer's own processes do (booking, delivery tracking), as against a person.
 SYSTEM_ACTOR = "system"
+# Who approved a line that auto_approve approved (``Recommendation.approved_by``).
+AUTO_APPROVER = "auto"
 
 
 class JobNotFound(NotFound):
@@ -501,7 +503,9 @@ def _apply_approval(
         raise JobStateError("Approved lines exceed the brief budget")
     # The campaign's ledger (shared with its top-ups) holds the approved money, or refuses it.
     ledger.reserve(job, approved, reason=f"approved by {actor or 'a person'}")
-    Recommendation.objects.filter(pk__in=[r.pk for r in approved]).update(status=RecommendationStatus.APPROVED)
+    Recommendation.objects.filter(pk__in=[r.pk for r in approved]).update(
+        status=RecommendationStatus.APPROVED, approved_by=(actor or "a person")[:150]
+    )
     Recommendation.objects.filter(pk__in=[r.pk for r in rejected]).update(
         status=RecommendationStatus.REJECTED, status_reason=reason or "not approved"
     )
@@ -639,6 +643,13 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
             "cost": micros_to_decimal(cost),
         }
         if flag:
+            DealTransition.objects.create(
+                deal=booked,
+                from_status="",
+                to_status=DealStatus.BOOKING,
+                reason=f"held: {flag}"[:2000],
+                actor=SYSTEM_ACTOR,
+            )
             Recommendation.objects.filter(pk=recommendation.pk).update(
                 status=RecommendationStatus.FLAGGED, status_reason=flag[:500]
             )
@@ -682,8 +693,10 @@ def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "")
             )
         except BookedDeal.DoesNotExist:
             raise DealNotFound(deal_pk) from None
-        if deal.status != DealStatus.BOOKING or not deal.flag:
-            raise DealTransitionError(f"Deal {deal.deal_id} is {deal.status}, not held for a decision")
+        if not deal.held:
+            raise DealTransitionError(
+                f"Deal {deal.deal_id} is {deal.state_label}: only a deal held for a decision can be accepted or refused"
+            )
         line = deal.recommendation
         if accept:
             # The line holds its approved cost; the deal needs its own, within the campaign's budget.
@@ -695,11 +708,11 @@ def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "")
                     f"{exc}; refuse it and cancel it with the seller"
                 ) from None
             ledger.commit(line, cost_micros=deal.cost_micros, reason=f"held deal {deal.deal_id} accepted")
-            to_status, reason = DealStatus.BOOKED, f"accepted as the seller booked it ({deal.flag})"
+            to_status, reason = DealStatus.BOOKED, "accepted as the seller booked it"
             line_status = RecommendationStatus.BOOKED
         else:
             to_status = DealStatus.FAILED
-            reason = f"refused: cancel deal {deal.deal_id} with the seller ({deal.flag})"
+            reason = f"refused: the seller is to cancel deal {deal.deal_id}"
             line_status = RecommendationStatus.BOOKING_FAILED
             ledger.release(line, reason=f"held deal {deal.deal_id} refused")
         if note:

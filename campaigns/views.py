@@ -240,8 +240,12 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
         "chart": charts.bar_chart_svg(bars, title="Budget split by channel", chart_id="allocation-chart")
         if bars
         else "",
-        "deals": [{"deal": d, "activation": _activation(d)} for d in deals],
-        "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals)),
+        # Held and refused deals are listed (a person decides on them) but not counted as booked, and carry no
+        # DSP instructions to activate them by.
+        "deals": [{"deal": d, "activation": _activation(d) if d.counted else []} for d in deals],
+        "deals_counted": sum(1 for d in deals if d.counted),
+        "deals_held": sum(1 for d in deals if d.held),
+        "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals if d.counted)),
         "timeline": timeline_entries(list(event_timeline(str(job.pk)))),
         "pacing": pacing,
         "reallocated": reallocated,

@@ -126,12 +126,16 @@ def event_summary(event: Event) -> str:
             )
         case EventType.NEGOTIATION_ROUND:
             return (
-                f"{payload.get('seller', '')} · round {payload.get('round', '?')}: we {payload.get('action', '')} "
+                f"{payload.get('seller', '')} · {payload.get('product') or payload.get('product_id', '')} · round "
+                f"{payload.get('round', '?')}: we {payload.get('action', '')} "
                 f"{_usd(payload.get('buyer_price')) if payload.get('buyer_price') else ''}, the seller asks "
                 f"{_usd(payload.get('seller_price'))} ({payload.get('status', '')})"
             ).replace("  ", " ")
         case EventType.NEGOTIATION_CONCLUDED:
-            return f"{payload.get('seller', '')} · {payload.get('outcome', '')}: {payload.get('reason', '')}"
+            product = payload.get("product") or payload.get("product_id", "")
+            return (
+                f"{payload.get('seller', '')} · {product} · {payload.get('outcome', '')}: {payload.get('reason', '')}"
+            )
         case EventType.DEAL_PRICE_MISMATCH:
             return f"{event.deal_id} · {payload.get('seller', '')}: {payload.get('reason', '')}"
         case EventType.BOOKING_FAILED:

@@ -168,7 +168,7 @@ def test_a_held_deal_is_decided_over_the_api_and_a_read_only_key_cannot(client):
 
     assert refused.status_code == 403
     assert accepted.status_code == 200 and accepted.json()["status"] == "booked"
-    assert again.status_code == 409 and "not held" in again.json()["detail"]
+    assert again.status_code == 409 and "only a deal held for a decision" in again.json()["detail"]
     bogus = client.post(
         f"/deals/{held.pk}/decide",
         {"decision": "maybe"},

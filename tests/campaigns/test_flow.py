@@ -377,7 +377,7 @@ def test_a_deal_booked_beyond_the_approved_line_is_held_not_booked_and_stops_aut
     job = run(job, JobStage.BOOK)
 
     (held,) = BookedDeal.objects.filter(job=job)
-    assert held.status == "booking" and what in held.flag and "held, not counted as booked" in held.flag
+    assert held.status == "booking" and what in held.flag
     first = held.recommendation
     assert (first.status, first.status_reason) == (RecommendationStatus.FLAGGED, held.flag)
     event = Event.objects.get(flow_id=str(job.pk), event_type="deal.price_mismatch")
@@ -415,10 +415,10 @@ def test_a_held_deal_is_accepted_within_budget_or_refused_by_a_person(sandbox):
     assert (accepted.status, refused.status) == ("booked", "failed")
     assert accepted.recommendation.__class__.objects.get(pk=held[0].recommendation_id).status == "booked"
     history = list(held[1].transitions.values_list("to_status", "actor", "reason"))
-    assert (
-        history[-1][:2] == ("failed", "ada") and "cancel deal" in history[-1][2] and "asked to cancel" in history[-1][2]
-    )
-    with pytest.raises(services.DealTransitionError, match="not held"):
+    last = history[-1]
+    assert last[:2] == ("failed", "ada")
+    assert "the seller is to cancel deal" in last[2] and "asked to cancel" in last[2]
+    with pytest.raises(services.DealTransitionError, match="only a deal held for a decision"):
         services.deal_flag_resolve(deal_pk=held[0].pk, accept=True, actor="ada")
     with pytest.raises(services.DealNotFound):
         services.deal_flag_resolve(deal_pk=999_999, accept=True, actor="ada")
@@ -562,7 +562,8 @@ def test_the_job_page_shows_each_negotiation_round_and_the_price_it_reached(sand
     agreed = job.recommendations.filter(negotiation_status="agreed").first()
     assert f'id="rounds-{agreed.pk}"' in page and "negotiated</span>" in page
     assert f"quoted ${agreed.quoted_cpm_micros / 1_000_000:,.2f}" in page
-    assert "Negotiation concluded" in page and f"{agreed.seller_name} · agreed" in page  # the timeline
+    timeline = f"{agreed.seller_name} · {agreed.product_name} · agreed"
+    assert "Negotiation concluded" in page and timeline in page
 
 
 def test_the_api_answers_each_lines_negotiation_with_its_rounds(sandbox, client):
@@ -708,3 +709,17 @@ def test_an_approval_that_expires_after_some_lines_were_booked_completes_on_thos
     assert any("1 deal(s) booked before stay booked" in e for e in job.errors)
     assert set(job.recommendations.exclude(deal__isnull=False).values_list("status", flat=True)) == {"rejected"}
     assert all(r.status_reason.startswith("not decided") for r in job.recommendations.filter(status="rejected"))
+
+
+def test_lines_a_person_approves_after_auto_approval_stopped_are_booked_not_sent_back(sandbox):
+    sandbox.state.sandbox.overprice_pct = Decimal(20)
+    job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.AWAITING_APPROVAL
+    waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL).count()
+
+    services.job_approve_all(job_id=str(job.pk), actor="bob")
+    job = run(job, JobStage.BOOK)
+
+    assert job.status == JobStatus.COMPLETED  # each line tried once, at a person's word (and each held)
+    assert BookedDeal.objects.filter(job=job).count() == 1 + waiting
+    assert set(job.recommendations.values_list("approved_by", flat=True)) == {"auto", "bob"}
