@@ -312,3 +312,10 @@ def test_a_brief_may_name_its_pacing_curve_and_even_is_the_default(client):
     assert BookingJob.objects.get(pk=plain.json()["job_id"]).campaign.pacing_curve == "even"
     refused = post_booking(client, brief(pacing="whenever"))
     assert refused.status_code == 422 and error_fields(refused) == ["body.payload.brief.pacing"]
+
+
+def test_a_target_cpm_above_the_max_cpm_is_refused(client):
+    response = post_booking(client, brief(kpis={"max_cpm_usd": 10, "target_cpm_usd": 20}))
+    assert response.status_code == 422
+    assert "must not be above max_cpm" in response.json()["detail"][0]["msg"]
+    assert post_booking(client, brief(kpis={"max_cpm_usd": 20, "target_cpm_usd": 20})).status_code == 202
