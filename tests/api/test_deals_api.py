@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from contextlib import contextmanager
 from datetime import date
 
 import httpx
@@ -106,16 +107,21 @@ def _book_at(url: str) -> str:
     return booked.json()["deal"]["deal_id"]
 
 
-def test_refresh_follows_what_the_seller_says_and_a_dead_seller_is_a_502(client, settings):
+@contextmanager
+def deal_at_sandbox(settings, seller_status: str):
+    """One of our deals, booked at a sandbox seller served for the block, which then reports ``seller_status``."""
     settings.SELLER_TIMEOUT_SECONDS, settings.SELLER_MAX_RETRIES = 1, 0
-    _, key = api_key_create(name="ops", scopes=[Scope.WRITE])
     app = create_app()
     with serve_in_thread(app) as url:
-        seller = SellerFactory(base_url=url)
         seller_deal = _book_at(url)
-        ours = deal(1, deal_id=seller_deal, seller=seller, seller_url=url)
-        app.state.sandbox._deals[seller_deal].status = "expired"  # the seller let it lapse
+        ours = deal(1, deal_id=seller_deal, seller=SellerFactory(base_url=url), seller_url=url)
+        app.state.sandbox._deals[seller_deal].status = seller_status
+        yield ours
 
+
+def test_refresh_follows_what_the_seller_says_and_a_dead_seller_is_a_502(client, settings):
+    _, key = api_key_create(name="ops", scopes=[Scope.WRITE])
+    with deal_at_sandbox(settings, "expired") as ours:  # the seller let it lapse
         refreshed = client.post(f"/deals/{ours.pk}/refresh", headers={"X-API-Key": key})
 
         assert refreshed.status_code == 200
@@ -129,13 +135,7 @@ def test_refresh_follows_what_the_seller_says_and_a_dead_seller_is_a_502(client,
 def test_the_schedule_reads_back_deals_not_read_for_a_day(settings):
     from campaigns.deal_refresh import deals_refresh_due
 
-    settings.SELLER_TIMEOUT_SECONDS, settings.SELLER_MAX_RETRIES = 1, 0
-    app = create_app()
-    with serve_in_thread(app) as url:
-        seller = SellerFactory(base_url=url)
-        seller_deal = _book_at(url)
-        ours = deal(1, deal_id=seller_deal, seller=seller, seller_url=url)
-        app.state.sandbox._deals[seller_deal].status = "completed"
+    with deal_at_sandbox(settings, "completed") as ours:
         assert deals_refresh_due() == {"read": 1, "moved": 1, "failed": 0}
         assert deals_refresh_due() == {"read": 0, "moved": 0, "failed": 0}  # read an hour ago: not due
     ours.refresh_from_db()
@@ -147,49 +147,24 @@ def test_a_held_deal_is_decided_over_the_api_and_a_read_only_key_cannot(client):
     _, reader = api_key_create(name="viewer", scopes=[Scope.READ])
     held = deal(1, status=DealStatus.BOOKING, flag="the seller booked deal DEAL-0001 at 1,200,000 impressions")
 
-    refused = client.post(
-        f"/deals/{held.pk}/decide",
-        {"decision": "accept"},
-        content_type="application/json",
-        headers={"X-API-Key": reader},
-    )
-    accepted = client.post(
-        f"/deals/{held.pk}/decide",
-        {"decision": "accept"},
-        content_type="application/json",
-        headers={"X-API-Key": writer},
-    )
-    again = client.post(
-        f"/deals/{held.pk}/decide",
-        {"decision": "refuse"},
-        content_type="application/json",
-        headers={"X-API-Key": writer},
-    )
+    def decide(decision, key):
+        url, body = f"/deals/{held.pk}/decide", {"decision": decision}
+        return client.post(url, body, content_type="application/json", headers={"X-API-Key": key})
+
+    refused, accepted, again = decide("accept", reader), decide("accept", writer), decide("refuse", writer)
 
     assert refused.status_code == 403
     assert accepted.status_code == 200 and accepted.json()["status"] == "booked"
     assert again.status_code == 409 and "only a deal held for a decision" in again.json()["detail"]
-    bogus = client.post(
-        f"/deals/{held.pk}/decide",
-        {"decision": "maybe"},
-        content_type="application/json",
-        headers={"X-API-Key": writer},
-    )
-    assert bogus.status_code == 422
+    assert decide("maybe", writer).status_code == 422
 
 
 def test_a_deal_the_seller_cancelled_before_it_delivered_frees_its_money(settings):
     from campaigns import ledger
     from campaigns.deal_refresh import deal_refresh
 
-    settings.SELLER_TIMEOUT_SECONDS, settings.SELLER_MAX_RETRIES = 1, 0
-    app = create_app()
-    with serve_in_thread(app) as url:
-        seller = SellerFactory(base_url=url)
-        seller_deal = _book_at(url)
-        ours = deal(1, deal_id=seller_deal, seller=seller, seller_url=url)
+    with deal_at_sandbox(settings, "rejected") as ours:
         ledger.commit(ours.recommendation, cost_micros=ours.cost_micros, reason="booked")
-        app.state.sandbox._deals[seller_deal].status = "rejected"
         deal_refresh(ours)
     assert ours.status == DealStatus.CANCELLED
     assert ledger.held_micros(ours.recommendation) == 0
