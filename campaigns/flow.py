@@ -382,7 +382,7 @@ def _save_recommendations(
             and other.candidate.channel == candidate.channel
             and (other.candidate.product.ad_formats or ("",))[0] == fmt
         )
-        _plan_negotiation(recommendation, strategy, terms, competing, clients[candidate.seller_key])
+        _plan_negotiation(recommendation, strategy, terms, competing)
         recommendations.append(recommendation)
     Recommendation.objects.bulk_create(recommendations)
     negotiating = [r for r in recommendations if r.negotiation_status == NegotiationStatus.ACTIVE]
@@ -437,9 +437,9 @@ def _plan_negotiation(
     strategy: Strategy,
     brief: policies.BriefTerms,
     competing: tuple[Decimal, ...],
-    client: SellerRestClient,
 ) -> None:
-    """Mark ``line`` for negotiation, with its terms frozen, when it is worth it and the seller can."""
+    """Mark ``line`` for negotiation, with its terms frozen, when it is worth it. Over MCP the seller's
+    ``negotiate`` tool is used when it has one, its REST negotiation otherwise."""
     if strategy == Strategy.NONE or brief.target_cpm is None:
         return
     terms = terms_for(
@@ -452,9 +452,6 @@ def _plan_negotiation(
         step_pct=settings.NEGOTIATION_STEP_PCT,
     )
     if worth_negotiating(terms):
-        return
-    if getattr(client, "protocol", "rest") != "rest":
-        line.negotiation_outcome = "the seller is reached over MCP, which offers no negotiation"
         return
     line.negotiation_status = NegotiationStatus.ACTIVE
     line.negotiation_terms = {

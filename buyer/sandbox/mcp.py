@@ -59,7 +59,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from buyer.logging_guard import no_basic_config
 from buyer.sandbox.catalog import CatalogProduct
 from buyer.sandbox.pricing import CURRENCY, legacy_float, price_product
-from buyer.sandbox.schemas import DealCreate, QuoteCreate, validation_errors
+from buyer.sandbox.schemas import DealCreate, NegotiationMessage, QuoteCreate, validation_errors
 from buyer.sandbox.state import Caller, SandboxError, SandboxState, coded, unsupported
 
 MCP_PATH = "/mcp/"
@@ -277,6 +277,34 @@ def build_mcp_server(state: SandboxState, caller_for: CallerLookup, *, dialect: 
             caller = caller_for(_headers(ctx))
             body = DealCreate.model_validate({"idempotency_key": idempotency_key, "quote_id": quote_id})
             return json.dumps(state.book_deal(body, caller))
+
+    if not reference:
+
+        @server.tool()
+        @_tool_errors
+        async def negotiate(
+            idempotency_key: str,
+            action: str,
+            quote_id: str,
+            ctx: Context,
+            buyer_price: dict | None = None,
+            round_number: int | None = None,
+            rationale: str = "",
+        ) -> str:
+            """Negotiate a quote's price (extension: the reference negotiates over REST only). Same body and
+            answer as ``POST /api/v1/negotiations/messages``; continue by ``quote_id``."""
+            caller = caller_for(_headers(ctx))
+            body = NegotiationMessage.model_validate(
+                {
+                    "idempotency_key": idempotency_key,
+                    "action": action,
+                    "quote_id": quote_id,
+                    "buyer_price": buyer_price,
+                    "round_number": round_number,
+                    "rationale": rationale,
+                }
+            )
+            return json.dumps(state.negotiate(body, caller))
 
     @server.tool()
     @_tool_errors

@@ -79,9 +79,17 @@ from pydantic import ValidationError
 from .client import SellerRestClient
 from .errors import SellerError
 from .money import decimal_to_micros, micros_to_decimal, money, parse_legacy_float
-from .parse import InvalidResponse, deal_types, parse_deal, parse_deal_performance, parse_product, parse_quote
+from .parse import (
+    InvalidResponse,
+    deal_types,
+    parse_deal,
+    parse_deal_performance,
+    parse_negotiation_round,
+    parse_product,
+    parse_quote,
+)
 from .rest import CREDENTIAL_SCHEMES, MAX_BACKOFF_S, RETRY_STATUSES, Secret, excerpt
-from .types import BuyerIdentity, Deal, DealPerformance, Product, Quote, QuoteRequest
+from .types import BuyerIdentity, Deal, DealPerformance, NegotiationRound, Product, Quote, QuoteRequest
 
 __all__ = ["MCP_PATHS", "TRANSPORTS", "SellerMcpClient"]
 
@@ -291,6 +299,41 @@ class SellerMcpClient:
                 )
             )
         return self._parse("book_deal", _deal_from_mcp, payload)
+
+    def negotiate(
+        self,
+        *,
+        idempotency_key: str,
+        action: str,
+        quote_id: str,
+        buyer_price: Decimal | None = None,
+        round_number: int | None = None,
+        rationale: str | None = None,
+    ) -> NegotiationRound:
+        """The ``negotiate`` tool when the seller lists one fit for this message, else REST
+        ``/api/v1/negotiations/messages`` (the reference seller's MCP tools cannot negotiate; its REST can)."""
+        args: dict[str, Any] = {"idempotency_key": _idempotency_key(idempotency_key), "action": action}
+        args["quote_id"] = quote_id
+        if buyer_price is not None:
+            args["buyer_price"] = money(buyer_price)
+        if round_number is not None:
+            args["round_number"] = round_number
+        if rationale is not None:
+            args["rationale"] = rationale
+        payload = self._call_tool_if_fit("negotiate", args)
+        if payload is _FALLBACK:
+            logger.debug("seller %s: negotiate over REST (no MCP negotiation tool for this message)", self)
+            return self._via_rest(
+                lambda rest: rest.negotiate(
+                    idempotency_key=idempotency_key,
+                    action=action,
+                    quote_id=quote_id,
+                    buyer_price=buyer_price,
+                    round_number=round_number,
+                    rationale=rationale,
+                )
+            )
+        return self._parse("negotiate", parse_negotiation_round, payload)
 
     def get_deal(self, deal_id: str) -> Deal:
         """REST: MCP sellers have no deal-reading tool."""

@@ -101,7 +101,7 @@ def priced_pd_product(app: Any) -> str:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_it_lists_the_reference_buyer_tools_plus_book_deal(seller, transport):
+def test_it_lists_the_reference_buyer_tools_plus_book_deal_and_negotiate(seller, transport):
     _, base_url = seller
 
     async def work(session: ClientSession) -> dict[str, Any]:
@@ -122,8 +122,10 @@ def test_it_lists_the_reference_buyer_tools_plus_book_deal(seller, transport):
             "idempotency_key",
         ],
         "book_deal": ["quote_id", "idempotency_key"],
+        "negotiate": ["idempotency_key", "action", "quote_id", "buyer_price", "round_number", "rationale"],
         "get_deal_performance": ["deal_id"],
     }
+    assert schemas["negotiate"]["required"] == ["idempotency_key", "action", "quote_id"]
     assert schemas["request_quote"]["required"] == ["product_id"]
     assert schemas["book_deal"]["required"] == ["quote_id", "idempotency_key"]
     assert schemas["list_products"]["properties"]["limit"]["default"] == 50
