@@ -214,6 +214,8 @@ def test_a_quote_made_over_mcp_is_fetched_and_booked_over_rest(seller, transport
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_quote_made_over_rest_is_booked_over_mcp_and_its_delivery_read_over_mcp(seller, transport):
     app, base_url = seller
+    moment = app.state.sandbox.now()
+    app.state.sandbox.clock = lambda: moment  # delivery grows with time: both reads see the same moment
     pid = priced_pd_product(app)
     quote = httpx.post(
         f"{base_url}/api/v1/quotes",
