@@ -808,10 +808,10 @@ def step_book(job: BookingJob) -> None:
             except LineNeedsApproval as exc:
                 _line_requoted(job, line, exc)
                 continue
-            flag = read_back_mismatch(line, deal)
-            deal_record(recommendation=line, deal=deal, flag=flag)
-            if flag:
-                held.setdefault(line.seller_url, f"{line.seller_name} booked another line differently ({flag})")
+            recorded = deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
+            if recorded.held:  # other terms than approved, or more than the budget holds
+                why = f"{line.seller_name} booked another line differently ({recorded.flag})"
+                held.setdefault(line.seller_url, why)
             job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
     finally:
         for client in clients.values():
