@@ -45,6 +45,37 @@ _PRICED_ACTIONS = frozenset({"counter", "final_offer"})
 _PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError)
 
 
+def negotiation_message(
+    *,
+    idempotency_key: str,
+    action: str,
+    quote_id: str,
+    buyer_price: Decimal | None = None,
+    round_number: int | None = None,
+    rationale: str | None = None,
+) -> dict[str, Any]:
+    """The wire body of one negotiation message (REST ``/api/v1/negotiations/messages`` and an MCP
+    ``negotiate`` tool take the same), checked before it is sent: the seller's answer (a 422 or a 400) would
+    cost a round trip and, for a counter without a price, tell us nothing we do not already know."""
+    if action not in NEGOTIATION_ACTIONS:
+        raise ValueError(f"action must be one of {sorted(NEGOTIATION_ACTIONS)}")
+    if action in _PRICED_ACTIONS and buyer_price is None:
+        raise ValueError(f"action {action!r} requires buyer_price")
+    if action == "reject" and buyer_price is not None:
+        raise ValueError("action 'reject' must not carry buyer_price")
+    # The reference seller answers 404 "Proposal not found" to any message carrying a negotiation_id (alone
+    # or beside the quote_id): a negotiation is continued by its quote_id only.
+    body: dict[str, Any] = {"idempotency_key": _idempotency_key(idempotency_key), "action": action}
+    body["quote_id"] = quote_id
+    if buyer_price is not None:
+        body["buyer_price"] = _wire_money(buyer_price, "buyer_price")
+    if round_number is not None:
+        body["round_number"] = round_number
+    if rationale is not None:
+        body["rationale"] = rationale
+    return body
+
+
 class SellerRestClient:
     """One seller's REST surface. Not shared across sellers: the credential belongs to this seller only."""
 
@@ -218,27 +249,14 @@ class SellerRestClient:
         round_number: int | None = None,
         rationale: str | None = None,
     ) -> NegotiationRound:
-        if action not in NEGOTIATION_ACTIONS:
-            raise ValueError(f"action must be one of {sorted(NEGOTIATION_ACTIONS)}")
-        # Checked here because the seller's answer (a 422 or a 400) would cost a round trip and,
-        # for a counter without a price, tell us nothing we do not already know.
-        if action in _PRICED_ACTIONS and buyer_price is None:
-            raise ValueError(f"action {action!r} requires buyer_price")
-        if action == "reject" and buyer_price is not None:
-            raise ValueError("action 'reject' must not carry buyer_price")
-        # The reference seller answers 404 "Proposal not found" to any message carrying a negotiation_id
-        # (alone or beside the quote_id): a negotiation is continued by its quote_id only.
-        body: dict[str, Any] = {
-            "idempotency_key": _idempotency_key(idempotency_key),
-            "action": action,
-            "quote_id": quote_id,
-        }
-        if buyer_price is not None:
-            body["buyer_price"] = _wire_money(buyer_price, "buyer_price")
-        if round_number is not None:
-            body["round_number"] = round_number
-        if rationale is not None:
-            body["rationale"] = rationale
+        body = negotiation_message(
+            idempotency_key=idempotency_key,
+            action=action,
+            quote_id=quote_id,
+            buyer_price=buyer_price,
+            round_number=round_number,
+            rationale=rationale,
+        )
         return self._call("POST", "/api/v1/negotiations/messages", parse_negotiation_round, body=body)
 
     # -- media kit (public, shapes still evolving on the seller: returned as parsed JSON) ---------------

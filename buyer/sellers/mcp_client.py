@@ -76,7 +76,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Implementation, TextContent, Tool
 from pydantic import ValidationError
 
-from .client import SellerRestClient
+from .client import SellerRestClient, negotiation_message
 from .errors import SellerError
 from .money import decimal_to_micros, micros_to_decimal, money, parse_legacy_float
 from .parse import (
@@ -312,14 +312,14 @@ class SellerMcpClient:
     ) -> NegotiationRound:
         """The ``negotiate`` tool when the seller lists one fit for this message, else REST
         ``/api/v1/negotiations/messages`` (the reference seller's MCP tools cannot negotiate; its REST can)."""
-        args: dict[str, Any] = {"idempotency_key": _idempotency_key(idempotency_key), "action": action}
-        args["quote_id"] = quote_id
-        if buyer_price is not None:
-            args["buyer_price"] = money(buyer_price)
-        if round_number is not None:
-            args["round_number"] = round_number
-        if rationale is not None:
-            args["rationale"] = rationale
+        args = negotiation_message(
+            idempotency_key=idempotency_key,
+            action=action,
+            quote_id=quote_id,
+            buyer_price=buyer_price,
+            round_number=round_number,
+            rationale=rationale,
+        )
         payload = self._call_tool_if_fit("negotiate", args)
         if payload is _FALLBACK:
             logger.debug("seller %s: negotiate over REST (no MCP negotiation tool for this message)", self)
