@@ -1,6 +1,7 @@
 """Reading a booked deal back from its seller, on demand and on a schedule, and following what the seller says
 became of it: a seller that reports a deal expired, rejected, cancelled or completed moves it there too (when
-the state machine allows), with the seller's word recorded. Never a price: reconciliation compares those."""
+the state machine allows), with the seller's word recorded; a deal a person refused is followed until the
+seller reports it cancelled, which releases the money it held. Never a price: reconciliation compares those."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from buyer.errors import DomainError
@@ -16,7 +18,7 @@ from buyer.sellers.errors import SellerError
 from buyer.sellers.registry import client_for
 from campaigns import ledger
 from campaigns.models import BookedDeal, DealStatus
-from campaigns.services import DEAL_TRANSITIONS, DealTransitionError, deal_transition
+from campaigns.services import DEAL_TRANSITIONS, DealTransitionError, deal_cancelled, deal_transition
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ def deal_refresh(deal: BookedDeal, *, actor: str = "system") -> BookedDeal:
     BookedDeal.objects.filter(pk=deal.pk).update(seller_status=word[:24], seller_checked_at=timezone.now())
     deal.seller_status = word[:24]
     ours = SELLER_TO_OURS.get(word)
+    if deal.awaiting_cancellation:
+        if ours in {DealStatus.CANCELLED, DealStatus.EXPIRED}:
+            return deal_cancelled(deal_pk=deal.pk, actor=actor, reason=f"the seller reports the refused deal {word}")
+        return deal
     if ours is not None and ours in DEAL_TRANSITIONS[DealStatus(deal.status)]:
         with transaction.atomic():
             deal_transition(
@@ -78,7 +84,7 @@ def deals_refresh_due(*, limit: int = 200) -> dict[str, int]:
     """The scheduled pass: deals the seller may still change, not read back for ``DEAL_REFRESH_HOURS``."""
     cutoff = timezone.now() - timedelta(hours=settings.DEAL_REFRESH_HOURS)
     due = (
-        BookedDeal.objects.filter(status__in=FOLLOWED_STATUSES)
+        BookedDeal.objects.filter(Q(status__in=FOLLOWED_STATUSES) | Q(status=DealStatus.FAILED, refused_by__gt=""))
         .exclude(seller_checked_at__gte=cutoff)
         .select_related("seller")
         .order_by("seller_checked_at", "pk")[:limit]
@@ -87,7 +93,7 @@ def deals_refresh_due(*, limit: int = 200) -> dict[str, int]:
     for deal in due:
         before = deal.status
         try:
-            deal_refresh(deal)
+            after = deal_refresh(deal)
         except DealTransitionError:  # something else (delivery, a person) moved it meanwhile: next pass
             continue
         except DealRefreshFailed as exc:
@@ -96,5 +102,5 @@ def deals_refresh_due(*, limit: int = 200) -> dict[str, int]:
             counts["failed"] += 1
             continue
         counts["read"] += 1
-        counts["moved"] += int(deal.status != before)
+        counts["moved"] += int(after.status != before)
     return counts

@@ -22,6 +22,11 @@ router = Router(tags=["deals"])
 
 class DealFilters(Schema):
     status: DealStatus | None = None
+    needs: Literal["decision", "cancellation"] | None = Field(
+        default=None,
+        description="decision: deals held for a person to accept or refuse; cancellation: refused deals the "
+        "seller has not yet reported cancelled (their money stays held)",
+    )
     channel: Channel | None = None
     campaign_id: str | None = Field(default=None, max_length=64, description="Any job id of the campaign")
     limit: int = Field(default=50, ge=1, le=500)
@@ -52,6 +57,10 @@ class DealOut(Schema):
     status: str
     seller_status: str
     held_because: str
+    refused_by: str = Field(description="Who refused the held deal; empty unless refused")
+    awaiting_cancellation: bool = Field(
+        description="Refused, and not yet reported cancelled by the seller: have the seller cancel it"
+    )
     flight_start: date
     flight_end: date
     booked_at: datetime
@@ -91,7 +100,10 @@ class DealHistoryOut(Schema):
 class DecideIn(Schema):
     model_config = ConfigDict(extra="forbid")  # a money decision: nothing unexpected is ignored
 
-    decision: Literal["accept", "refuse"]
+    decision: Literal["accept", "refuse", "cancelled"] = Field(
+        description="accept or refuse a held deal; cancelled: a refused deal was cancelled at the seller (its "
+        "money is released)"
+    )
     note: str = Field(default="", max_length=300)
 
 
@@ -152,6 +164,8 @@ def _row(deal: BookedDeal) -> dict[str, Any]:
         "status": "held" if deal.held else deal.status,
         "seller_status": deal.seller_status,
         "held_because": deal.flag if deal.status == DealStatus.BOOKING else "",
+        "refused_by": deal.refused_by,
+        "awaiting_cancellation": deal.awaiting_cancellation,
         "flight_start": deal.flight_start,
         "flight_end": deal.flight_end,
         "booked_at": deal.booked_at,
@@ -183,6 +197,8 @@ def list_deals(request: HttpRequest, filters: Query[DealFilters]):
     deals = _deals(filters.campaign_id)
     if filters.status:
         deals = deals.filter(status=filters.status)
+    if filters.needs:
+        deals = deals.filter(**selectors.DEALS_NEEDING[filters.needs])
     if filters.channel:
         deals = deals.filter(channel=filters.channel)
     page = deals[filters.offset : filters.offset + filters.limit]
@@ -270,12 +286,10 @@ def refresh_deal(request: HttpRequest, deal_pk: int):
     "/deals/{deal_pk}/decide",
     auth=write_auth,
     response=DealDetailOut,
-    summary="Accept or refuse a deal held because the seller booked other terms than approved",
+    summary="Accept or refuse a held deal, or confirm a refused one cancelled at the seller",
 )
 def decide_deal(request: HttpRequest, deal_pk: int, payload: DecideIn):
-    services.deal_flag_resolve(
-        deal_pk=deal_pk, accept=payload.decision == "accept", actor=_actor(request), note=payload.note
-    )
+    services.deal_decide(deal_pk, payload.decision, actor=_actor(request), note=payload.note)
     return get_deal(request, deal_pk)
 
 

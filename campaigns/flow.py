@@ -489,6 +489,7 @@ def _hand_over(job: BookingJob) -> None:
             payload["auto_approve_withheld"] = str(exc)
     if auto_approve:
         if job_advance(job, stage=JobStage.BOOK, status=JobStatus.RUNNING, progress=0.9):
+            job.recommendations.filter(status=RecommendationStatus.APPROVED).update(approved_at=timezone.now())
             event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
             event_emit(
                 EventType.APPROVAL_GRANTED,
@@ -972,7 +973,7 @@ def _line_back_to_approval(line: Recommendation, why: str) -> None:
 def _finish_booking(job: BookingJob) -> None:
     deals = list(job.deals.all())
     # Held deals exist at the seller but are not counted as booked until a person accepts them.
-    booked = [d for d in deals if d.status not in {DealStatus.BOOKING, DealStatus.FAILED}]
+    booked = [d for d in deals if d.counted]
     held = [d for d in deals if d.status == DealStatus.BOOKING]
     total = micros_to_decimal(sum(d.cost_micros for d in booked))
     cancelled = BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()

@@ -144,6 +144,15 @@ class JobFilterForm(forms.Form):
 
 
 class DealFilterForm(forms.Form):
+    needs = forms.ChoiceField(
+        label="Needs you",
+        required=False,
+        choices=[
+            ("", "Any"),
+            ("decision", "Held: accept or refuse"),
+            ("cancellation", "Refused: to cancel with the seller"),
+        ],
+    )
     status = forms.ChoiceField(label="State", required=False, choices=[("", "Any"), *DealStatus.choices])
     channel = forms.ChoiceField(label="Channel", required=False, choices=[("", "Any"), *CHANNEL_CHOICES])
     seller = forms.TypedChoiceField(label="Seller", required=False, coerce=int, empty_value=None)

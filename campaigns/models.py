@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 from django.db import models
+from django.utils import timezone
 
 from buyer.sellers.money import micros_to_decimal
 
@@ -186,6 +187,7 @@ class Recommendation(models.Model):
     approved_by = models.CharField(
         max_length=150, blank=True, default="", help_text="Who approved the line: a person, or 'auto' (auto_approve)."
     )
+    approved_at = models.DateTimeField(null=True, blank=True)
     negotiation_status = models.CharField(max_length=16, choices=NegotiationStatus.choices, blank=True, default="")
     negotiation_outcome = models.CharField(max_length=300, blank=True, default="")
     negotiation_id = models.CharField(max_length=200, blank=True, default="")
@@ -319,6 +321,12 @@ class BookedDeal(models.Model):
         default="",
         help_text="Why the deal is held in 'booking': the seller's read-back differs from the approved line.",
     )
+    refused_by = models.CharField(
+        max_length=150,
+        blank=True,
+        default="",
+        help_text="Who refused the held deal: it is to be cancelled with the seller, its money held until it is.",
+    )
     pricing = models.JSONField(default=dict, blank=True)
     terms = models.JSONField(default=dict, blank=True)
     activation_instructions = models.JSONField(default=dict, blank=True)
@@ -341,13 +349,18 @@ class BookedDeal(models.Model):
     @property
     def counted(self) -> bool:
         """Counted as booked: neither held nor refused."""
-        return self.status not in (DealStatus.BOOKING, DealStatus.FAILED)
+        return self.status not in (DealStatus.BOOKING, DealStatus.FAILED) and not self.refused_by
+
+    @property
+    def awaiting_cancellation(self) -> bool:
+        """Refused by a person, and not yet cancelled at the seller: its money stays held meanwhile."""
+        return self.status == DealStatus.FAILED and bool(self.refused_by)
 
     @property
     def state_label(self) -> str:
         if self.held:
             return "held"
-        if self.status == DealStatus.FAILED and self.flag:
+        if self.awaiting_cancellation:
             return "refused"
         return self.get_status_display().lower()
 
@@ -360,6 +373,10 @@ class BookedDeal(models.Model):
         return micros_to_decimal(self.cost_micros)
 
 
+# Deals counted as booked (a queryset filter, as ``BookedDeal.counted``): neither held, nor failed, nor refused.
+COUNTED_DEALS = ~models.Q(status__in=[DealStatus.BOOKING, DealStatus.FAILED]) & models.Q(refused_by="")
+
+
 class DealTransition(models.Model):
     """Audit trail: every state change of a deal, with why."""
 
@@ -369,7 +386,9 @@ class DealTransition(models.Model):
     reason = models.TextField(blank=True, default="")
     # Who moved it: ``system`` for the buyer's own processes (booking, delivery), else a person or API key.
     actor = models.CharField(max_length=150, blank=True, default="")
-    at = models.DateTimeField(auto_now_add=True)
+    # When it happened: now, or (for the states a deal passed through before the seller issued it) when the
+    # quote, negotiation, approval or booking request that made it happened.
+    at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["at", "pk"]

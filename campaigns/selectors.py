@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Case, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from buyer.sellers.models import Seller
-from campaigns.models import BookedDeal, BookingJob, DealStatus, DealTransition, JobStatus, Recommendation
+from campaigns.models import (
+    COUNTED_DEALS,
+    BookedDeal,
+    BookingJob,
+    DealStatus,
+    DealTransition,
+    JobStatus,
+    Recommendation,
+)
 
 # What a job list shows; the JSON columns (allocations, errors, briefs) stay in the database.
 JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "campaign__budget_micros")
@@ -81,8 +90,7 @@ JOB_ROW_FIELDS = (*JOB_LIST_FIELDS, "failure_reason", "campaign__channels")
 def _job_rows() -> QuerySet[BookingJob]:
     # A subquery rather than a JOIN + GROUP BY, so the paginator's COUNT stays a plain count of jobs.
     deals = (
-        BookedDeal.objects.filter(job=OuterRef("pk"))
-        .exclude(status__in=[DealStatus.BOOKING, DealStatus.FAILED])  # held or refused: not booked
+        BookedDeal.objects.filter(COUNTED_DEALS, job=OuterRef("pk"))  # held or refused: not booked
         .order_by()
         .values("job")
         .annotate(n=Count("pk"))
@@ -132,14 +140,27 @@ def job_ids_known(ids: Iterable[str]) -> set[str]:
     return {str(pk) for pk in BookingJob.objects.filter(pk__in=keys).values_list("pk", flat=True)}
 
 
+# Deals waiting for a person: held for a decision, or refused and not yet cancelled at the seller.
+DEALS_NEEDING: dict[str, dict[str, Any]] = {
+    "decision": {"status": DealStatus.BOOKING, "flag__gt": ""},
+    "cancellation": {"status": DealStatus.FAILED, "refused_by__gt": ""},
+}
+
+
 def deal_list(
-    *, status: str | None = None, channel: str | None = None, seller_id: int | None = None
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    seller_id: int | None = None,
+    needs: str | None = None,
 ) -> QuerySet[BookedDeal]:
-    deals = BookedDeal.objects.select_related("seller", "delivery").defer(
+    deals = BookedDeal.objects.select_related("seller", "delivery", "job__campaign").defer(
         "pricing", "terms", "activation_instructions", "openrtb_params"
     )
     if status:
         deals = deals.filter(status=status)
+    if needs:
+        deals = deals.filter(**DEALS_NEEDING[needs])
     if channel:
         deals = deals.filter(channel=channel)
     if seller_id:

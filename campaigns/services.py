@@ -346,6 +346,7 @@ def job_transition(
                 job_id=job.pk, status=RecommendationStatus.APPROVED, deal__isnull=True
             ).update(status=RecommendationStatus.BOOKING_FAILED, status_reason=f"not booked: {why}"[:500])
             ledger.release_job(job, reason=f"not booked: {why}")
+            ledger.give_back_unspent(job)  # a top-up: what it did not commit of a reallocation's money
             Recommendation.objects.filter(job_id=job.pk, status=RecommendationStatus.PENDING_APPROVAL).update(
                 status=RecommendationStatus.REJECTED, status_reason=f"not decided: {why}"[:500]
             )
@@ -504,7 +505,7 @@ def _apply_approval(
     # The campaign's ledger (shared with its top-ups) holds the approved money, or refuses it.
     ledger.reserve(job, approved, reason=f"approved by {actor or 'a person'}")
     Recommendation.objects.filter(pk__in=[r.pk for r in approved]).update(
-        status=RecommendationStatus.APPROVED, approved_by=(actor or "a person")[:150]
+        status=RecommendationStatus.APPROVED, approved_by=(actor or "a person")[:150], approved_at=timezone.now()
     )
     Recommendation.objects.filter(pk__in=[r.pk for r in rejected]).update(
         status=RecommendationStatus.REJECTED, status_reason=reason or "not approved"
@@ -588,6 +589,8 @@ def deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") -
         try:
             with transaction.atomic():
                 ledger.commit(recommendation, cost_micros=cost, reason=f"deal {deal.deal_id} booked")
+        except ledger.LimitExceeded as exc:
+            flag = f"the seller booked deal {deal.deal_id} beyond a platform limit ({exc}): held"
         except ledger.BudgetExceeded as exc:
             flag = f"the seller booked deal {deal.deal_id} for more than the campaign's budget holds ({exc}): held"
     return _deal_record(recommendation=recommendation, deal=deal, flag=flag)
@@ -642,12 +645,13 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
             "impressions": deal.impressions,
             "cost": micros_to_decimal(cost),
         }
+        _history_before_issue(booked, recommendation)
         if flag:
             DealTransition.objects.create(
                 deal=booked,
-                from_status="",
+                from_status=DealStatus.ACCEPTED,
                 to_status=DealStatus.BOOKING,
-                reason=f"held: {flag}"[:2000],
+                reason=f"booking requested at the seller; held: {flag}"[:2000],
                 actor=SYSTEM_ACTOR,
             )
             Recommendation.objects.filter(pk=recommendation.pk).update(
@@ -666,12 +670,23 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
                 payload={**payload, "approved": approved, "reason": flag},
             )
         else:
-            DealTransition.objects.create(
-                deal=booked,
-                from_status=DealStatus.BOOKING,
-                to_status=DealStatus.BOOKED,
-                reason="seller issued the deal",
-                actor=SYSTEM_ACTOR,
+            DealTransition.objects.bulk_create(
+                [
+                    DealTransition(
+                        deal=booked,
+                        from_status=DealStatus.ACCEPTED,
+                        to_status=DealStatus.BOOKING,
+                        reason=f"booking requested at the seller with quote {recommendation.quote_id}"[:2000],
+                        actor=SYSTEM_ACTOR,
+                    ),
+                    DealTransition(
+                        deal=booked,
+                        from_status=DealStatus.BOOKING,
+                        to_status=DealStatus.BOOKED,
+                        reason="seller issued the deal",
+                        actor=SYSTEM_ACTOR,
+                    ),
+                ]
             )
             Recommendation.objects.filter(pk=recommendation.pk).update(
                 status=RecommendationStatus.BOOKED, status_reason=""
@@ -680,23 +695,79 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
     return booked
 
 
+def _history_before_issue(deal: BookedDeal, line: Recommendation) -> None:
+    """The states a deal passes through before its seller issues it, written into its history when it is
+    issued, each at the moment it happened: *quoted* (the seller's quote), *negotiating* (the first message of
+    a negotiation, if there was one), *accepted* (approved, by a person or auto_approve, at the line's price)."""
+    quoted = micros_to_decimal(line.quoted_cpm_micros or line.cpm_micros)
+    rows = [
+        DealTransition(
+            deal=deal,
+            from_status="",
+            to_status=DealStatus.QUOTED,
+            reason=(
+                f"quote {line.quote_id} from {line.seller_name}: {line.impressions:,} impressions at ${quoted:,.2f} CPM"
+            )[:2000],
+            actor=SYSTEM_ACTOR,
+            at=line.created_at,
+        )
+    ]
+    state = DealStatus.QUOTED
+    first_round = line.negotiation_rounds.order_by("round_number").first()
+    if first_round is not None:
+        terms = line.negotiation_terms or {}
+        rows.append(
+            DealTransition(
+                deal=deal,
+                from_status=state,
+                to_status=DealStatus.NEGOTIATING,
+                reason=f"negotiation started ({terms.get('strategy', 'strategy')})",
+                actor=SYSTEM_ACTOR,
+                at=first_round.at,
+            )
+        )
+        state = DealStatus.NEGOTIATING
+    price = f"approved at ${line.cpm:,.2f} CPM for ${line.cost:,.2f}"
+    if line.negotiation_status:
+        price += f" ({line.get_negotiation_status_display().lower()}: {line.negotiation_outcome or 'no outcome'})"
+    approver = line.approved_by or "a person"
+    rows.append(
+        DealTransition(
+            deal=deal,
+            from_status=state,
+            to_status=DealStatus.ACCEPTED,
+            reason=f"{price}, by {'auto_approve' if approver == AUTO_APPROVER else approver}"[:2000],
+            actor=approver,
+            at=line.approved_at or timezone.now(),
+        )
+    )
+    DealTransition.objects.bulk_create(rows)
+
+
+def _deal_locked(deal_pk: int, allowed: str, refusal: str) -> BookedDeal:
+    """The deal, row-locked, with its line and campaign; ``DealTransitionError`` unless its ``allowed``
+    property (``held``, ``awaiting_cancellation``) is true."""
+    try:
+        deal = (
+            BookedDeal.objects.select_for_update(of=("self",))
+            .select_related("recommendation", "job__campaign")
+            .get(pk=deal_pk)
+        )
+    except BookedDeal.DoesNotExist:
+        raise DealNotFound(deal_pk) from None
+    if not getattr(deal, allowed):
+        raise DealTransitionError(f"Deal {deal.deal_id} is {deal.state_label}: {refusal}")
+    return deal
+
+
 def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "") -> BookedDeal:
     """A person's decision on a deal held because the seller booked other terms than approved: accepting counts
-    it as booked (if the campaign's budget still holds it); refusing marks it failed, to be cancelled with the
-    seller (the seller protocol has no cancellation call)."""
+    it as booked (if the campaign's budget and the platform limits still hold it); refusing marks it failed, to
+    be cancelled with the seller (the seller protocol has no cancellation call). A refused deal keeps the money
+    its line holds until the seller reports it cancelled or a person confirms it was (``deal_cancelled``): the
+    seller may still deliver and bill it meanwhile."""
     with transaction.atomic():
-        try:
-            deal = (
-                BookedDeal.objects.select_for_update(of=("self",))
-                .select_related("recommendation", "job__campaign")
-                .get(pk=deal_pk)
-            )
-        except BookedDeal.DoesNotExist:
-            raise DealNotFound(deal_pk) from None
-        if not deal.held:
-            raise DealTransitionError(
-                f"Deal {deal.deal_id} is {deal.state_label}: only a deal held for a decision can be accepted or refused"
-            )
+        deal = _deal_locked(deal_pk, "held", "only a deal held for a decision can be accepted or refused")
         line = deal.recommendation
         if accept:
             # The line holds its approved cost; the deal needs its own, within the campaign's budget.
@@ -704,17 +775,18 @@ def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "")
                 ledger.reserve(deal.job, [_costed(line, deal.cost_micros)], reason=f"held deal {deal.deal_id} accepted")
             except ledger.BudgetExceeded as exc:
                 raise DealTransitionError(
-                    f"Accepting deal {deal.deal_id} (${deal.cost:,.2f}) would take the campaign over its budget: "
-                    f"{exc}; refuse it and cancel it with the seller"
+                    f"Deal {deal.deal_id} (${deal.cost:,.2f}) cannot be accepted: {exc}; refuse it and have the "
+                    "seller cancel it"
                 ) from None
             ledger.commit(line, cost_micros=deal.cost_micros, reason=f"held deal {deal.deal_id} accepted")
             to_status, reason = DealStatus.BOOKED, "accepted as the seller booked it"
             line_status = RecommendationStatus.BOOKED
         else:
             to_status = DealStatus.FAILED
-            reason = f"refused: the seller is to cancel deal {deal.deal_id}"
+            reason = f"refused: the seller is to cancel deal {deal.deal_id}; its approved cost stays held until it does"
             line_status = RecommendationStatus.BOOKING_FAILED
-            ledger.release(line, reason=f"held deal {deal.deal_id} refused")
+            BookedDeal.objects.filter(pk=deal.pk).update(refused_by=(actor or "a person")[:150])
+            deal.refused_by = (actor or "a person")[:150]
         if note:
             reason += f"; {note}"
         deal_transition(deal=deal, to_status=to_status, reason=reason[:500], actor=actor)
@@ -729,7 +801,43 @@ def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "")
     return deal
 
 
-# Which deal states may follow which; terminal states have no successors.
+def deal_cancelled(*, deal_pk: int, actor: str, reason: str) -> BookedDeal:
+    """A refused deal is cancelled at the seller (the seller reported it, or a person confirms it): the money its
+    line held is released."""
+    with transaction.atomic():
+        deal = _deal_locked(
+            deal_pk, "awaiting_cancellation", "only a refused deal awaits its cancellation at the seller"
+        )
+        held = ledger.held_micros(deal.recommendation)
+        ledger.release(deal.recommendation, reason=f"refused deal {deal.deal_id} cancelled at the seller")
+        why = f"{reason}; ${micros_to_decimal(held):,.2f} released"[:500]
+        deal_transition(deal=deal, to_status=DealStatus.CANCELLED, reason=why, actor=actor)
+        event_emit(
+            EventType.DEAL_STATUS_CHANGED,
+            flow_id=str(deal.job_id),
+            campaign_id=str(deal.job.campaign_id),
+            deal_id=deal.deal_id,
+            payload={"from": DealStatus.FAILED, "to": DealStatus.CANCELLED, "reason": why, "actor": actor},
+        )
+    return deal
+
+
+DEAL_DECISIONS = ("accept", "refuse", "cancelled")
+
+
+def deal_decide(deal_pk: int, decision: str, *, actor: str, note: str = "") -> BookedDeal:
+    """A person's word on a deal, as the page and the API take it: ``accept`` or ``refuse`` a held deal, or
+    ``cancelled``: a refused deal was cancelled at the seller."""
+    if decision == "cancelled":
+        reason = f"cancelled at the seller, as {actor or 'a person'} confirms" + (f"; {note}" if note else "")
+        return deal_cancelled(deal_pk=deal_pk, actor=actor, reason=reason)
+    if decision not in DEAL_DECISIONS:
+        raise DealTransitionError(f"Unknown decision {decision!r}: accept, refuse or cancelled")
+    return deal_flag_resolve(deal_pk=deal_pk, accept=decision == "accept", actor=actor, note=note)
+
+
+# Which deal states may follow which; terminal states have no successors. A failed deal (one a person refused)
+# can still be cancelled at the seller.
 DEAL_TRANSITIONS: dict[str, frozenset[str]] = {
     DealStatus.QUOTED: frozenset(
         {DealStatus.NEGOTIATING, DealStatus.ACCEPTED, DealStatus.BOOKING, DealStatus.EXPIRED, DealStatus.CANCELLED}
@@ -755,7 +863,7 @@ DEAL_TRANSITIONS: dict[str, frozenset[str]] = {
     DealStatus.MAKEGOOD_PENDING: frozenset({DealStatus.DELIVERING, DealStatus.COMPLETED, DealStatus.CANCELLED}),
     DealStatus.PARTIALLY_CANCELED: frozenset({DealStatus.DELIVERING, DealStatus.COMPLETED}),
     DealStatus.COMPLETED: frozenset(),
-    DealStatus.FAILED: frozenset(),
+    DealStatus.FAILED: frozenset({DealStatus.CANCELLED}),
     DealStatus.CANCELLED: frozenset(),
     DealStatus.EXPIRED: frozenset(),
 }
@@ -830,4 +938,10 @@ def deal_transition_many(moves: Iterable[DealMove], *, actor: str = SYSTEM_ACTOR
 
 def _costed(line: Recommendation, cost_micros: int) -> Recommendation:
     """``line`` as the ledger should hold it: at ``cost_micros`` (an unsaved copy; the row is not changed)."""
-    return Recommendation(pk=line.pk, job_id=line.job_id, cost_micros=cost_micros)
+    return Recommendation(
+        pk=line.pk,
+        job_id=line.job_id,
+        seller_url=line.seller_url,
+        product_name=line.product_name,
+        cost_micros=cost_micros,
+    )

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
-from campaigns.models import BookingJob, DealStatus, JobStage, JobStatus
+from campaigns.models import COUNTED_DEALS, BookingJob, JobStage, JobStatus
 from campaigns.services import (
     AWAITING,
     BOOK_RECOVERY_ATTEMPTS,
@@ -77,7 +77,7 @@ def jobs_sweep() -> dict[str, int]:
 
     expired = BookingJob.objects.filter(status=JobStatus.AWAITING_APPROVAL, approval_expires_at__lt=now)
     for job in expired.select_related("campaign")[:500]:
-        booked = job.deals.exclude(status__in=[DealStatus.BOOKING, DealStatus.FAILED]).count()
+        booked = job.deals.filter(COUNTED_DEALS).count()
         if booked:
             # Lines that came back to a person after some were booked: those deals stand, the job is done.
             reason = (

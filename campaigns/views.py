@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
@@ -376,7 +377,10 @@ def deals(request: HttpRequest) -> HttpResponse:
     filters = DealFilterForm(request.GET, sellers=selectors.deal_seller_choices())
     values = filters.cleaned_data if filters.is_valid() else {}
     rows = selectors.deal_list(
-        status=values.get("status"), channel=values.get("channel"), seller_id=values.get("seller")
+        status=values.get("status"),
+        channel=values.get("channel"),
+        seller_id=values.get("seller"),
+        needs=values.get("needs") or None,
     )
     page = _page(request, rows, DEALS_PER_PAGE)
     template = "campaigns/deals.html#results" if _wants_partial(request) else "campaigns/deals.html"
@@ -410,6 +414,7 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "delivered_cpm": _delivered_cpm(deal),
         "price": reconcile(deal),
         "pacing": deal_pacing(deal),
+        "refresh_hours": settings.DEAL_REFRESH_HOURS,
     }
     return render(request, "campaigns/deal_detail.html", context)
 
@@ -417,11 +422,29 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @media_buyer_required
 @require_POST
 def deal_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    """Accept or refuse a deal held because the seller booked other terms than approved."""
+    """Accept or refuse a deal held because the seller booked other terms than approved, or confirm that a
+    refused deal was cancelled at the seller."""
     decision = request.POST.get("decision", "")
-    if decision not in {"accept", "refuse"}:
+    if decision not in services.DEAL_DECISIONS:
         messages.error(request, "Choose Accept or Refuse.")
         return redirect("campaigns:deal_detail", pk=pk)
+    note = request.POST.get("note", "").strip()[:300]
+    try:
+        deal = services.deal_decide(pk, decision, actor=request.user.get_username(), note=note)
+    except services.DealTransitionError as exc:
+        messages.error(request, f"Nothing was changed: {exc}.")
+    else:
+        if decision == "accept":
+            messages.success(request, f"Deal {deal.deal_id} accepted as booked for {charts.money(deal.cost)}.")
+        elif decision == "refuse":
+            messages.success(
+                request,
+                f"Deal {deal.deal_id} refused: have {deal.recommendation.seller_name} cancel it. Its money stays "
+                "held until the seller reports it cancelled, or you confirm it here.",
+            )
+        else:
+            messages.success(request, f"Deal {deal.deal_id} is cancelled at the seller: its money is released.")
+    return redirect("campaigns:deal_detail", pk=pk)
     note = request.POST.get("note", "").strip()[:300]
     try:
         deal = services.deal_flag_resolve(

@@ -279,20 +279,6 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
         after[move.from_channel] -= move.amount_micros
         after[move.to_channel] = after.get(move.to_channel, 0) + move.amount_micros
     _still_unspent(job, moves, before)
-    # The money moved is what the giving channels will not spend: what of it they committed is released, so the
-    # top-ups that spend it fit the campaign's budget.
-    projected = _projected(job, [m.from_channel for m in moves])
-    given: dict[str, int] = defaultdict(int)
-    for move in moves:
-        given[move.from_channel] += move.amount_micros
-    for channel, amount in given.items():
-        ledger.release_for_reallocation(
-            job,
-            channel=channel,
-            amount_micros=amount,
-            projected_micros=projected.get(channel, 0),
-            reason=f"reallocation proposal {proposal.pk} approved: {channel} is projected not to spend it",
-        )
     for channel, micros in after.items():
         ChannelBudget.objects.update_or_create(job=job, channel=channel, defaults={"budget_micros": micros})
     received: dict[str, int] = defaultdict(int)
@@ -307,8 +293,19 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
             )
     except JobStateError as exc:
         raise ProposalStateError(str(exc)) from exc
+    # The money moved is what the giving channels will not spend: what of it they committed is released for the
+    # top-up that spends it, so it fits the campaign's budget (and goes back if the top-up does not spend it).
+    projected = _projected(job, [m.from_channel for m in moves])
     for move in moves:
         move.top_up_job = top_ups[move.to_channel]
+        ledger.release_for_reallocation(
+            job,
+            channel=move.from_channel,
+            amount_micros=move.amount_micros,
+            projected_micros=projected.get(move.from_channel, 0),
+            reason=f"reallocation proposal {proposal.pk} approved: {move.from_channel} is projected not to spend it",
+            top_up=move.top_up_job,
+        )
     ReallocationMove.objects.bulk_update(moves, ["top_up_job"])
     proposal.status, proposal.decided_at, proposal.decided_by = ProposalStatus.APPROVED, timezone.now(), actor
     proposal.save(update_fields=["status", "decided_at", "decided_by"])

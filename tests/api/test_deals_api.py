@@ -159,6 +159,30 @@ def test_a_held_deal_is_decided_over_the_api_and_a_read_only_key_cannot(client):
     assert decide("maybe", writer).status_code == 422
 
 
+def test_a_refused_deal_is_listed_until_it_is_confirmed_cancelled(client):
+    _, writer = api_key_create(name="ops", scopes=[Scope.WRITE])
+    held = deal(1, status=DealStatus.BOOKING, flag="the seller booked deal DEAL-0001 at $18.00 CPM")
+    deal(2)
+
+    def needs(what):
+        return client.get("/deals", {"needs": what}, headers={"X-API-Key": writer}).json()["deals"]
+
+    def decide(decision):
+        url, body = f"/deals/{held.pk}/decide", {"decision": decision}
+        return client.post(url, body, content_type="application/json", headers={"X-API-Key": writer})
+
+    assert [d["deal_id"] for d in needs("decision")] == ["DEAL-0001"] and needs("cancellation") == []
+    refused = decide("refuse").json()
+    assert (refused["status"], refused["refused_by"], refused["awaiting_cancellation"]) == ("failed", "ops", True)
+    assert [d["deal_id"] for d in needs("cancellation")] == ["DEAL-0001"] and needs("decision") == []
+
+    cancelled = decide("cancelled").json()
+    assert (cancelled["status"], cancelled["awaiting_cancellation"]) == ("cancelled", False)
+    assert needs("cancellation") == []
+    assert decide("cancelled").status_code == 409
+    assert client.get("/deals", {"needs": "nothing"}, headers={"X-API-Key": writer}).status_code == 422
+
+
 def test_a_deal_the_seller_cancelled_before_it_delivered_frees_its_money(settings):
     from campaigns import ledger
     from campaigns.deal_refresh import deal_refresh

@@ -15,8 +15,10 @@ def booked_deal() -> BookedDeal:
 
 def test_every_state_has_a_rule_and_terminal_states_have_no_successors():
     assert set(DEAL_TRANSITIONS) == set(DealStatus.values)
-    for terminal in (DealStatus.COMPLETED, DealStatus.FAILED, DealStatus.CANCELLED, DealStatus.EXPIRED):
+    for terminal in (DealStatus.COMPLETED, DealStatus.CANCELLED, DealStatus.EXPIRED):
         assert DEAL_TRANSITIONS[terminal] == frozenset()
+    # A failed deal (refused by a person) has one way on: its cancellation at the seller.
+    assert DEAL_TRANSITIONS[DealStatus.FAILED] == frozenset({DealStatus.CANCELLED})
 
 
 def test_allowed_transitions_are_recorded_with_their_reason():

@@ -432,10 +432,24 @@ def test_accepting_a_held_deal_that_no_longer_fits_the_budget_is_refused(sandbox
     deals = list(BookedDeal.objects.filter(job=job).order_by("pk"))
     job.campaign.__class__.objects.filter(pk=job.campaign_id).update(budget_micros=deals[0].cost_micros - 1)
 
-    with pytest.raises(services.DealTransitionError, match="over its budget"):
+    with pytest.raises(services.DealTransitionError, match=r"cannot be accepted: .*budget"):
         services.deal_flag_resolve(deal_pk=deals[0].pk, accept=True, actor="ada")
     deals[0].refresh_from_db()
     assert deals[0].status == "booking"
+
+
+def test_accepting_a_held_deal_above_the_per_line_maximum_is_refused(sandbox, settings):
+    sandbox.state.sandbox.overprice_pct = Decimal(10)
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    job = run(job, JobStage.BOOK)
+    deal = BookedDeal.objects.filter(job=job).order_by("pk").first()
+    settings.MAX_LINE_USD = deal.cost - Decimal("0.01")
+
+    with pytest.raises(services.DealTransitionError, match=r"cannot be accepted: .*per-line maximum"):
+        services.deal_flag_resolve(deal_pk=deal.pk, accept=True, actor="ada")
+    deal.refresh_from_db()
+    assert deal.held
 
 
 # --- negotiation against the sandbox seller -------------------------------------------------------------------

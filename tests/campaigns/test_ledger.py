@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from campaigns import ledger
-from campaigns.ledger import BudgetExceeded, committed_micros, held_micros
-from campaigns.models import BudgetEntry, JobStage, JobStatus, Recommendation
+from campaigns.ledger import BudgetExceeded, LimitExceeded, committed_micros, earmarked_micros, held_micros
+from campaigns.models import BookingJob, BudgetEntry, JobStage, JobStatus, Recommendation
 from tests.factories import BookingJobFactory, CampaignFactory, RecommendationFactory
 
 M = 1_000_000
@@ -36,6 +38,7 @@ operation = st.one_of(
     st.tuples(st.just("requote"), st.integers(0, 7), st.integers(50, 150)),  # a new price, then booked
     st.tuples(st.just("release"), st.integers(0, 7)),
     st.tuples(st.just("reallocate"), st.integers(1, 20_000), st.integers(0, 40_000)),  # amount, projected
+    st.tuples(st.just("finish_top_up")),  # it ends: what it did not spend of the reallocation goes back
 )
 
 
@@ -50,11 +53,14 @@ class CommitmentsNeverExceedTheBudget(TestCase):
         root, first = campaign(budget, lines=tuple(costs[:4]))
         top_up, second = campaign(budget, lines=tuple(costs[4:]), parent=root)
         lines = first + second
+        finished = False
         for op in operations:
             match op:
                 case ("reserve", picks):
                     chosen = [lines[i] for i in picks]
                     job = chosen[0].job
+                    if finished and job.pk == top_up.pk:
+                        continue
                     with contextlib.suppress(BudgetExceeded):
                         ledger.reserve(job, [c for c in chosen if c.job_id == job.pk])
                 case ("commit", i, pct):
@@ -77,8 +83,14 @@ class CommitmentsNeverExceedTheBudget(TestCase):
                         amount_micros=amount * M,
                         projected_micros=projected * M,
                         reason="moved",
+                        top_up=None if finished else top_up,
                     )
-            assert committed_micros(root) <= budget * M
+                case ("finish_top_up",):
+                    BookingJob.objects.filter(pk=top_up.pk).update(finished_at=timezone.now())
+                    top_up.finished_at = timezone.now()
+                    finished = True
+                    ledger.give_back_unspent(top_up)
+            assert committed_micros(root) + earmarked_micros(root) <= budget * M
             assert all(held_micros(line) >= 0 for line in lines)
         assert not BudgetEntry.objects.filter(root=top_up).exists()  # one ledger, under the first job
 
@@ -128,3 +140,66 @@ def test_a_reallocation_releases_only_what_the_giving_channel_committed_and_will
         root, channel="branding", amount_micros=22_000 * M, projected_micros=28_000 * M, reason="moved again"
     )
     assert again == 0 and committed_micros(root) == 78_000 * M  # never released twice
+
+
+# --- platform limits: whatever path a line comes by ------------------------------------------------------------
+
+
+def test_no_line_is_reserved_or_committed_above_the_per_line_maximum(settings):
+    settings.MAX_LINE_USD = Decimal(25_000)
+    root, (small, big) = campaign(100_000, lines=(20_000, 30_000))
+
+    with pytest.raises(LimitExceeded, match=r"above the per-line maximum of \$25,000.00"):
+        ledger.reserve(root, [small, big])
+    assert committed_micros(root) == 0  # nothing of the refused approval
+
+    ledger.reserve(root, [small])
+    with pytest.raises(LimitExceeded, match="MAX_LINE_USD"):
+        ledger.commit(small, cost_micros=26_000 * M, reason="the seller booked it dearer")
+    assert held_micros(small) == 20_000 * M
+    ledger.commit(small, cost_micros=25_000 * M, reason="at the maximum")
+    assert held_micros(small) == 25_000 * M
+
+
+def test_no_seller_holds_more_than_its_share_of_the_campaign_across_its_jobs(settings):
+    settings.SELLER_MAX_SHARE_PCT = Decimal(40)
+    root, (first, other_seller) = campaign(100_000, lines=(30_000, 30_000))
+    top_up, (same_seller,) = campaign(100_000, lines=(15_000,), parent=root)
+    Recommendation.objects.filter(pk=same_seller.pk).update(seller=first.seller, seller_url=first.seller_url)
+    same_seller.refresh_from_db()
+    ledger.reserve(root, [first, other_seller])
+
+    with pytest.raises(LimitExceeded, match=r"\$45,000.00 at seller .* more than 40 % of the campaign's"):
+        ledger.reserve(top_up, [same_seller])
+    assert held_micros(same_seller) == 0
+
+    ledger.commit(first, cost_micros=25_000 * M, reason="booked for less")  # freeing room at that seller
+    ledger.reserve(top_up, [same_seller])
+    assert committed_micros(root) == 70_000 * M
+
+
+def test_a_line_booked_for_less_is_never_refused_by_a_limit_it_already_broke(settings):
+    root, (line,) = campaign(100_000, lines=(30_000,))
+    ledger.reserve(root, [line])
+    settings.MAX_LINE_USD = Decimal(10_000)  # lowered after the approval
+    ledger.commit(line, cost_micros=29_000 * M, reason="booked for less")
+    assert held_micros(line) == 29_000 * M
+
+
+def test_money_released_for_a_top_up_is_set_aside_for_it_until_it_ends():
+    root, (giver, later) = campaign(100_000, lines=(60_000, 45_000))
+    top_up, (spend,) = campaign(100_000, lines=(15_000,), parent=root)
+    ledger.reserve(root, [giver])
+    ledger.release_for_reallocation(
+        root, channel="branding", amount_micros=20_000 * M, projected_micros=40_000 * M, reason="moved", top_up=top_up
+    )
+    assert committed_micros(root) == 40_000 * M and earmarked_micros(root) == 20_000 * M
+
+    with pytest.raises(BudgetExceeded, match=r"\$20,000.00 set aside for top-up jobs"):
+        ledger.reserve(root, [later])  # $40,000 + $45,000 fits $100,000 only by spending the top-up's money
+    ledger.reserve(top_up, [spend])  # the top-up spends what was set aside for it
+    assert earmarked_micros(root) == 5_000 * M
+
+    BookingJob.objects.filter(pk=top_up.pk).update(finished_at=timezone.now())
+    assert ledger.give_back_unspent(top_up) == 5_000 * M  # what its lines did not take goes back to branding
+    assert committed_micros(root) == 60_000 * M and earmarked_micros(root) == 0

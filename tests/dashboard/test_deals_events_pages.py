@@ -296,11 +296,20 @@ def test_a_held_deal_shows_why_and_a_person_accepts_or_refuses_it(buyer):
     held.refresh_from_db(), other.refresh_from_db()
     assert (held.status, other.status) == (DealStatus.BOOKED, DealStatus.FAILED)
     assert "accepted as booked" in accepted.content.decode() and 'id="deal-held"' not in accepted.content.decode()
-    assert "cancel it with" in refused.content.decode()
+    refused_page = refused.content.decode()
+    assert "cancel it" in refused_page and 'id="deal-to-cancel"' in refused_page and 'value="cancelled"' in refused_page
     again = buyer.post(reverse("campaigns:deal_decide", args=[held.pk]), {"decision": "refuse"}, follow=True)
     text = again.content.decode()
     assert "Nothing was changed" in text and "only a deal held for a decision" in text
     assert buyer.post(reverse("campaigns:deal_decide", args=[999_999]), {"decision": "accept"}).status_code == 404
+
+    # The deals list finds what needs the buyer: the refused deal, to cancel with the seller.
+    listed = buyer.get(reverse("campaigns:deals"), {"needs": "cancellation"}).content.decode()
+    assert "DEAL-0002" in listed and "DEAL-0001" not in listed and "to cancel with the seller" in listed
+    cancelled = buyer.post(reverse("campaigns:deal_decide", args=[other.pk]), {"decision": "cancelled"}, follow=True)
+    other.refresh_from_db()
+    assert other.status == DealStatus.CANCELLED and "its money is released" in cancelled.content.decode()
+    assert "DEAL-0002" not in buyer.get(reverse("campaigns:deals"), {"needs": "cancellation"}).content.decode()
 
 
 def test_the_deal_page_reconciles_quoted_negotiated_booked_and_delivered_prices(buyer):

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db.models import Q
 
 from buyer.events.models import Event, EventType
 from campaigns.models import BookingJob
@@ -150,3 +151,63 @@ def test_an_older_moment_never_becomes_the_latest_snapshot():
     _snapshot(at(3))  # a replay of an earlier moment, run afterwards
     job.refresh_from_db()
     assert job.latest_pacing.run_id == newer.pk
+
+
+def _top_up_of_a_committed_campaign() -> tuple[BookingJob, int, BookingJob]:
+    """A campaign whose deals are committed in its ledger, as approval and booking would have, and the top-up
+    job its approved reallocation started: (job, what it committed before, top-up)."""
+    from campaigns import ledger
+
+    job, _ = diverging_campaign()
+    for line in job.recommendations.all():
+        ledger.reserve(job, [line])
+        ledger.commit(line, cost_micros=line.cost_micros, reason="booked")
+    before = ledger.committed_micros(job)
+    proposal = ReallocationProposal.objects.get(job=job)
+    with time_machine.travel(at(16, 2), tick=False):
+        proposal_approve(proposal_id=proposal.pk, actor="ada")
+    return job, before, BookingJob.objects.get(parent=job)
+
+
+def test_money_a_top_up_does_not_commit_goes_back_to_the_channel_that_gave_it():
+    from campaigns import ledger, services
+    from campaigns.models import JobStatus, RecommendationStatus
+    from tests.factories import BookedDealFactory, RecommendationFactory
+
+    job, before, top_up = _top_up_of_a_committed_campaign()
+    # branding committed $30,000 and is projected to spend $21,000: the $9,000 moved is released for the top-up.
+    assert ledger.committed_micros(job) == before - 9_000_000_000
+    line = RecommendationFactory(
+        job=top_up, channel="ctv", cost_micros=4_000_000_000, status=RecommendationStatus.APPROVED
+    )
+    ledger.reserve(top_up, [line])
+
+    # The top-up books one $4,000 line and ends: the $5,000 it did not commit counts on branding again.
+    ledger.commit(line, cost_micros=4_000_000_000, reason="booked")
+    BookedDealFactory(recommendation=line, job=top_up)
+    assert ledger.committed_micros(job) == before - 5_000_000_000
+    services.job_transition(top_up, status=JobStatus.COMPLETED, stage="done", expect=Q(), dispatch=False)
+    assert ledger.committed_micros(job) == before
+    assert ledger.give_back_unspent(top_up) == 0  # nothing twice
+
+    # Its deal is then cancelled at the seller: that $4,000 goes back to branding too, never more than it gave.
+    ledger.release(line, reason="cancelled at the seller")
+    assert ledger.committed_micros(job) == before
+    back = top_up.budget_entries.model.objects.filter(job=top_up, kind="reserve", recommendation__isnull=True)
+    assert sorted(e.amount_micros for e in back) == [4_000_000_000, 5_000_000_000]
+    assert all(e.channel == "branding" for e in back)
+
+
+def test_a_top_up_that_fails_gives_back_everything_it_was_given():
+    from campaigns import ledger, services
+    from campaigns.models import JobStatus
+
+    job, before, top_up = _top_up_of_a_committed_campaign()
+
+    services.job_transition(
+        top_up, status=JobStatus.FAILED, stage="done", expect=Q(), dispatch=False, failure_reason="no quotes"
+    )
+
+    assert ledger.committed_micros(job) == before
+    given = top_up.budget_entries.model.objects.filter(job=top_up, kind="reserve", recommendation__isnull=True)
+    assert [(e.channel, e.amount_micros) for e in given] == [("branding", 9_000_000_000)]
