@@ -1,11 +1,10 @@
-"""The booking flow's steps. Each claims its job, does slow seller I/O outside any transaction, then saves
-its output and advances the job in one short atomic block. Money-moving code here never calls a model.
-"""
+"""The booking flow's steps before booking: plan, research (quotes) and negotiation. Each claims its job, does
+slow seller I/O outside any transaction, then saves its output and advances the job in one short atomic block.
+The booking step itself is ``campaigns.booking``."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,13 +24,11 @@ from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
 from buyer.sellers.registry import client_for, identity_for
 from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_seed_from_settings
-from buyer.sellers.types import Deal, Quote, QuoteRequest
 from buyer.sellers.types import NegotiationRound as SellerRound
+from buyer.sellers.types import Quote, QuoteRequest
 from campaigns import ledger, policies
 from campaigns.models import (
     BookingJob,
-    Campaign,
-    DealStatus,
     JobStage,
     JobStatus,
     NegotiationRound,
@@ -43,86 +40,14 @@ from campaigns.negotiation import Action, Round, Strategy, Terms, next_move, ter
 from campaigns.negotiation import Move as NegotiationMove
 from campaigns.services import (
     AUTO_APPROVER,
-    BOOK_RECOVERY_ATTEMPTS,
-    deal_record,
     job_add_errors,
     job_advance,
-    job_claim,
     job_fail,
-    job_in_recovery,
     job_progress,
 )
+from campaigns.steps import allocations_of, brief_terms, flow_ids
 
 logger = logging.getLogger(__name__)
-
-
-def brief_terms(campaign: Campaign) -> policies.BriefTerms:
-    constraints = campaign.constraints or {}
-    excluded = constraints.get("exclude_publishers") or []
-    return policies.BriefTerms(
-        budget=campaign.budget,
-        channels=tuple(campaign.channels or ()),
-        objectives=tuple(campaign.objectives or ()),
-        start_date=campaign.start_date,
-        end_date=campaign.end_date,
-        max_cpm=policies.kpi_cpm(campaign.kpis or {}, "max_cpm_usd", "max_cpm"),
-        target_cpm=policies.kpi_cpm(campaign.kpis or {}, "target_cpm_usd", "target_cpm"),
-        formats=tuple(f.lower() for f in campaign.formats or ()),
-        exclude_publishers=tuple(str(p) for p in excluded),
-    )
-
-
-def allocations_of(job: BookingJob) -> list[policies.Allocation]:
-    return [
-        policies.Allocation(
-            channel=channel,
-            amount=Decimal(str(item["budget"])),
-            percentage=Decimal(str(item["percentage"])),
-            rationale=item["rationale"],
-        )
-        for channel, item in job.budget_allocations.items()
-    ]
-
-
-def _flow(job: BookingJob) -> dict[str, str]:
-    return {"flow_id": str(job.pk), "campaign_id": str(job.campaign_id)}
-
-
-def run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -> None:
-    """Claim ``stage`` and run it; an unexpected error is recorded and the step retried later, boundedly."""
-    job = job_claim(job_id, stage=stage)
-    if job is None:
-        logger.info("job %s: stage %s not due here (done, leased elsewhere or cancelled)", job_id, stage)
-        return
-    try:
-        step(job)
-    except Exception as exc:
-        logger.exception("job %s: step %s raised", job_id, stage)
-        message = f"Step '{stage}' attempt {job.attempts} failed: {type(exc).__name__}: {str(exc)[:300]}"
-        # A booking step gets its recovery attempts too: a deal the seller made before the error is read back.
-        limit = settings.JOB_MAX_ATTEMPTS + (BOOK_RECOVERY_ATTEMPTS if stage == JobStage.BOOK else 0)
-        if job.attempts >= limit:
-            job_fail(job, message)
-        else:
-            job_add_errors(job, [message])
-            job_retry_later(job, seconds=min(300, 5 * 2**job.attempts))
-
-
-def job_retry_later(job: BookingJob, *, seconds: int) -> None:
-    """Keep the claim for ``seconds`` so nothing else runs the step, then run it again."""
-    from campaigns import tasks
-
-    BookingJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
-        lease_expires_at=timezone.now() + timedelta(seconds=seconds)
-    )
-    task = {
-        JobStage.PLAN: tasks.job_plan,
-        JobStage.RESEARCH: tasks.job_research,
-        JobStage.NEGOTIATE: tasks.job_negotiate,
-        JobStage.BOOK: tasks.job_book,
-    }[JobStage(job.stage)]
-    # Countdown a second past the lease, so the claim is free again when the task arrives.
-    task.apply_async((str(job.pk),), countdown=seconds + 1)
 
 
 # --- plan ---------------------------------------------------------------------------------------------------
@@ -148,7 +73,7 @@ def step_plan(job: BookingJob) -> None:
             progress=0.2,
             budget_allocations=serialised,
         ):
-            event_emit(EventType.BUDGET_ALLOCATED, **_flow(job), payload={"allocations": serialised})
+            event_emit(EventType.BUDGET_ALLOCATED, **flow_ids(job), payload={"allocations": serialised})
 
 
 # --- research and quotes ------------------------------------------------------------------------------------
@@ -162,7 +87,7 @@ def step_research(job: BookingJob) -> None:
     if not sellers:
         job_fail(job, "No sellers are configured: set SELLER_ENDPOINTS or add a seller in the admin.")
         return
-    event_emit(EventType.RESEARCH_STARTED, **_flow(job), payload={"sellers": [s.name for s in sellers.values()]})
+    event_emit(EventType.RESEARCH_STARTED, **flow_ids(job), payload={"sellers": [s.name for s in sellers.values()]})
     clients = {key: client_for(seller) for key, seller in sellers.items()}
     try:
         errors, lines, skips = _research(job, terms, allocations, sellers, clients)
@@ -200,7 +125,7 @@ def step_research(job: BookingJob) -> None:
         job_add_errors(job, errors)
         event_emit(
             EventType.RESEARCH_COMPLETED,
-            **_flow(job),
+            **flow_ids(job),
             payload={
                 "quoted": len(lines),
                 "selected": len(selection.chosen),
@@ -233,7 +158,7 @@ def _research(
             errors.append(message)
             event_emit(
                 EventType.SELLER_FAILED,
-                **_flow(job),
+                **flow_ids(job),
                 payload={"seller": sellers[key].name, "error": str(result), "step": "catalog"},
             )
         else:
@@ -285,7 +210,7 @@ def _research(
             errors.append(f"Seller {seller.name}: quote for {candidate.product.product_id} failed: {result}")
             event_emit(
                 EventType.QUOTE_FAILED,
-                **_flow(job),
+                **flow_ids(job),
                 payload={
                     "seller": seller.name,
                     "product_id": candidate.product.product_id,
@@ -295,7 +220,7 @@ def _research(
             continue
         event_emit(
             EventType.QUOTE_RECEIVED,
-            **_flow(job),
+            **flow_ids(job),
             payload={
                 "seller": seller.name,
                 "product_id": candidate.product.product_id,
@@ -391,7 +316,7 @@ def _save_recommendations(
             for r in negotiating:
                 event_emit(
                     EventType.NEGOTIATION_STARTED,
-                    **_flow(job),
+                    **flow_ids(job),
                     payload={
                         "recommendation_id": r.pk,
                         "seller": r.seller_name,
@@ -490,10 +415,10 @@ def _hand_over(job: BookingJob) -> None:
     if auto_approve:
         if job_advance(job, stage=JobStage.BOOK, status=JobStatus.RUNNING, progress=0.9):
             job.recommendations.filter(status=RecommendationStatus.APPROVED).update(approved_at=timezone.now())
-            event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
+            event_emit(EventType.RECOMMENDATIONS_READY, **flow_ids(job), payload=payload)
             event_emit(
                 EventType.APPROVAL_GRANTED,
-                **_flow(job),
+                **flow_ids(job),
                 payload={"product_ids": [r.product_id for r in lines], "total_cost": total, "auto_approve": True},
             )
         else:
@@ -511,8 +436,8 @@ def _hand_over(job: BookingJob) -> None:
         progress=0.85,
         approval_expires_at=expires,
     ):
-        event_emit(EventType.RECOMMENDATIONS_READY, **_flow(job), payload=payload)
-        event_emit(EventType.APPROVAL_REQUESTED, **_flow(job), payload={**payload, "expires_at": expires})
+        event_emit(EventType.RECOMMENDATIONS_READY, **flow_ids(job), payload=payload)
+        event_emit(EventType.APPROVAL_REQUESTED, **flow_ids(job), payload={**payload, "expires_at": expires})
     else:
         transaction.set_rollback(True)
 
@@ -645,7 +570,7 @@ def _record_exchange(job: BookingJob, exchange: _Exchange) -> None:
             Recommendation.objects.filter(pk=line.pk).update(negotiation_id=answer.negotiation_id[:200])
         event_emit(
             EventType.NEGOTIATION_ROUND,
-            **_flow(job),
+            **flow_ids(job),
             payload={
                 "recommendation_id": line.pk,
                 "seller": line.seller_name,
@@ -710,7 +635,7 @@ def _conclude(
             return
         event_emit(
             EventType.NEGOTIATION_CONCLUDED,
-            **_flow(job),
+            **flow_ids(job),
             payload={
                 "recommendation_id": line.pk,
                 "seller": line.seller_name,
@@ -722,291 +647,3 @@ def _conclude(
                 "agreed_cpm": agreed,
             },
         )
-
-
-# --- booking ------------------------------------------------------------------------------------------------
-
-
-class LineRefused(Exception):
-    """A line that must not be booked as approved."""
-
-
-class LineNeedsApproval(Exception):
-    """A line whose re-quote changed beyond the tolerance: it goes back to a person at the new price."""
-
-    def __init__(self, reason: str, quote: Quote):
-        super().__init__(reason)
-        self.quote = quote
-
-
-def _line_requoted(job: BookingJob, line: Recommendation, needs: LineNeedsApproval) -> None:
-    quote = needs.quote
-    with transaction.atomic():
-        Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
-            status=RecommendationStatus.PENDING_APPROVAL,
-            status_reason=str(needs)[:500],
-            quote_id=quote.quote_id,
-            quote_expires_at=quote.expires_at,
-            impressions=quote.impressions,
-            cpm_micros=decimal_to_micros(quote.final_cpm),
-            quoted_cpm_micros=decimal_to_micros(quote.final_cpm),
-            cost_micros=decimal_to_micros(cost_for(quote.impressions, quote.final_cpm)),
-        )
-        Recommendation.objects.filter(pk=line.pk, negotiation_status=NegotiationStatus.AGREED).update(
-            negotiation_status=NegotiationStatus.ENDED,
-            negotiation_outcome=f"the negotiated quote expired; the seller re-quoted at ${quote.final_cpm:,.2f}",
-        )
-        ledger.release(line, reason="re-quoted at another price: back to a person")
-        job_add_errors(job, [f"{line.product_name} at {line.seller_name}: {needs}"])
-
-
-def step_book(job: BookingJob) -> None:
-    if job_in_recovery(job) or job.cancel_requested:
-        step_book_recover(job)
-        return
-    lines = list(
-        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
-        .select_related("seller")
-        .order_by("priority")
-    )
-    event_emit(EventType.BOOKING_STARTED, **_flow(job), payload={"lines": len(lines), "attempt": job.attempts})
-    clients: dict[str, SellerRestClient] = {}
-    errors: list[str] = []
-    transient = False
-    # Sellers whose read-back differed from an approved line: auto-approval of their other lines stops (this
-    # attempt's, and any earlier attempt's).
-    held: dict[str, str] = {
-        url: f"{name} booked another line differently ({reason})"
-        for url, name, reason in Recommendation.objects.filter(
-            job=job, status=RecommendationStatus.FLAGGED
-        ).values_list("seller_url", "seller_name", "status_reason")
-    }
-    try:
-        for done, line in enumerate(lines, start=1):
-            if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-                break
-            # Only what auto_approve approved waits for a person again: a person's own approval is booked.
-            if line.approved_by == AUTO_APPROVER and line.seller_url in held:
-                _line_back_to_approval(line, held[line.seller_url])
-                continue
-            if line.seller is None:
-                _line_failed(job, line, "seller was deleted")
-                continue
-            client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
-            try:
-                deal = _book_line(job, client, line)
-            except SellerError as exc:
-                # An open breaker follows timeouts: a booking that timed out may exist, so wait and read back.
-                if exc.retryable or exc.code == "circuit_open":
-                    transient = True
-                    errors.append(f"Seller {line.seller_name}: booking {line.product_id} will be retried: {exc}")
-                else:
-                    _line_failed(job, line, str(exc))
-                continue
-            except LineRefused as exc:
-                _line_failed(job, line, str(exc))
-                continue
-            except LineNeedsApproval as exc:
-                _line_requoted(job, line, exc)
-                continue
-            recorded = deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
-            if recorded.held:  # other terms than approved, or more than the budget holds
-                why = f"{line.seller_name} booked another line differently ({recorded.flag})"
-                held.setdefault(line.seller_url, why)
-            job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
-    finally:
-        for client in clients.values():
-            client.close()
-    job_add_errors(job, errors)
-    if transient:
-        # Retried; past the attempts, the next claim only reads back what a timed-out booking may have made.
-        job_retry_later(job, seconds=min(300, 10 * 2**job.attempts))
-        return
-    _finish_booking(job)
-
-
-def step_book_recover(job: BookingJob) -> None:
-    """The booking step after it was interrupted ``JOB_MAX_ATTEMPTS`` times (a worker killed mid-booking, say):
-    book nothing new, read back from each seller the deal it made for every approved line without one (the
-    quote names its deal once booked), record those, release the rest, and finish the job on what was booked."""
-    lines = list(
-        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
-        .select_related("seller")
-        .order_by("priority")
-    )
-    payload = {"lines": len(lines), "attempt": job.attempts, "recovery": True}
-    event_emit(EventType.BOOKING_STARTED, **_flow(job), payload=payload)
-    clients: dict[str, SellerRestClient] = {}
-    interrupted = (
-        "the job was cancelled during booking"
-        if job.cancel_requested
-        else f"the booking step was interrupted {job.attempts - 1} times"
-    )
-    try:
-        for line in lines:
-            if line.seller is None:
-                _line_failed(job, line, f"{interrupted} and the seller was deleted; check with the seller")
-                continue
-            client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
-            try:
-                deal_id = client.get_quote(line.quote_id).raw.get("deal_id")
-                deal = client.get_deal(deal_id) if deal_id else None
-            except SellerError as exc:
-                _line_failed(job, line, f"{interrupted}; reading back its deal failed ({exc}): check with the seller")
-                continue
-            if deal is None:
-                _line_failed(job, line, f"{interrupted}; the seller holds no deal for quote {line.quote_id}")
-                continue
-            deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
-    finally:
-        for client in clients.values():
-            client.close()
-    _finish_booking(job)
-
-
-def read_back_mismatch(line: Recommendation, confirmed: Deal) -> str:
-    """How the deal the seller holds exceeds the approved line, beyond ``BOOKING_TOLERANCE_PCT`` (more
-    impressions, a higher CPM, a higher cost), or "" when it does not. Less than approved is never a problem."""
-    allowed = 1 + settings.BOOKING_TOLERANCE_PCT / 100
-    cost = cost_for(confirmed.impressions, confirmed.final_cpm)
-    problems = []
-    if confirmed.impressions > line.impressions * allowed:
-        problems.append(f"{confirmed.impressions:,} impressions (approved {line.impressions:,})")
-    if confirmed.final_cpm > line.cpm * allowed:
-        problems.append(f"${confirmed.final_cpm:,.2f} CPM (approved ${line.cpm:,.2f})")
-    if cost > line.cost * allowed:
-        problems.append(f"${cost:,.2f} (approved ${line.cost:,.2f})")
-    if not problems:
-        return ""
-    return f"the seller booked deal {confirmed.deal_id} at {', '.join(problems)}"
-
-
-def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
-    """Book one approved line with a key derived from our records, so a replay returns the same deal."""
-    try:
-        deal = client.book_deal(
-            idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
-            quote_id=line.quote_id,
-            buyer_identity=identity_for(line.seller),
-        )
-    except SellerError as exc:
-        if exc.code == "quote_already_booked":
-            # Our quote, booked by an earlier attempt under another key: read back that deal.
-            quote = client.get_quote(line.quote_id)
-            deal_id = quote.raw.get("deal_id")
-            if not deal_id:
-                raise
-            deal = client.get_deal(deal_id)
-        elif exc.code in {"quote_expired", "quote_not_found"}:
-            deal = _requote_and_book(job, client, line)
-        else:
-            raise
-    # Read back what the seller holds before reporting success.
-    return client.get_deal(deal.deal_id)
-
-
-def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
-    campaign = job.campaign
-    quote = client.request_quote(
-        QuoteRequest(
-            idempotency_key=f"{job.pk}:requote:{line.pk}:{line.quote_id}",
-            product_id=line.product_id,
-            deal_type=line.deal_type,
-            impressions=line.impressions,
-            flight_start=campaign.start_date,
-            flight_end=campaign.end_date,
-            buyer_identity=identity_for(line.seller),
-            media_type="ctv" if line.inventory_type == "ctv" else "digital",
-        )
-    )
-    event_emit(
-        EventType.QUOTE_RECEIVED,
-        **_flow(job),
-        payload={
-            "seller": line.seller_name,
-            "product_id": line.product_id,
-            "quote_id": quote.quote_id,
-            "final_cpm": quote.final_cpm,
-            "requote_of": line.quote_id,
-        },
-    )
-    if quote.impressions != line.impressions or quote.final_cpm > line.cpm * (1 + settings.BOOKING_TOLERANCE_PCT / 100):
-        raise LineNeedsApproval(
-            f"the approved quote expired and the seller now asks ${quote.final_cpm:,.2f} CPM for "
-            f"{quote.impressions:,} impressions (approved ${line.cpm:,.2f} for {line.impressions:,}): approve "
-            "the new price or reject it",
-            quote,
-        )
-    # The line keeps the price a person approved: the read-back is judged against it, never against a re-quote
-    # (so the tolerance cannot compound over several expiries).
-    Recommendation.objects.filter(pk=line.pk).update(quote_id=quote.quote_id, quote_expires_at=quote.expires_at)
-    line.refresh_from_db()
-    return client.book_deal(
-        idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
-        quote_id=line.quote_id,
-        buyer_identity=identity_for(line.seller),
-    )
-
-
-def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:
-    with transaction.atomic():
-        Recommendation.objects.filter(pk=line.pk).update(
-            status=RecommendationStatus.BOOKING_FAILED, status_reason=reason
-        )
-        ledger.release(line, reason=f"booking failed: {reason}")
-        job_add_errors(job, [f"Booking {line.product_name} ({line.product_id}) at {line.seller_name} failed: {reason}"])
-        event_emit(
-            EventType.BOOKING_FAILED,
-            **_flow(job),
-            payload={"product_id": line.product_id, "seller": line.seller_name, "reason": reason},
-        )
-
-
-def _line_back_to_approval(line: Recommendation, why: str) -> None:
-    with transaction.atomic():
-        if Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
-            status=RecommendationStatus.PENDING_APPROVAL, status_reason=f"auto-approval stopped: {why}"[:500]
-        ):
-            ledger.release(line, reason="back to a person for approval")
-
-
-def _finish_booking(job: BookingJob) -> None:
-    deals = list(job.deals.all())
-    # Held deals exist at the seller but are not counted as booked until a person accepts them.
-    booked = [d for d in deals if d.counted]
-    held = [d for d in deals if d.status == DealStatus.BOOKING]
-    total = micros_to_decimal(sum(d.cost_micros for d in booked))
-    cancelled = BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
-    waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL)
-    with transaction.atomic():
-        if waiting.exists() and not cancelled:
-            # Auto-approval stopped for a seller that booked differently: its other lines wait for a person.
-            expires = timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS)
-            reason = waiting.values_list("status_reason", flat=True).first()
-            payload = {"count": waiting.count(), "expires_at": expires, "auto_approve_withheld": reason}
-            job_advance(
-                job,
-                stage=JobStage.APPROVAL,
-                status=JobStatus.AWAITING_APPROVAL,
-                progress=0.85,
-                approval_expires_at=expires,
-                event=EventType.APPROVAL_REQUESTED,
-                payload=payload,
-            )
-        elif cancelled:
-            asked = BookingJob.objects.filter(pk=job.pk).values_list("failure_reason", flat=True).first() or ""
-            reason = f"{asked} Cancelled during booking; {len(booked)} deal(s) were already booked.".strip()
-            if job_advance(job, stage=JobStage.DONE, status=JobStatus.CANCELLED, progress=1.0, failure_reason=reason):
-                event_emit(EventType.JOB_CANCELLED, **_flow(job), payload={"reason": reason, "booked": len(booked)})
-        elif booked or held:
-            if job_advance(job, stage=JobStage.DONE, status=JobStatus.COMPLETED, progress=1.0):
-                event_emit(
-                    EventType.JOB_COMPLETED,
-                    **_flow(job),
-                    payload={"booked": len(booked), "total_cost": total, "held": len(held)},
-                )
-        else:
-            reason = "No approved line could be booked; see errors."
-            if job_advance(job, stage=JobStage.DONE, status=JobStatus.FAILED, progress=1.0, failure_reason=reason):
-                job_add_errors(job, [reason])
-                event_emit(EventType.JOB_FAILED, **_flow(job), payload={"reason": reason})

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from campaigns import flow
+from campaigns import booking, flow, steps
 from campaigns.models import JobStage
 from campaigns.sweeper import jobs_sweep
 
@@ -26,22 +26,22 @@ STEP_POLICY = dict(
 
 @shared_task(name="campaigns.tasks.job_plan", **STEP_POLICY)
 def job_plan(job_id: str) -> None:
-    flow.run_step(job_id, JobStage.PLAN, flow.step_plan)
+    steps.run_step(job_id, JobStage.PLAN, flow.step_plan)
 
 
 @shared_task(name="campaigns.tasks.job_research", **STEP_POLICY)
 def job_research(job_id: str) -> None:
-    flow.run_step(job_id, JobStage.RESEARCH, flow.step_research)
+    steps.run_step(job_id, JobStage.RESEARCH, flow.step_research)
 
 
 @shared_task(name="campaigns.tasks.job_negotiate", **STEP_POLICY)
 def job_negotiate(job_id: str) -> None:
-    flow.run_step(job_id, JobStage.NEGOTIATE, flow.step_negotiate)
+    steps.run_step(job_id, JobStage.NEGOTIATE, flow.step_negotiate)
 
 
 @shared_task(name="campaigns.tasks.job_book", **STEP_POLICY)
 def job_book(job_id: str) -> None:
-    flow.run_step(job_id, JobStage.BOOK, flow.step_book)
+    steps.run_step(job_id, JobStage.BOOK, booking.step_book)
 
 
 @shared_task(name="campaigns.tasks.refresh_deals", acks_late=True, soft_time_limit=600, time_limit=660)

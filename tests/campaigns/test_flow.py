@@ -12,7 +12,7 @@ from django.utils import timezone
 from buyer.events.models import Event
 from buyer.sandbox import create_app
 from buyer.sellers.models import Seller
-from campaigns import flow, services, tasks
+from campaigns import booking, flow, services, tasks
 from campaigns.models import BookedDeal, BookingJob, JobStage, JobStatus, Recommendation, RecommendationStatus
 from campaigns.sweeper import jobs_sweep
 from tests.conftest import free_port, serve_in_thread
@@ -114,13 +114,13 @@ def test_the_booking_step_run_twice_after_a_crash_makes_exactly_one_deal_per_lin
     approved = job.recommendations.count()
 
     # First delivery: the seller books, then the worker dies before our record is written.
-    real_record = flow.deal_record
-    monkeypatch.setattr(flow, "deal_record", lambda **kw: (_ for _ in ()).throw(SystemExit("worker killed")))
+    real_record = booking.deal_record
+    monkeypatch.setattr(booking, "deal_record", lambda **kw: (_ for _ in ()).throw(SystemExit("worker killed")))
     claimed = services.job_claim(str(job.pk), stage=JobStage.BOOK)
     with pytest.raises(SystemExit):
-        flow.step_book(claimed)
+        booking.step_book(claimed)
     assert len(sandbox_deals(sandbox)) == 1 and BookedDeal.objects.count() == 0
-    monkeypatch.setattr(flow, "deal_record", real_record)
+    monkeypatch.setattr(booking, "deal_record", real_record)
 
     # Redelivery once the dead worker's lease has run out, and then a duplicate delivery.
     BookingJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
@@ -145,7 +145,7 @@ def test_a_booking_killed_in_every_attempt_still_records_every_deal_the_seller_m
     assert job.recommendations.count() >= 4
 
     # Each attempt records one deal, has the seller book the next line, and dies before recording it.
-    real_record, calls = flow.deal_record, []
+    real_record, calls = booking.deal_record, []
 
     def record_then_die(**kw):
         calls.append(1)
@@ -153,12 +153,12 @@ def test_a_booking_killed_in_every_attempt_still_records_every_deal_the_seller_m
             raise SystemExit("worker killed")
         return real_record(**kw)
 
-    monkeypatch.setattr(flow, "deal_record", record_then_die)
+    monkeypatch.setattr(booking, "deal_record", record_then_die)
     for _ in range(settings.JOB_MAX_ATTEMPTS):
         with pytest.raises(SystemExit):
             run(job, JobStage.BOOK)
         _lease_runs_out(job)
-    monkeypatch.setattr(flow, "deal_record", real_record)
+    monkeypatch.setattr(booking, "deal_record", real_record)
     assert len(sandbox_deals(sandbox)) == BookedDeal.objects.filter(job=job).count() + 1  # one made, not recorded
 
     # The watchdog finds the step stalled with its attempts spent, and resumes it to read back, not to fail.
@@ -305,15 +305,15 @@ def test_cancelling_during_booking_stops_before_the_next_line_and_releases_the_r
     job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
     services.job_approve_all(job_id=str(job.pk))
     claimed = services.job_claim(str(job.pk), stage=JobStage.BOOK)
-    real_record = flow.deal_record
+    real_record = booking.deal_record
 
     def record_then_cancel(**kw):
         booked = real_record(**kw)
         services.job_cancel(job_id=str(job.pk), reason="Brief withdrawn.")  # a user, while the step runs
         return booked
 
-    monkeypatch.setattr(flow, "deal_record", record_then_cancel)
-    flow.step_book(claimed)
+    monkeypatch.setattr(booking, "deal_record", record_then_cancel)
+    booking.step_book(claimed)
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and "1 deal(s) were already booked" in job.failure_reason
@@ -667,7 +667,7 @@ def test_a_cancel_after_a_killed_booking_step_still_records_the_deal_the_seller_
 ):
     job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
     services.job_approve_all(job_id=str(job.pk))
-    monkeypatch.setattr(flow, "deal_record", lambda **kw: (_ for _ in ()).throw(SystemExit("worker killed")))
+    monkeypatch.setattr(booking, "deal_record", lambda **kw: (_ for _ in ()).throw(SystemExit("worker killed")))
     with pytest.raises(SystemExit):
         run(job, JobStage.BOOK)  # the seller booked the first line; nothing was recorded
     monkeypatch.undo()

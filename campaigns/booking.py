@@ -1,0 +1,329 @@
+"""The booking step: each approved line is booked at its seller with an idempotency key from our records, read
+back, and recorded (or held when the seller booked other terms). Money moves here, so nothing here, nor anything
+it imports, calls a model (a test checks it)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from buyer.events.models import EventType
+from buyer.events.services import event_emit
+from buyer.sellers.client import SellerRestClient
+from buyer.sellers.errors import SellerError
+from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
+from buyer.sellers.registry import client_for, identity_for
+from buyer.sellers.types import Deal, Quote, QuoteRequest
+from campaigns import ledger
+from campaigns.models import (
+    BookingJob,
+    DealStatus,
+    JobStage,
+    JobStatus,
+    NegotiationStatus,
+    Recommendation,
+    RecommendationStatus,
+)
+from campaigns.services import (
+    AUTO_APPROVER,
+    deal_record,
+    job_add_errors,
+    job_advance,
+    job_in_recovery,
+    job_progress,
+)
+from campaigns.steps import flow_ids, job_retry_later
+
+logger = logging.getLogger(__name__)
+
+
+# --- booking ------------------------------------------------------------------------------------------------
+
+
+class LineRefused(Exception):
+    """A line that must not be booked as approved."""
+
+
+class LineNeedsApproval(Exception):
+    """A line whose re-quote changed beyond the tolerance: it goes back to a person at the new price."""
+
+    def __init__(self, reason: str, quote: Quote):
+        super().__init__(reason)
+        self.quote = quote
+
+
+def _line_requoted(job: BookingJob, line: Recommendation, needs: LineNeedsApproval) -> None:
+    quote = needs.quote
+    with transaction.atomic():
+        Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
+            status=RecommendationStatus.PENDING_APPROVAL,
+            status_reason=str(needs)[:500],
+            quote_id=quote.quote_id,
+            quote_expires_at=quote.expires_at,
+            impressions=quote.impressions,
+            cpm_micros=decimal_to_micros(quote.final_cpm),
+            quoted_cpm_micros=decimal_to_micros(quote.final_cpm),
+            cost_micros=decimal_to_micros(cost_for(quote.impressions, quote.final_cpm)),
+        )
+        Recommendation.objects.filter(pk=line.pk, negotiation_status=NegotiationStatus.AGREED).update(
+            negotiation_status=NegotiationStatus.ENDED,
+            negotiation_outcome=f"the negotiated quote expired; the seller re-quoted at ${quote.final_cpm:,.2f}",
+        )
+        ledger.release(line, reason="re-quoted at another price: back to a person")
+        job_add_errors(job, [f"{line.product_name} at {line.seller_name}: {needs}"])
+
+
+def step_book(job: BookingJob) -> None:
+    if job_in_recovery(job) or job.cancel_requested:
+        step_book_recover(job)
+        return
+    lines = list(
+        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
+        .select_related("seller")
+        .order_by("priority")
+    )
+    event_emit(EventType.BOOKING_STARTED, **flow_ids(job), payload={"lines": len(lines), "attempt": job.attempts})
+    clients: dict[str, SellerRestClient] = {}
+    errors: list[str] = []
+    transient = False
+    # Sellers whose read-back differed from an approved line: auto-approval of their other lines stops (this
+    # attempt's, and any earlier attempt's).
+    held: dict[str, str] = {
+        url: f"{name} booked another line differently ({reason})"
+        for url, name, reason in Recommendation.objects.filter(
+            job=job, status=RecommendationStatus.FLAGGED
+        ).values_list("seller_url", "seller_name", "status_reason")
+    }
+    try:
+        for done, line in enumerate(lines, start=1):
+            if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+                break
+            # Only what auto_approve approved waits for a person again: a person's own approval is booked.
+            if line.approved_by == AUTO_APPROVER and line.seller_url in held:
+                _line_back_to_approval(line, held[line.seller_url])
+                continue
+            if line.seller is None:
+                _line_failed(job, line, "seller was deleted")
+                continue
+            client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
+            try:
+                deal = _book_line(job, client, line)
+            except SellerError as exc:
+                # An open breaker follows timeouts: a booking that timed out may exist, so wait and read back.
+                if exc.retryable or exc.code == "circuit_open":
+                    transient = True
+                    errors.append(f"Seller {line.seller_name}: booking {line.product_id} will be retried: {exc}")
+                else:
+                    _line_failed(job, line, str(exc))
+                continue
+            except LineRefused as exc:
+                _line_failed(job, line, str(exc))
+                continue
+            except LineNeedsApproval as exc:
+                _line_requoted(job, line, exc)
+                continue
+            recorded = deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
+            if recorded.held:  # other terms than approved, or more than the budget holds
+                why = f"{line.seller_name} booked another line differently ({recorded.flag})"
+                held.setdefault(line.seller_url, why)
+            job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
+    finally:
+        for client in clients.values():
+            client.close()
+    job_add_errors(job, errors)
+    if transient:
+        # Retried; past the attempts, the next claim only reads back what a timed-out booking may have made.
+        job_retry_later(job, seconds=min(300, 10 * 2**job.attempts))
+        return
+    _finish_booking(job)
+
+
+def step_book_recover(job: BookingJob) -> None:
+    """The booking step after it was interrupted ``JOB_MAX_ATTEMPTS`` times (a worker killed mid-booking, say):
+    book nothing new, read back from each seller the deal it made for every approved line without one (the
+    quote names its deal once booked), record those, release the rest, and finish the job on what was booked."""
+    lines = list(
+        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
+        .select_related("seller")
+        .order_by("priority")
+    )
+    payload = {"lines": len(lines), "attempt": job.attempts, "recovery": True}
+    event_emit(EventType.BOOKING_STARTED, **flow_ids(job), payload=payload)
+    clients: dict[str, SellerRestClient] = {}
+    interrupted = (
+        "the job was cancelled during booking"
+        if job.cancel_requested
+        else f"the booking step was interrupted {job.attempts - 1} times"
+    )
+    try:
+        for line in lines:
+            if line.seller is None:
+                _line_failed(job, line, f"{interrupted} and the seller was deleted; check with the seller")
+                continue
+            client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
+            try:
+                deal_id = client.get_quote(line.quote_id).raw.get("deal_id")
+                deal = client.get_deal(deal_id) if deal_id else None
+            except SellerError as exc:
+                _line_failed(job, line, f"{interrupted}; reading back its deal failed ({exc}): check with the seller")
+                continue
+            if deal is None:
+                _line_failed(job, line, f"{interrupted}; the seller holds no deal for quote {line.quote_id}")
+                continue
+            deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
+    finally:
+        for client in clients.values():
+            client.close()
+    _finish_booking(job)
+
+
+def read_back_mismatch(line: Recommendation, confirmed: Deal) -> str:
+    """How the deal the seller holds exceeds the approved line, beyond ``BOOKING_TOLERANCE_PCT`` (more
+    impressions, a higher CPM, a higher cost), or "" when it does not. Less than approved is never a problem."""
+    allowed = 1 + settings.BOOKING_TOLERANCE_PCT / 100
+    cost = cost_for(confirmed.impressions, confirmed.final_cpm)
+    problems = []
+    if confirmed.impressions > line.impressions * allowed:
+        problems.append(f"{confirmed.impressions:,} impressions (approved {line.impressions:,})")
+    if confirmed.final_cpm > line.cpm * allowed:
+        problems.append(f"${confirmed.final_cpm:,.2f} CPM (approved ${line.cpm:,.2f})")
+    if cost > line.cost * allowed:
+        problems.append(f"${cost:,.2f} (approved ${line.cost:,.2f})")
+    if not problems:
+        return ""
+    return f"the seller booked deal {confirmed.deal_id} at {', '.join(problems)}"
+
+
+def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
+    """Book one approved line with a key derived from our records, so a replay returns the same deal."""
+    try:
+        deal = client.book_deal(
+            idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
+            quote_id=line.quote_id,
+            buyer_identity=identity_for(line.seller),
+        )
+    except SellerError as exc:
+        if exc.code == "quote_already_booked":
+            # Our quote, booked by an earlier attempt under another key: read back that deal.
+            quote = client.get_quote(line.quote_id)
+            deal_id = quote.raw.get("deal_id")
+            if not deal_id:
+                raise
+            deal = client.get_deal(deal_id)
+        elif exc.code in {"quote_expired", "quote_not_found"}:
+            deal = _requote_and_book(job, client, line)
+        else:
+            raise
+    # Read back what the seller holds before reporting success.
+    return client.get_deal(deal.deal_id)
+
+
+def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
+    campaign = job.campaign
+    quote = client.request_quote(
+        QuoteRequest(
+            idempotency_key=f"{job.pk}:requote:{line.pk}:{line.quote_id}",
+            product_id=line.product_id,
+            deal_type=line.deal_type,
+            impressions=line.impressions,
+            flight_start=campaign.start_date,
+            flight_end=campaign.end_date,
+            buyer_identity=identity_for(line.seller),
+            media_type="ctv" if line.inventory_type == "ctv" else "digital",
+        )
+    )
+    event_emit(
+        EventType.QUOTE_RECEIVED,
+        **flow_ids(job),
+        payload={
+            "seller": line.seller_name,
+            "product_id": line.product_id,
+            "quote_id": quote.quote_id,
+            "final_cpm": quote.final_cpm,
+            "requote_of": line.quote_id,
+        },
+    )
+    if quote.impressions != line.impressions or quote.final_cpm > line.cpm * (1 + settings.BOOKING_TOLERANCE_PCT / 100):
+        raise LineNeedsApproval(
+            f"the approved quote expired and the seller now asks ${quote.final_cpm:,.2f} CPM for "
+            f"{quote.impressions:,} impressions (approved ${line.cpm:,.2f} for {line.impressions:,}): approve "
+            "the new price or reject it",
+            quote,
+        )
+    # The line keeps the price a person approved: the read-back is judged against it, never against a re-quote
+    # (so the tolerance cannot compound over several expiries).
+    Recommendation.objects.filter(pk=line.pk).update(quote_id=quote.quote_id, quote_expires_at=quote.expires_at)
+    line.refresh_from_db()
+    return client.book_deal(
+        idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
+        quote_id=line.quote_id,
+        buyer_identity=identity_for(line.seller),
+    )
+
+
+def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:
+    with transaction.atomic():
+        Recommendation.objects.filter(pk=line.pk).update(
+            status=RecommendationStatus.BOOKING_FAILED, status_reason=reason
+        )
+        ledger.release(line, reason=f"booking failed: {reason}")
+        job_add_errors(job, [f"Booking {line.product_name} ({line.product_id}) at {line.seller_name} failed: {reason}"])
+        event_emit(
+            EventType.BOOKING_FAILED,
+            **flow_ids(job),
+            payload={"product_id": line.product_id, "seller": line.seller_name, "reason": reason},
+        )
+
+
+def _line_back_to_approval(line: Recommendation, why: str) -> None:
+    with transaction.atomic():
+        if Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
+            status=RecommendationStatus.PENDING_APPROVAL, status_reason=f"auto-approval stopped: {why}"[:500]
+        ):
+            ledger.release(line, reason="back to a person for approval")
+
+
+def _finish_booking(job: BookingJob) -> None:
+    deals = list(job.deals.all())
+    # Held deals exist at the seller but are not counted as booked until a person accepts them.
+    booked = [d for d in deals if d.counted]
+    held = [d for d in deals if d.status == DealStatus.BOOKING]
+    total = micros_to_decimal(sum(d.cost_micros for d in booked))
+    cancelled = BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+    waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL)
+    with transaction.atomic():
+        if waiting.exists() and not cancelled:
+            # Auto-approval stopped for a seller that booked differently: its other lines wait for a person.
+            expires = timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS)
+            reason = waiting.values_list("status_reason", flat=True).first()
+            payload = {"count": waiting.count(), "expires_at": expires, "auto_approve_withheld": reason}
+            job_advance(
+                job,
+                stage=JobStage.APPROVAL,
+                status=JobStatus.AWAITING_APPROVAL,
+                progress=0.85,
+                approval_expires_at=expires,
+                event=EventType.APPROVAL_REQUESTED,
+                payload=payload,
+            )
+        elif cancelled:
+            asked = BookingJob.objects.filter(pk=job.pk).values_list("failure_reason", flat=True).first() or ""
+            reason = f"{asked} Cancelled during booking; {len(booked)} deal(s) were already booked.".strip()
+            if job_advance(job, stage=JobStage.DONE, status=JobStatus.CANCELLED, progress=1.0, failure_reason=reason):
+                event_emit(EventType.JOB_CANCELLED, **flow_ids(job), payload={"reason": reason, "booked": len(booked)})
+        elif booked or held:
+            if job_advance(job, stage=JobStage.DONE, status=JobStatus.COMPLETED, progress=1.0):
+                event_emit(
+                    EventType.JOB_COMPLETED,
+                    **flow_ids(job),
+                    payload={"booked": len(booked), "total_cost": total, "held": len(held)},
+                )
+        else:
+            reason = "No approved line could be booked; see errors."
+            if job_advance(job, stage=JobStage.DONE, status=JobStatus.FAILED, progress=1.0, failure_reason=reason):
+                job_add_errors(job, [reason])
+                event_emit(EventType.JOB_FAILED, **flow_ids(job), payload={"reason": reason})
