@@ -6,6 +6,7 @@ what was expected, which stops the web server, the worker and every management c
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -112,3 +113,17 @@ def env_url(name: str, default: str) -> str:
 def env_url_list(name: str) -> list[str]:
     urls = [check_http_url(name, url) for url in env_list(name)]
     return list(dict.fromkeys(urls))
+
+
+def env_json_object(name: str) -> dict[str, dict[str, object]]:
+    """A JSON object of objects (``{"anthropic": {"top_k": 40}}``); empty when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
+        raise ImproperlyConfigured(f"{name} must map provider names to objects of parameters")
+    return value

@@ -21,6 +21,7 @@ from buyer.env import (
     env_choice,
     env_decimal,
     env_int,
+    env_json_object,
     env_list,
     env_optional_str,
     env_required_str,
@@ -66,6 +67,36 @@ REDIS_URL = env_optional_str("REDIS_URL")
 CREW_MEMORY_ENABLED = env_bool("CREW_MEMORY_ENABLED", True)
 CREW_VERBOSE = env_bool("CREW_VERBOSE", True)
 CREW_MAX_ITERATIONS = env_int("CREW_MAX_ITERATIONS", 15, minimum=1, maximum=1000)
+# The agents (buyer/llm, buyer/agents). LLM_MODE: auto runs them when the models' provider has a key (or needs
+# none), on always, off never (the deterministic policies run: same flow, same events).
+LLM_MODE = env_choice("LLM_MODE", "auto", ["auto", "on", "off"])
+LLM_FALLBACK_MODEL = env_str("LLM_FALLBACK_MODEL")  # tried when the primary fails or its breaker is open
+# Provider-specific parameters, sent only to models of that provider (never to a fallback elsewhere), as JSON:
+# {"anthropic": {"top_k": 40}}.
+LLM_PROVIDER_PARAMS = env_json_object("LLM_PROVIDER_PARAMS")
+LLM_TIMEOUT_SECONDS = env_int("LLM_TIMEOUT_SECONDS", 60, minimum=1, maximum=600)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=5)  # transient errors only: 429, 5xx, timeouts
+LLM_RETRY_AFTER_MAX_SECONDS = env_int("LLM_RETRY_AFTER_MAX_SECONDS", 30, minimum=0, maximum=600)
+LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1, maximum=1000)
+LLM_BREAKER_COOLDOWN_SECONDS = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 60, minimum=1, maximum=86_400)
+# Caps, checked before every call: per agent (steps are CREW_MAX_ITERATIONS), per job, per day across jobs.
+LLM_AGENT_MAX_TOKENS = env_int("LLM_AGENT_MAX_TOKENS", 60_000, minimum=100, maximum=10_000_000)
+LLM_AGENT_MAX_SECONDS = env_int("LLM_AGENT_MAX_SECONDS", 120, minimum=1, maximum=3600)
+LLM_AGENT_MAX_USD = env_decimal("LLM_AGENT_MAX_USD", "1.00", minimum="0", maximum="10000")
+LLM_JOB_MAX_TOKENS = env_int("LLM_JOB_MAX_TOKENS", 200_000, minimum=100, maximum=100_000_000)
+LLM_JOB_MAX_SECONDS = env_int("LLM_JOB_MAX_SECONDS", 300, minimum=1, maximum=86_400)
+LLM_JOB_MAX_USD = env_decimal("LLM_JOB_MAX_USD", "5.00", minimum="0", maximum="100000")
+# The portfolio manager's split: a funded channel gets at least / at most this share of the budget.
+PLAN_MIN_SHARE_PCT = env_decimal("PLAN_MIN_SHARE_PCT", "5", minimum="0", maximum="50")
+PLAN_MAX_SHARE_PCT = env_decimal("PLAN_MAX_SHARE_PCT", "80", minimum="10", maximum="100")
+# What a call to a model litellm's cost map does not price costs, per million input and output tokens.
+LLM_UNKNOWN_MODEL_USD_PER_MTOK = (
+    env_decimal("LLM_UNKNOWN_INPUT_USD_PER_MTOK", "15", minimum="0", maximum="10000"),
+    env_decimal("LLM_UNKNOWN_OUTPUT_USD_PER_MTOK", "75", minimum="0", maximum="10000"),
+)
+LLM_DAILY_MAX_USD = env_decimal("LLM_DAILY_MAX_USD", "100", minimum="0", maximum="1000000")
+# litellm must never fetch its cost map at import: the local copy prices calls (unknown models pessimistically).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 CORS_ALLOWED_ORIGINS = [
     check_http_url("CORS_ALLOWED_ORIGINS", origin)
     for origin in env_list("CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8080")

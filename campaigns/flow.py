@@ -26,7 +26,7 @@ from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_seed_from_settings
 from buyer.sellers.types import NegotiationRound as SellerRound
 from buyer.sellers.types import Quote, QuoteRequest
-from campaigns import ledger, policies
+from campaigns import agents, ledger, policies
 from campaigns.models import (
     BookingJob,
     JobStage,
@@ -55,7 +55,9 @@ logger = logging.getLogger(__name__)
 
 def step_plan(job: BookingJob) -> None:
     terms = brief_terms(job.campaign)
-    allocations = policies.allocate_budget(terms.budget, list(terms.channels), terms.objectives)
+    baseline = policies.allocate_budget(terms.budget, list(terms.channels), terms.objectives)
+    decision = agents.plan_channels(job, terms, baseline)
+    allocations = decision.value
     serialised = {
         a.channel: {
             "channel": a.channel,
@@ -72,8 +74,17 @@ def step_plan(job: BookingJob) -> None:
             status=JobStatus.RUNNING,
             progress=0.2,
             budget_allocations=serialised,
+            agents={**(job.agents or {}), "portfolio_manager": decision.record()},
         ):
-            event_emit(EventType.BUDGET_ALLOCATED, **flow_ids(job), payload={"allocations": serialised})
+            event_emit(
+                EventType.BUDGET_ALLOCATED,
+                **flow_ids(job),
+                payload={
+                    "allocations": serialised,
+                    "decided_by": decision.record()["decided_by"],
+                    "note": decision.note,
+                },
+            )
 
 
 # --- research and quotes ------------------------------------------------------------------------------------
@@ -95,6 +106,7 @@ def step_research(job: BookingJob) -> None:
         for client in clients.values():
             client.close()
 
+    lines, left_out, decisions = _specialists(job, terms, allocations, lines, sellers)
     selection = policies.select_within_budget(
         lines,
         allocations,
@@ -119,10 +131,12 @@ def step_research(job: BookingJob) -> None:
             "channel": line.candidate.channel,
             "reason": reason,
         }
-        for line, reason in selection.dropped
+        for line, reason in [*left_out, *selection.dropped]
     ]
     with transaction.atomic():
         job_add_errors(job, errors)
+        if decisions:
+            BookingJob.objects.filter(pk=job.pk).update(agents={**(job.agents or {}), **decisions})
         event_emit(
             EventType.RESEARCH_COMPLETED,
             **flow_ids(job),
@@ -140,6 +154,32 @@ def step_research(job: BookingJob) -> None:
             job_fail(job, why + ".")
             return
         _save_recommendations(job, selection, sellers, lines, terms, clients)
+
+
+def _specialists(
+    job: BookingJob,
+    terms: policies.BriefTerms,
+    allocations: list[policies.Allocation],
+    lines: list[policies.QuotedLine],
+    sellers: dict[str, Seller],
+) -> tuple[list[policies.QuotedLine], list[tuple[policies.QuotedLine, str]], dict[str, Any]]:
+    """Each funded channel's specialist chooses and orders its quoted lines (the policy's ranking when it does
+    not): the lines to fit to the budgets, the ones left out with why, and who decided each channel."""
+    names = {key: seller.name for key, seller in sellers.items()}
+    kept: list[policies.QuotedLine] = []
+    left_out: list[tuple[policies.QuotedLine, str]] = []
+    decisions: dict[str, Any] = {}
+    for allocation in allocations:
+        channel_lines = [line for line in lines if line.candidate.channel == allocation.channel]
+        if not channel_lines:
+            continue
+        decision = agents.choose_lines(job, terms, allocation, channel_lines, names)
+        chosen, dropped = decision.value
+        kept += chosen
+        left_out += [(line, f"left out by the {allocation.channel} specialist") for line in dropped]
+        decisions[f"specialist:{allocation.channel}"] = decision.record()
+    kept += [line for line in lines if line.candidate.channel not in {a.channel for a in allocations}]
+    return kept, left_out, decisions
 
 
 def _research(
@@ -297,6 +337,7 @@ def _save_recommendations(
             targeting=job.campaign.target_audience or {},
             priority=priority,
             rationale=candidate.rationale + price_note,
+            model_rationale=candidate.model_note,
             status=status,
             approved_by=approved_by,
         )

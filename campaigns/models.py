@@ -106,6 +106,8 @@ class BookingJob(models.Model):
     auto_approve = models.BooleanField(default=False)
     progress = models.FloatField(default=0.0)
     budget_allocations = models.JSONField(default=dict, blank=True)
+    # Who decided each planning step: {role: {decided_by: model|policy, note, model, calls, rationale}}.
+    agents = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True)
     failure_reason = models.TextField(blank=True, default="")
     client_reference = models.CharField(max_length=200, null=True, blank=True, unique=True)
@@ -180,6 +182,9 @@ class Recommendation(models.Model):
     targeting = models.JSONField(default=dict, blank=True)
     priority = models.PositiveIntegerField()
     rationale = models.TextField()
+    model_rationale = models.TextField(
+        blank=True, default="", help_text="Why the channel specialist (a model) chose the line, in its words."
+    )
     status = models.CharField(
         max_length=24, choices=RecommendationStatus.choices, default=RecommendationStatus.PENDING_APPROVAL
     )

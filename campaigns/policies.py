@@ -112,6 +112,7 @@ class Candidate:
     deal_type: str
     rank: int
     rationale: str
+    model_note: str = ""  # why a channel specialist (a model) chose it, in its words
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,24 @@ def allocate_budget(budget: Decimal, channels: Sequence[str], objectives: Iterab
             why += "; default channel mix because the brief named no channels"
         allocations.append(Allocation(channel, amount, percentage, why[0].upper() + why[1:]))
     return allocations
+
+
+def allocate_shares(budget: Decimal, shares: Sequence[tuple[str, Decimal, str]]) -> list[Allocation]:
+    """Allocations for ``(channel, percentage, rationale)`` shares (an agent's split): the percentages scaled
+    to sum to 100, the amounts in cents adding up exactly to ``budget`` (the largest share takes the rounding
+    remainder). Channels with no share are left out."""
+    funded = [(c, p, r) for c, p, r in shares if p > 0]
+    if not funded:
+        raise ValueError("no channel has a share")
+    total = sum(p for _, p, _ in funded)
+    largest = max(range(len(funded)), key=lambda i: funded[i][1])
+    remaining = budget.quantize(CENT, rounding=ROUND_DOWN)
+    amounts = [(budget * p / total).quantize(CENT, rounding=ROUND_DOWN) for _, p, _ in funded]
+    amounts[largest] += remaining - sum(amounts)
+    return [
+        Allocation(channel, amount, (amount / budget * 100).quantize(Decimal("0.01")) if budget else Decimal(0), why)
+        for (channel, _, why), amount in zip(funded, amounts, strict=True)
+    ]
 
 
 def choose_deal_type(product: Product) -> str | None:

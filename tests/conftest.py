@@ -130,3 +130,23 @@ def fresh_rate_limits(settings) -> Iterator[None]:
     window_start = (time.time() // 60 + 1) * 60 + 0.1
     with time_machine.travel(window_start, tick=True):
         yield
+
+
+@pytest.fixture
+def fake_llm(settings, monkeypatch):
+    """Agents on, answered by a scripted model provider (``tests/llm/fake.py``); the gateway's backoff waits
+    are recorded in ``fake_llm.slept`` instead of slept."""
+    import litellm
+
+    from tests.llm.fake import ScriptedLLM
+
+    fake = ScriptedLLM()
+    fake.slept = []
+    monkeypatch.setattr(litellm, "custom_provider_map", [{"provider": "scripted", "custom_handler": fake.handler()}])
+    monkeypatch.setattr("buyer.llm.gateway.pause", fake.slept.append)
+    settings.LLM_MODE = "on"
+    settings.MANAGER_LLM_MODEL = "scripted/manager"
+    settings.DEFAULT_LLM_MODEL = "scripted/specialist"
+    settings.LLM_FALLBACK_MODEL = ""
+    settings.LLM_PROVIDER_PARAMS = {}
+    return fake

@@ -33,6 +33,9 @@ class LlmCall(models.Model):
     cost_micros = models.BigIntegerField(default=0, help_text="USD micros.")
     latency_ms = models.PositiveIntegerField(default=0)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    stop_reason = models.CharField(
+        max_length=24, blank=True, default="", help_text="The cap that refused the call: step_limit, cost_limit…"
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -52,3 +55,25 @@ class LlmCall(models.Model):
     @property
     def cost(self) -> Decimal:
         return micros_to_decimal(self.cost_micros)
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class ProviderBreaker(models.Model):
+    """A model provider's circuit breaker, shared by every worker: it opens after ``LLM_BREAKER_FAILURES``
+    consecutive failed calls and fails fast until ``LLM_BREAKER_COOLDOWN_SECONDS`` have passed; then one trial
+    call decides whether it closes again."""
+
+    provider = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=16, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.state}"
