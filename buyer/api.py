@@ -13,6 +13,7 @@ from buyer.events.api import router as events_router
 from buyer.ratelimit import RateLimited
 from buyer.sellers.api import router as sellers_router
 from campaigns.api import router as bookings_router
+from campaigns.briefs_api import router as briefs_router
 from campaigns.deals_api import router as deals_router
 from pacing.api import router as pacing_router
 
@@ -60,6 +61,7 @@ def health(request: HttpRequest):
 
 api.add_router("", bookings_router)
 api.add_router("", deals_router)
+api.add_router("", briefs_router)
 api.add_router("", events_router)
 api.add_router("", sellers_router)
 api.add_router("", pacing_router)

@@ -95,6 +95,10 @@ LLM_UNKNOWN_MODEL_USD_PER_MTOK = (
     env_decimal("LLM_UNKNOWN_OUTPUT_USD_PER_MTOK", "75", minimum="0", maximum="10000"),
 )
 LLM_DAILY_MAX_USD = env_decimal("LLM_DAILY_MAX_USD", "100", minimum="0", maximum="1000000")
+# Brief intake (POST /briefs/parse, the New booking page): the largest PDF accepted, and how much of a brief's
+# text the brief parser agent reads.
+BRIEF_UPLOAD_MAX_BYTES = env_int("BRIEF_UPLOAD_MAX_BYTES", 10_000_000, minimum=10_000, maximum=100_000_000)
+BRIEF_MODEL_MAX_CHARS = env_int("BRIEF_MODEL_MAX_CHARS", 20_000, minimum=1000, maximum=500_000)
 # litellm must never fetch its cost map at import: the local copy prices calls (unknown models pessimistically).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 CORS_ALLOWED_ORIGINS = [

@@ -83,6 +83,12 @@ class BookingForm(forms.Form):
     audience_interests = forms.CharField(
         label="Audience interests", required=False, max_length=500, help_text="Comma-separated, e.g. sports, travel"
     )
+    audience_description = forms.CharField(
+        label="Audience in words",
+        required=False,
+        max_length=300,
+        help_text="e.g. Streaming-first households, entertainment seekers",
+    )
     auto_approve = forms.BooleanField(
         label="Approve the recommendations automatically",
         required=False,
@@ -112,6 +118,8 @@ class BookingForm(forms.Form):
         for field, key in (("audience_geo", "geo"), ("audience_interests", "interests")):
             if split_list(cleaned.get(field) or ""):
                 audience[key] = split_list(cleaned[field])
+        if (cleaned.get("audience_description") or "").strip():
+            audience["description"] = cleaned["audience_description"].strip()
         raw = {
             "name": cleaned["name"],
             "objectives": objectives,
@@ -160,3 +168,48 @@ class DealFilterForm(forms.Form):
     def __init__(self, *args: Any, sellers: list[tuple[int, str]], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.fields["seller"].choices = [("", "Any"), *sellers]
+
+
+class BriefIntakeForm(forms.Form):
+    """A brief as written (pasted) or as sent (a PDF), to pre-fill the booking form."""
+
+    text = forms.CharField(
+        label="Paste a brief",
+        required=False,
+        max_length=200_000,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="An email, notes or a brief's text; or upload a PDF instead.",
+    )
+    file = forms.FileField(label="or upload a PDF", required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not (cleaned.get("text") or "").strip() and not cleaned.get("file") and not self.errors:
+            raise forms.ValidationError("Paste a brief's text or choose a PDF.")
+        return cleaned
+
+
+def booking_initial(brief: dict[str, Any]) -> dict[str, Any]:
+    """The booking form's initial values for a parsed brief (``campaigns.brief_parse``)."""
+    known = {value for value, _ in COMMON_OBJECTIVES}
+    objectives = [str(o) for o in brief.get("objectives") or []]
+    audience = brief.get("target_audience") or {}
+    kpis = brief.get("kpis") or {}
+    initial: dict[str, Any] = {
+        "name": brief.get("name", ""),
+        "objectives": [o for o in objectives if o in known],
+        "other_objectives": ", ".join(o for o in objectives if o not in known),
+        "budget": brief.get("budget"),
+        "start_date": brief.get("start_date"),
+        "end_date": brief.get("end_date"),
+        "channels": [c for c in brief.get("channels") or [] if c in Channel.values],
+        "max_cpm": kpis.get("max_cpm_usd"),
+        "target_cpm": kpis.get("target_cpm_usd"),
+        "audience_age": audience.get("age", ""),
+        "audience_geo": ", ".join(audience.get("geo") or []) if isinstance(audience.get("geo"), list) else "",
+        "audience_interests": ", ".join(audience.get("interests") or [])
+        if isinstance(audience.get("interests"), list)
+        else "",
+        "audience_description": str(audience.get("description") or "")[:300],
+    }
+    return {key: value for key, value in initial.items() if value not in (None, "", [])}

@@ -9,6 +9,7 @@ app_name = "campaigns"
 urlpatterns = [
     path("", views.jobs, name="jobs"),
     path("jobs/new/", views.job_new, name="job_new"),
+    path("jobs/new/brief/", views.brief_intake, name="brief_intake"),
     path("jobs/<uuid:job_id>/", views.job_detail, name="job_detail"),
     path("jobs/<uuid:job_id>/row/", views.job_row, name="job_row"),
     path("jobs/<uuid:job_id>/status/", views.job_status, name="job_status"),

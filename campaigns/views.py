@@ -20,12 +20,13 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from buyer.accounts.roles import media_buyer_required
-from buyer.errors import Conflict
+from buyer.errors import Conflict, DomainError
 from buyer.events.selectors import event_timeline
 from buyer.events.views import timeline_entries
 from buyer.sellers.money import micros_to_decimal
+from campaigns import brief_intake as brief_intake_service
 from campaigns import charts, selectors, services
-from campaigns.forms import BookingForm, DealFilterForm, JobFilterForm
+from campaigns.forms import BookingForm, BriefIntakeForm, DealFilterForm, JobFilterForm, booking_initial
 from campaigns.models import BookedDeal, BookingJob, JobStatus, Recommendation, RecommendationStatus
 from campaigns.reconciliation import reconcile
 from pacing.selectors import budgets_reallocated, campaign_pacing_statuses, deal_pacing
@@ -203,10 +204,47 @@ def job_new(request: HttpRequest) -> HttpResponse:
                 return redirect("campaigns:job_detail", job_id=job.pk)
     else:
         form = BookingForm(initial={"submission_id": uuid.uuid4()})
-    return render(request, "campaigns/job_new.html", {"form": form})
+    return render(request, "campaigns/job_new.html", {"form": form, "intake": BriefIntakeForm()})
+
+
+@media_buyer_required
+@require_POST
+def brief_intake(request: HttpRequest) -> HttpResponse:
+    """Read a pasted brief or a PDF and show the booking form filled in from it, for review: nothing is
+    submitted until the buyer presses "Submit booking"."""
+    intake = BriefIntakeForm(request.POST, request.FILES)
+    parsed = None
+    if intake.is_valid():
+        try:
+            upload = intake.cleaned_data.get("file")
+            if upload is not None:
+                if upload.size > settings.BRIEF_UPLOAD_MAX_BYTES:
+                    raise brief_intake_service.BriefTooLarge(
+                        f"The file is larger than {settings.BRIEF_UPLOAD_MAX_BYTES // 1_000_000} MB"
+                    )
+                text = brief_intake_service.pdf_text(upload.read())
+            else:
+                text = intake.cleaned_data["text"]
+            parsed = brief_intake_service.parse_brief(text)
+        except DomainError as exc:
+            intake.add_error(None, str(exc))
+    initial = {"submission_id": uuid.uuid4(), **(booking_initial(parsed["brief"]) if parsed else {})}
+    context = {"form": BookingForm(initial=initial), "intake": intake, "parsed": parsed}
+    return render(request, "campaigns/job_new.html", context, status=200 if parsed else 400)
 
 
 # --- Job detail and its live parts ------------------------------------------------------------------------------
+
+
+def _agent_decisions(job: BookingJob) -> list[tuple[str, dict[str, Any]]]:
+    """Who decided each planning step (``BookingJob.agents``), labelled for the page."""
+    decisions = []
+    for role, record in (job.agents or {}).items():
+        if not isinstance(record, dict):
+            continue
+        label = "Budget split" if role == "portfolio_manager" else f"{role.removeprefix('specialist:')} lines"
+        decisions.append((role, {**record, "label": label}))
+    return decisions
 
 
 def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
@@ -231,6 +269,7 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
     # Budgets are reallocated only from a paced campaign's snapshots, and only then are there top-ups.
     reallocated = pacing is not None and bool(bars) and job.parent_id is None and budgets_reallocated(job)
     return {
+        "agent_decisions": _agent_decisions(job),
         "job": job,
         "campaign": job.campaign,
         "lines": lines,

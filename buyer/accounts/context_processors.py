@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
 from buyer.accounts.roles import user_role
+from buyer.llm.mode import llm_mode
 
 # (url name, label, admins only). Pages appear in the navigation once their URL exists.
 NAVIGATION = (
@@ -30,7 +31,13 @@ def dashboard(request: HttpRequest) -> dict:
                 nav.append({"url": reverse(name), "label": label, **_badge(name)})
             except NoReverseMatch:
                 continue
-    return {"user_role": role, "user_is_admin": role == "admin", "app_version": settings.VERSION, "dashboard_nav": nav}
+    return {
+        "user_role": role,
+        "user_is_admin": role == "admin",
+        "app_version": settings.VERSION,
+        "dashboard_nav": nav,
+        "decisions_by": llm_mode() if role is not None else None,
+    }
 
 
 def _badge(url_name: str) -> dict:

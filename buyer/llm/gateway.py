@@ -482,9 +482,7 @@ class Gateway:
 
     def refuse(self, *, role: Role, budget: Budget, stop: AgentStopped) -> None:
         """Record a call the agent loop refused before asking the gateway (its step cap)."""
-        self._record(
-            budget, role, route_for(role).primary, "", outcome=Outcome.CAP_REACHED, error=str(stop), stop=stop
-        )
+        self._record(budget, role, route_for(role).primary, "", outcome=Outcome.CAP_REACHED, error=str(stop), stop=stop)
 
     @staticmethod
     def _record(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from buyer.accounts.roles import admin_required
 from buyer.llm import selectors
+from buyer.llm.mode import llm_mode
 
 DAYS = 30
 TOP_JOBS = 50
@@ -24,6 +24,7 @@ def usage(request: HttpRequest) -> HttpResponse:
         "per_day": selectors.llm_usage_by_day(days=DAYS),
         "per_job": selectors.llm_usage_by_job(limit=TOP_JOBS),
         "without_job": selectors.llm_usage_without_job(),
-        "llm_configured": bool(settings.ANTHROPIC_API_KEY),
+        "llm_configured": llm_mode().active,
+        "llm_mode": llm_mode(),
     }
     return render(request, "llm/usage.html", context)

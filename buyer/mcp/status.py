@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from buyer.apikeys.services import auth_is_configured
 from buyer.events.selectors import event_list
+from buyer.llm.mode import llm_mode
 from buyer.sellers.api import _public_url as public_url
 from buyer.sellers.models import BreakerState
 from buyer.sellers.selectors import seller_list_enabled, seller_list_for_admin
@@ -161,7 +162,7 @@ def setup_status() -> dict[str, Any]:
         "seller_endpoints_configured": sellers["status"] == "configured",
         "database_accessible": database_ok,
         "api_key_configured": api_key_configured,
-        "llm_configured": bool(settings.ANTHROPIC_API_KEY),
+        "llm_configured": llm_mode().active,
     }
     next_steps = []
     if not checks["database_accessible"]:
@@ -174,8 +175,10 @@ def setup_status() -> dict[str, Any]:
         "setup_complete": checks["seller_endpoints_configured"] and checks["database_accessible"],
         "checks": checks,
         "seller_endpoint_count": sellers["endpoint_count"],
-        # The booking flow is deterministic: a model key is optional.
+        # Without a model the deterministic policies decide: a model key is optional.
         "llm_required": False,
+        "decisions_by": llm_mode().label,
+        "llm_mode": llm_mode().why,
         "next_steps": next_steps,
     }
 
@@ -194,10 +197,23 @@ def public_config() -> dict[str, Any]:
         "database": {"engine": settings.DATABASE_ENGINE},
         "broker": {"transport": broker_transport(), "queue": settings.CELERY_TASK_DEFAULT_QUEUE},
         "llm": {
-            "configured": bool(settings.ANTHROPIC_API_KEY),
-            "models": {"default": settings.DEFAULT_LLM_MODEL, "manager": settings.MANAGER_LLM_MODEL},
+            "configured": llm_mode().active,
+            "mode": settings.LLM_MODE,
+            "decisions_by": llm_mode().label,
+            "why": llm_mode().why,
+            "models": {
+                "default": settings.DEFAULT_LLM_MODEL,
+                "manager": settings.MANAGER_LLM_MODEL,
+                "fallback": settings.LLM_FALLBACK_MODEL,
+            },
             "temperature": settings.LLM_TEMPERATURE,
             "max_tokens": settings.LLM_MAX_TOKENS,
+            "caps": {
+                "agent_max_steps": settings.CREW_MAX_ITERATIONS,
+                "agent_max_usd": str(settings.LLM_AGENT_MAX_USD),
+                "job_max_usd": str(settings.LLM_JOB_MAX_USD),
+                "daily_max_usd": str(settings.LLM_DAILY_MAX_USD),
+            },
         },
         "agent": {
             "crew_max_iterations": settings.CREW_MAX_ITERATIONS,
