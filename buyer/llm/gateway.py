@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from buyer.llm.mode import KEYLESS_PROVIDERS
 from buyer.llm.models import BreakerState, LlmCall, Outcome, ProviderBreaker
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
 
@@ -227,14 +228,24 @@ def price_micros(model: str, input_tokens: int, output_tokens: int) -> int:
     """USD micros for a call, from litellm's local cost map; a model it does not price is priced
     pessimistically, at ``LLM_UNKNOWN_MODEL_USD_PER_MTOK`` (input, output: the dearest mainstream tier)."""
     litellm = _litellm()
-    try:
-        prompt, completion = litellm.cost_per_token(
-            model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens
-        )
-    except Exception:  # litellm raises its own errors for unmapped models  # noqa: BLE001
+    prompt = completion = 0.0
+    if _priced(litellm, model):
+        try:
+            prompt, completion = litellm.cost_per_token(
+                model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens
+            )
+        except Exception:  # litellm raises its own errors for what it cannot price  # noqa: BLE001
+            prompt = completion = 0.0
+    if not prompt + completion and input_tokens + output_tokens and provider_of(model) not in KEYLESS_PROVIDERS:
+        # Unknown to the cost map (litellm then answers 0, it does not refuse): never let a cap be passed for free.
         per_input, per_output = settings.LLM_UNKNOWN_MODEL_USD_PER_MTOK
         prompt, completion = float(per_input) * input_tokens / 1e6, float(per_output) * output_tokens / 1e6
     return math.ceil((prompt + completion) * 1_000_000)
+
+
+def _priced(litellm: Any, model: str) -> bool:
+    """Whether litellm's cost map knows ``model`` (as ``provider/name`` or bare ``name``)."""
+    return model in litellm.model_cost or model.split("/", 1)[-1] in litellm.model_cost
 
 
 def estimate_tokens(messages: Iterable[dict[str, Any]], tools: Iterable[dict[str, Any]] = ()) -> int:

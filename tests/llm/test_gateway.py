@@ -66,10 +66,13 @@ def test_an_answer_is_validated_priced_and_recorded_with_the_model_that_served_i
     assert request.params["max_tokens"] > 0 and request.params["tool_choice"]["function"]["name"] == "submit"
 
 
-def test_an_unknown_model_is_priced_pessimistically():
+def test_an_unknown_model_is_priced_pessimistically(settings):
     known = price_micros("anthropic/claude-sonnet-4-5-20250929", 1_000_000, 0)
     assert known == 3_000_000  # $3 per million input tokens, from litellm's local cost map
-    assert price_micros("scripted/nobody-priced-this", 1_000_000, 0) > known
+    assert price_micros("scripted/nobody-priced-this", 1_000_000, 1_000_000) == 90_000_000  # $15 + $75
+    # litellm prices a model its map lacks at 0 rather than refusing: that would pass every cap for free.
+    assert price_micros("anthropic/claude-opus-4-20250514", 1_000_000, 0) == 15_000_000
+    assert price_micros("ollama/llama3", 1_000_000, 1_000_000) == 0  # served locally: free
 
 
 def test_endless_tool_calls_stop_at_the_step_limit_and_the_refusal_is_recorded(fake_llm, settings):
