@@ -16,6 +16,8 @@ from campaigns.schemas import (
     JobDetailOut,
     JobFilters,
     JobListOut,
+    PlanReviewIn,
+    PlanReviewOut,
 )
 
 router = Router(tags=["bookings"])
@@ -91,6 +93,26 @@ def approve_booking(request: HttpRequest, job_id: str, payload: ApproveIn):
             "total_cost": float(result.total_cost),
             "total_impressions": result.total_impressions,
             "message": "Approved lines are being booked; poll GET /bookings/{job_id}.",
+        },
+    )
+
+
+@router.post(
+    "/bookings/{job_id}/plan",
+    auth=write_auth,
+    response={202: PlanReviewOut},
+    summary="Review the budget split of a job awaiting plan review (as planned, or adjusted); research starts",
+    openapi_extra={"responses": {400: {"description": "A channel outside the plan, or amounts that do not add up"}}},
+)
+def review_plan(request: HttpRequest, job_id: str, payload: PlanReviewIn):
+    job = services.job_plan_review(job_id=job_id, amounts=payload.allocations, actor=_actor(request))
+    return Status(
+        202,
+        {
+            "job_id": job_id,
+            "status": job.status,
+            "budget_allocations": job.budget_allocations,
+            "message": "The sellers are being researched with this split; poll GET /bookings/{job_id}.",
         },
     )
 

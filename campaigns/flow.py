@@ -67,14 +67,23 @@ def step_plan(job: BookingJob) -> None:
         }
         for a in allocations
     }
+    review = bool((job.campaign.brief or {}).get("plan_review"))
+    then: dict[str, Any] = (
+        {
+            "stage": JobStage.PLAN_REVIEW,
+            "status": JobStatus.AWAITING_PLAN_REVIEW,
+            "approval_expires_at": timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS),
+        }
+        if review
+        else {"stage": JobStage.RESEARCH, "status": JobStatus.RUNNING}
+    )
     with transaction.atomic():
         if job_advance(
             job,
-            stage=JobStage.RESEARCH,
-            status=JobStatus.RUNNING,
             progress=0.2,
             budget_allocations=serialised,
             agents={**(job.agents or {}), "portfolio_manager": decision.record()},
+            **then,
         ):
             event_emit(
                 EventType.BUDGET_ALLOCATED,
@@ -85,6 +94,12 @@ def step_plan(job: BookingJob) -> None:
                     "note": decision.note,
                 },
             )
+            if review:
+                event_emit(
+                    EventType.PLAN_REVIEW_REQUESTED,
+                    **flow_ids(job),
+                    payload={"allocations": serialised, "expires_at": then["approval_expires_at"].isoformat()},
+                )
 
 
 # --- research and quotes ------------------------------------------------------------------------------------

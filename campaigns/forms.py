@@ -95,6 +95,11 @@ class BookingForm(forms.Form):
         help_text="Lines from restricted sellers still wait for a person.",
     )
     # One id per rendered form: a double submit returns the first job instead of creating a second one.
+    plan_review = forms.BooleanField(
+        label="Let me review the budget split before the sellers are asked",
+        required=False,
+        help_text="The job stops after the split; you keep it or type the amounts you want.",
+    )
     submission_id = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -131,6 +136,7 @@ class BookingForm(forms.Form):
             "channels": list(cleaned.get("channels") or []) or None,
             "pacing": cleaned.get("pacing") or PacingCurve.EVEN,
             "negotiation": cleaned.get("negotiation") or None,
+            "plan_review": bool(cleaned.get("plan_review")),
         }
         try:
             cleaned["brief"] = CampaignBriefIn.model_validate(raw)

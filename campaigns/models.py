@@ -75,6 +75,7 @@ class Campaign(models.Model):
 class JobStatus(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
+    AWAITING_PLAN_REVIEW = "awaiting_plan_review"
     AWAITING_APPROVAL = "awaiting_approval"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -88,6 +89,7 @@ class JobStage(models.TextChoices):
     """The next step a job needs. Each step is one Celery task; ``done`` needs none."""
 
     PLAN = "plan"
+    PLAN_REVIEW = "plan_review"  # a person adjusts the split before research (the brief's plan_review)
     RESEARCH = "research"
     NEGOTIATE = "negotiate"
     APPROVAL = "approval"

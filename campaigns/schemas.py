@@ -34,6 +34,11 @@ class CampaignBriefIn(Schema):
         description="How spend should accrue over the flight, for pacing alerts: even (default), asap, "
         "front_loaded or back_loaded.",
     )
+    plan_review: bool = Field(
+        default=False,
+        description="Stop after the budget split (status awaiting_plan_review) for a person to adjust it "
+        "(POST /bookings/{job_id}/plan) before the sellers are researched.",
+    )
     negotiation: Literal["none", "threshold", "adaptive", "competitive"] | None = Field(
         default=None,
         description="How to negotiate quotes above kpis.target_cpm_usd: none, threshold, adaptive or competitive "
@@ -259,3 +264,19 @@ class ApproveAllOut(Schema):
 
 class CancelIn(Schema):
     reason: str = Field(default="Cancelled by user.", max_length=500)
+
+
+class PlanReviewIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    allocations: dict[str, Decimal] | None = Field(
+        default=None,
+        description="USD per channel of the plan, adding up to the budget exactly; omit to keep the plan as it is",
+    )
+
+
+class PlanReviewOut(Schema):
+    job_id: str
+    status: str
+    budget_allocations: dict[str, Any]
+    message: str

@@ -63,6 +63,10 @@ class JobStateError(Conflict):
     """The job is not in a state that allows this action (API: 409)."""
 
 
+class PlanReviewError(DomainError):
+    """A reviewed split that cannot stand: a channel outside the plan, amounts not adding up (API: 400)."""
+
+
 class IdempotencyConflict(Conflict):
     """A client reference reused for a different request (API: 409)."""
 
@@ -548,6 +552,58 @@ def _apply_approval(
     if not moved:  # the row is locked by the caller, so this is a bug: refuse rather than half-approve
         raise JobStateError("The job changed while it was being approved; nothing was approved")
     return ApprovalResult(job=job, approved=approved, rejected=rejected)
+
+
+PLAN_REVIEWING = Q(status=JobStatus.AWAITING_PLAN_REVIEW, stage=JobStage.PLAN_REVIEW)
+
+
+@transaction.atomic
+def job_plan_review(*, job_id: str, amounts: dict[str, Decimal] | None, actor: str) -> BookingJob:
+    """A person's review of the budget split of a job stopped for it (the brief's ``plan_review``): the split
+    as planned (``amounts`` None) or as adjusted — channels of the plan only, amounts in cents adding up to the
+    budget exactly, at least one funded — and then research starts."""
+    job = _job_for_update(job_id)
+    if job.status != JobStatus.AWAITING_PLAN_REVIEW:
+        raise JobStateError(f"Job is {job.status}: only a job awaiting plan review can have its plan reviewed")
+    planned = dict(job.budget_allocations or {})
+    allocations = planned
+    if amounts is not None:
+        unknown = sorted(set(amounts) - set(planned))
+        if unknown:
+            raise PlanReviewError(f"Channels {unknown} are not in the plan; the plan has {sorted(planned)}")
+        cents = {channel: Decimal(str(amounts.get(channel, 0))).quantize(Decimal("0.01")) for channel in planned}
+        if any(v < 0 for v in cents.values()) or not any(v > 0 for v in cents.values()):
+            raise PlanReviewError("Amounts must not be negative, and at least one channel must be funded")
+        total = sum(cents.values(), Decimal(0))
+        if total != job.campaign.budget:
+            raise PlanReviewError(
+                f"The amounts add up to ${total:,.2f}; they must add up to the budget, ${job.campaign.budget:,.2f}"
+            )
+        allocations = {
+            channel: {
+                "channel": channel,
+                "budget": str(amount),
+                "percentage": str((amount / job.campaign.budget * 100).quantize(Decimal("0.01"))),
+                "rationale": planned[channel]["rationale"]
+                if amount == Decimal(str(planned[channel]["budget"]))
+                else f"Set to ${amount:,.2f} by {actor or 'a person'} in plan review (planned "
+                f"${Decimal(str(planned[channel]['budget'])):,.2f}: {planned[channel]['rationale']})",
+            }
+            for channel, amount in cents.items()
+            if amount > 0
+        }
+    job_transition(
+        job,
+        status=JobStatus.RUNNING,
+        stage=JobStage.RESEARCH,
+        expect=PLAN_REVIEWING,
+        event=EventType.PLAN_REVIEWED,
+        payload={"actor": actor, "adjusted": allocations != planned, "allocations": allocations},
+        budget_allocations=allocations,
+        approval_expires_at=None,
+    )
+    job.refresh_from_db()
+    return job
 
 
 @transaction.atomic

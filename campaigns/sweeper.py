@@ -16,6 +16,7 @@ from campaigns.models import COUNTED_DEALS, BookingJob, JobStage, JobStatus
 from campaigns.services import (
     AWAITING,
     BOOK_RECOVERY_ATTEMPTS,
+    PLAN_REVIEWING,
     job_add_errors,
     job_dispatch,
     job_fail,
@@ -74,6 +75,21 @@ def jobs_sweep() -> dict[str, int]:
                     )
                     job_dispatch(job)
                     counts["resumed"] += 1
+
+    unreviewed = BookingJob.objects.filter(status=JobStatus.AWAITING_PLAN_REVIEW, approval_expires_at__lt=now)
+    for job in unreviewed[:500]:
+        reason = f"Plan review window of {settings.APPROVAL_TTL_HOURS} h expired; nothing was researched or booked."
+        counts["expired"] += int(
+            job_transition(
+                job,
+                status=JobStatus.CANCELLED,
+                stage=JobStage.DONE,
+                expect=PLAN_REVIEWING,
+                event=EventType.APPROVAL_EXPIRED,
+                payload={"reason": reason, "plan_review": True},
+                failure_reason=reason,
+            )
+        )
 
     expired = BookingJob.objects.filter(status=JobStatus.AWAITING_APPROVAL, approval_expires_at__lt=now)
     for job in expired.select_related("campaign")[:500]:

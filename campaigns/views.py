@@ -377,6 +377,29 @@ def job_approve_confirm(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse
 
 @media_buyer_required
 @require_POST
+def job_plan_review(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """The buyer's review of a split that stopped for it: as planned, or with the amounts typed in."""
+    amounts: dict[str, Decimal] | None = None
+    if request.POST.get("action") == "adjusted":
+        amounts = {}
+        for key, value in request.POST.items():
+            if key.startswith("amount_"):
+                try:
+                    amounts[key.removeprefix("amount_")] = Decimal(value.replace(",", "").strip() or "0")
+                except ArithmeticError:
+                    messages.error(request, f"Nothing was changed: “{value}” is not an amount of dollars.")
+                    return redirect("campaigns:job_detail", job_id=job_id)
+    try:
+        services.job_plan_review(job_id=str(job_id), amounts=amounts, actor=request.user.get_username())
+    except DomainError as exc:
+        messages.error(request, f"Nothing was changed: {exc}.")
+    else:
+        messages.success(request, "Split confirmed: the agent is asking the sellers for quotes.")
+    return redirect("campaigns:job_detail", job_id=job_id)
+
+
+@media_buyer_required
+@require_POST
 def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     action = request.POST.get("action", "")
     ids = request.POST.getlist("line")

@@ -16,6 +16,8 @@ class EventType(models.TextChoices):
     QUOTE_RECEIVED = "quote.received"
     QUOTE_FAILED = "quote.failed"
     RECOMMENDATIONS_READY = "recommendations.ready"
+    PLAN_REVIEW_REQUESTED = "plan.review_requested"
+    PLAN_REVIEWED = "plan.reviewed"
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_GRANTED = "approval.granted"
     APPROVAL_REJECTED = "approval.rejected"

@@ -30,6 +30,8 @@ EVENT_LABELS: dict[str, str] = {
     EventType.QUOTE_RECEIVED: "Quote received",
     EventType.QUOTE_FAILED: "Quote failed",
     EventType.RECOMMENDATIONS_READY: "Recommendations ready",
+    EventType.PLAN_REVIEW_REQUESTED: "Awaiting plan review",
+    EventType.PLAN_REVIEWED: "Plan reviewed",
     EventType.APPROVAL_REQUESTED: "Awaiting approval",
     EventType.APPROVAL_GRANTED: "Approved",
     EventType.APPROVAL_REJECTED: "Rejected",

@@ -89,5 +89,9 @@ def sign_in(page, username: str) -> None:
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    scrolled = page.evaluate("[window.scrollX, window.scrollY]")
     page.screenshot(path=str(path), full_page=True)
+    # A full-page screenshot of a page taller than the window leaves Chromium's scroll state such that the next
+    # click may land nowhere (seen: a submit button that submitted nothing): scroll back where the page was.
+    page.evaluate("([x, y]) => window.scrollTo(x, y)", scrolled)
     return path

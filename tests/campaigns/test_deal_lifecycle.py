@@ -18,14 +18,14 @@ from campaigns import ledger, services
 from campaigns.deal_refresh import deal_refresh, deals_refresh_due
 from campaigns.models import BookedDeal, DealStatus, DealTransition, JobStage
 from pacing.delivery import delivery_pull_all
-from tests.campaigns.test_flow import _fast_sellers, negotiate_all, new_job, run  # noqa: F401 (a fixture)
+from tests.campaigns.test_flow import negotiate_all, new_job, run
 from tests.conftest import serve_in_thread
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def seller():
+def seller(fast_sellers):
     app = create_app(catalog="default", delivery_profiles={"*": "on_pace"})
     with serve_in_thread(app) as url:
         Seller.objects.create(name="Sandbox", base_url=url)

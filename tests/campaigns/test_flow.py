@@ -21,19 +21,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _fast_sellers(settings):
-    settings.SELLER_ENDPOINTS = []
-    settings.IAB_SERVER_URL_IS_SET = False
-    settings.SELLER_TIMEOUT_SECONDS = 2
-    settings.SELLER_MAX_RETRIES = 0
-
-
-@pytest.fixture
-def sandbox():
-    app = create_app(catalog="default")
-    with serve_in_thread(app) as url:
-        Seller.objects.create(name="Sandbox", base_url=url)
-        yield app
+def _fast(fast_sellers):
+    """Sellers only from the database, answering fast or failing fast."""
 
 
 def new_job(*, auto_approve=False, **brief) -> BookingJob:

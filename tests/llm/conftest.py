@@ -1,3 +1,3 @@
-"""The flow's sandbox seller (and its fast-failing seller settings) for the agents' tests."""
+"""The flow's sandbox seller for the agents' tests."""
 
-from tests.campaigns.test_flow import _fast_sellers, sandbox  # noqa: F401 (fixtures)
+from tests.campaigns.conftest import sandbox  # noqa: F401 (a fixture)
