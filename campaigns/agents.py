@@ -15,7 +15,7 @@ booking step never imports this module.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -43,6 +43,7 @@ class Decision(Generic[V]):
     rationale: str = ""
     model: str = ""
     calls: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """As the job keeps it (``BookingJob.agents``)."""
@@ -52,6 +53,7 @@ class Decision(Generic[V]):
             "model": self.model,
             "calls": self.calls,
             "rationale": self.rationale,
+            **self.extra,
         }
 
 
@@ -93,13 +95,23 @@ class ChannelShare(BaseModel):
     rationale: str = Field(max_length=400)
 
 
+class AudiencePlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[str] = Field(
+        default_factory=list, max_length=8, description="Short audience segments, e.g. 'outdoor sports fans'"
+    )
+    summary: str = Field(default="", max_length=300)
+
+
 class ChannelSplit(BaseModel):
-    """The budget's split across channels, in percent, with why."""
+    """The budget's split across channels, in percent, with why, and the audience to reach."""
 
     model_config = ConfigDict(extra="forbid")
 
     shares: list[ChannelShare] = Field(min_length=1, max_length=12)
     rationale: str = Field(max_length=1200)
+    audience: AudiencePlan | None = None
 
 
 def _check_split(split: ChannelSplit, allowed: list[str]) -> None:
@@ -127,7 +139,8 @@ PORTFOLIO_SYSTEM = (
     "You are the portfolio manager of a programmatic media-buying team. Split the campaign's budget across the "
     "channels the brief allows, in percent, so the split serves the objectives, KPIs and audience. Give each "
     "channel a one-sentence reason and the split a short overall rationale. Percentages add up to 100; a channel "
-    "you fund gets between {low} and {high} percent; you may leave a channel at 0."
+    "you fund gets between {low} and {high} percent; you may leave a channel at 0. Name up to eight short audience "
+    "segments the inventory should reach (they rank products by their targeting)."
 )
 
 
@@ -165,6 +178,7 @@ def plan_channels(
     allocations = policies.allocate_shares(
         terms.budget, [(s.channel, s.percentage, f"{s.rationale} (the portfolio manager)") for s in split.shares]
     )
+    audience = split.audience or AudiencePlan()
     return Decision(
         allocations,
         True,
@@ -172,6 +186,12 @@ def plan_channels(
         rationale=split.rationale,
         model=result.served_model,
         calls=result.calls,
+        extra={
+            "audience": {
+                "segments": [s.strip()[:60] for s in audience.segments if s.strip()][:8],
+                "summary": audience.summary,
+            }
+        },
     )
 
 

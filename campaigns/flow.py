@@ -45,7 +45,7 @@ from campaigns.services import (
     job_fail,
     job_progress,
 )
-from campaigns.steps import allocations_of, brief_terms, flow_ids
+from campaigns.steps import allocations_of, audience_segments, brief_terms, flow_ids
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def step_plan(job: BookingJob) -> None:
 
 
 def step_research(job: BookingJob) -> None:
-    terms = brief_terms(job.campaign)
+    terms = brief_terms(job.campaign, segments=audience_segments(job))
     allocations = allocations_of(job)
     seller_seed_from_settings()
     sellers = {str(s.pk): s for s in seller_list_enabled()}

@@ -6,6 +6,7 @@ checked against later: budgets and CPM ceilings are enforced here and again befo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -97,6 +98,7 @@ class BriefTerms:
     target_cpm: Decimal | None = None
     formats: tuple[str, ...] = ()
     exclude_publishers: tuple[str, ...] = ()
+    audience: frozenset[str] = frozenset()  # the audience plan's keywords, matched against product targeting
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,82 @@ def choose_deal_type(product: Product) -> str | None:
     return None
 
 
+# Words of an audience that say nothing about which inventory reaches it.
+_AUDIENCE_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "or",
+        "the",
+        "of",
+        "in",
+        "on",
+        "for",
+        "with",
+        "to",
+        "at",
+        "by",
+        "from",
+        "all",
+        "any",
+        "who",
+        "are",
+        "is",
+        "adults",
+        "people",
+        "users",
+        "households",
+        "audience",
+        "audiences",
+        "target",
+        "consumers",
+        "customers",
+        "men",
+        "women",
+        "male",
+        "female",
+        "gender",
+        "age",
+        "ages",
+        "income",
+        "hhi",
+        "us",
+        "usa",
+    ]
+)
+
+
+def audience_keywords(target_audience: Mapping[str, Any], segments: Iterable[str] = ()) -> frozenset[str]:
+    """The words of a brief's audience (interests, description, segments) that product targeting may match:
+    lower-case, three letters or more, without words that say nothing about inventory."""
+    texts: list[str] = [*segments]
+    for key in ("interests", "description", "segments", "behaviors", "behaviours", "in_market"):
+        value = target_audience.get(key)
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list | tuple):
+            texts += [str(v) for v in value]
+    words = {w for text in texts for w in re.findall(r"[a-z][a-z-]{2,}", text.lower())}
+    return frozenset(words - _AUDIENCE_STOPWORDS)
+
+
+def audience_match(product: Product, keywords: frozenset[str]) -> list[str]:
+    """The audience keywords a product's targeting, tags or name speak to (sorted)."""
+    if not keywords:
+        return []
+    raw = product.raw or {}
+    ext = raw.get("ext") if isinstance(raw.get("ext"), dict) else {}
+    parts: list[str] = [product.name]
+    for source in (raw.get("content_targeting"), ext.get("audience_capabilities"), raw.get("tags"), ext.get("tags")):
+        if isinstance(source, dict):
+            parts += [str(v) for values in source.values() for v in (values if isinstance(values, list) else [values])]
+        elif isinstance(source, list):
+            parts += [str(v) for v in source]
+    words = set(re.findall(r"[a-z][a-z-]{2,}", " ".join(parts).lower()))
+    return sorted(keywords & words)
+
+
 def rank_candidates(
     products: Mapping[str, Sequence[Product]],
     allocation: Allocation,
@@ -240,12 +318,16 @@ def rank_candidates(
             else:
                 eligible.append((seller_key, product))
 
+    matches = {(key, p.product_id): audience_match(p, terms.audience) for key, p in eligible}
+
     def sort_key(item: tuple[str, Product]) -> tuple:
         seller_key, product = item
         price = product.base_cpm if product.base_cpm is not None else Decimal("Infinity")
-        # Within a channel, prefer its primary inventory type, then the lowest price, then big guaranteed supply.
+        # Within a channel, prefer its primary inventory type, then what speaks to the audience, then the lowest
+        # price, then big guaranteed supply.
         return (
             inventory.index(product.inventory_type),
+            -len(matches[(seller_key, product.product_id)]),
             price,
             product.delivery_type.lower() not in {"guaranteed", "exclusive"},
             -(product.available_impressions or 0),
@@ -289,6 +371,10 @@ def rank_candidates(
             f"{(product.available_impressions or 0):,} impressions available. Planned {impressions:,} "
             f"impressions for ${budget_share:,.2f} ({share / share_total * 100:.0f}% of the channel budget)."
         )
+        if matches[(seller_key, product.product_id)]:
+            rationale += (
+                f" Its targeting speaks to the audience ({', '.join(matches[(seller_key, product.product_id)])})."
+            )
         candidates.append(
             Candidate(
                 seller_key=seller_key,

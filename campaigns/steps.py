@@ -18,7 +18,8 @@ from campaigns.services import BOOK_RECOVERY_ATTEMPTS, job_add_errors, job_claim
 logger = logging.getLogger(__name__)
 
 
-def brief_terms(campaign: Campaign) -> policies.BriefTerms:
+def brief_terms(campaign: Campaign, *, segments: tuple[str, ...] = ()) -> policies.BriefTerms:
+    """The brief's terms; ``segments`` (the portfolio manager's audience plan) add to the audience keywords."""
     constraints = campaign.constraints or {}
     excluded = constraints.get("exclude_publishers") or []
     return policies.BriefTerms(
@@ -31,7 +32,14 @@ def brief_terms(campaign: Campaign) -> policies.BriefTerms:
         target_cpm=policies.kpi_cpm(campaign.kpis or {}, "target_cpm_usd", "target_cpm"),
         formats=tuple(f.lower() for f in campaign.formats or ()),
         exclude_publishers=tuple(str(p) for p in excluded),
+        audience=policies.audience_keywords(campaign.target_audience or {}, segments),
     )
+
+
+def audience_segments(job: BookingJob) -> tuple[str, ...]:
+    """The audience segments the portfolio manager planned for the job, if it did."""
+    plan = (job.agents or {}).get("portfolio_manager", {}).get("audience") or {}
+    return tuple(str(s) for s in plan.get("segments") or ())[:8]
 
 
 def allocations_of(job: BookingJob) -> list[policies.Allocation]:

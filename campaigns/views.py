@@ -23,12 +23,14 @@ from buyer.accounts.roles import media_buyer_required
 from buyer.errors import Conflict, DomainError
 from buyer.events.selectors import event_timeline
 from buyer.events.views import timeline_entries
+from buyer.llm.mode import llm_mode
 from buyer.sellers.money import micros_to_decimal
 from campaigns import brief_intake as brief_intake_service
 from campaigns import charts, selectors, services
 from campaigns.forms import BookingForm, BriefIntakeForm, DealFilterForm, JobFilterForm, booking_initial
 from campaigns.models import BookedDeal, BookingJob, JobStatus, Recommendation, RecommendationStatus
 from campaigns.reconciliation import reconcile
+from campaigns.report import campaign_summary
 from pacing.selectors import budgets_reallocated, campaign_pacing_statuses, deal_pacing
 
 JOBS_PER_PAGE = 25
@@ -270,6 +272,9 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
     reallocated = pacing is not None and bool(bars) and job.parent_id is None and budgets_reallocated(job)
     return {
         "agent_decisions": _agent_decisions(job),
+        "summary": campaign_summary(job, deals=deals, lines=[line.rec for line in lines], snapshot=pacing),
+        "agent_summary": (job.agents or {}).get("reporting"),
+        "agents_on": llm_mode().active,
         "job": job,
         "campaign": job.campaign,
         "lines": lines,
@@ -373,6 +378,23 @@ def job_approve_confirm(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse
         "campaigns/job_confirm.html",
         {"job": job, "action": action, "selection": selection, "rejected": rejected, "ids": ids},
     )
+
+
+@media_buyer_required
+@require_POST
+def job_summary(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """Have the reporting agent write the campaign's summary (kept on the job, shown beside the rules')."""
+    job = selectors.job_header_get(job_id)
+    if job is None:
+        raise Http404("No such job")
+    summary = campaign_summary(job, ask_model=True)
+    if summary["by"] == "rules":
+        messages.error(request, f"The reporting agent did not write a summary: {summary['note']}.")
+    else:
+        kept = {key: summary[key] for key in ("text", "by", "written_at")}
+        BookingJob.objects.filter(pk=job.pk).update(agents={**(job.agents or {}), "reporting": kept})
+        messages.success(request, "The reporting agent wrote the summary; its figures were checked against the facts.")
+    return redirect("campaigns:job_detail", job_id=job_id)
 
 
 @media_buyer_required

@@ -75,7 +75,8 @@ PROMPTS: dict[str, PromptText] = {
         "Help",
         "What the ad buyer agent can do",
         "Explain what this ad buyer agent can do, by tool: get_setup_status, health_check and get_config (setup); "
-        "list_campaigns, get_campaign_status, check_pacing and review_budgets (campaigns and budgets); "
+        "list_campaigns, get_campaign_status, summarize_campaign, check_pacing and review_budgets (campaigns and "
+        "budgets; summarize_campaign's use_agent has the reporting agent write it); "
         "create_booking, list_bookings, get_booking and approve_recommendations (booking: a brief goes in, a "
         "worker prices it with seller quotes, a person approves, sellers issue deal ids); list_deals, "
         "search_products and list_events. Creating and approving need an API key with the write scope.",

@@ -259,6 +259,29 @@ def get_campaign_status(args: CampaignArgs, principal: Principal) -> dict[str, A
     }
 
 
+class SummaryArgs(CampaignArgs):
+    use_agent: bool = Field(
+        default=False,
+        description="Have the reporting agent write it (needs a write-scoped key: it spends model budget); "
+        "otherwise the rules write it.",
+    )
+
+
+@tool(SummaryArgs, title="Campaign summary")
+def summarize_campaign(args: SummaryArgs, principal: Principal) -> dict[str, Any]:
+    """A campaign's status in plain language — what is booked, how it paces, what needs a decision — with the
+    facts it was written from. Written by the rules, or by the reporting agent (``use_agent``), whose every
+    number is checked against the facts."""
+    from campaigns.report import campaign_summary
+
+    if args.use_agent and not principal.has_scope(Scope.WRITE):
+        raise ToolFailure("use_agent needs a write-scoped API key: the reporting agent spends model budget")
+    job = selectors.job_header_get(args.campaign_id)
+    if job is None:
+        raise ToolFailure(CAMPAIGN_NOT_FOUND)
+    return {"campaign_id": str(job.pk), **campaign_summary(job, ask_model=args.use_agent)}
+
+
 @tool(CampaignArgs, title="Check pacing")
 def check_pacing(args: CampaignArgs, principal: Principal) -> dict[str, Any]:
     """A campaign's pacing from its latest snapshot: on_track, behind (more than 10 % under the expected spend),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -216,3 +217,41 @@ def test_selection_never_exceeds_the_budget_the_channel_budgets_or_the_max_cpm(
             assert line.quote.final_cpm <= max_cpm
     for allocation in allocations:
         assert per_channel[allocation.channel] <= allocation.amount
+
+
+def test_the_audiences_words_are_what_targeting_can_match():
+    audience = {"age": "25-54", "interests": ["Sports", "live events"], "description": "Sports fans and news readers"}
+    assert policies.audience_keywords(audience, ["outdoor adventurers"]) == {
+        "sports",
+        "live",
+        "events",
+        "fans",
+        "news",
+        "readers",
+        "outdoor",
+        "adventurers",
+    }
+    assert policies.audience_keywords({}) == frozenset()
+
+
+def test_products_whose_targeting_speaks_to_the_audience_rank_first_within_their_inventory():
+    cheap = product("cheap", "display", "5")
+    sports = dataclasses.replace(
+        product("sports", "display", "9"), raw={"content_targeting": {"section": ["sports", "live"]}}
+    )
+    terms = policies.BriefTerms(
+        budget=Decimal(10_000),
+        channels=("branding",),
+        objectives=(),
+        start_date=date(2030, 1, 1),
+        end_date=date(2030, 1, 31),
+        audience=frozenset({"sports"}),
+    )
+    allocation = policies.Allocation("branding", Decimal(10_000), Decimal(100), "")
+    ranked, _ = policies.rank_candidates({"s": [cheap, sports]}, allocation, terms, max_candidates=2)
+    assert [c.product.product_id for c in ranked] == ["sports", "cheap"]
+    assert "speaks to the audience (sports)" in ranked[0].rationale
+    unranked, _ = policies.rank_candidates(
+        {"s": [cheap, sports]}, allocation, dataclasses.replace(terms, audience=frozenset()), max_candidates=2
+    )
+    assert [c.product.product_id for c in unranked] == ["cheap", "sports"]  # no audience: the lowest price first

@@ -23,13 +23,14 @@ pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parents[2]
 
 
-def split_of(request: Request, shares: dict[str, int]):
+def split_of(request: Request, shares: dict[str, int], segments: tuple[str, ...] = ()):
     return submit(
         {
             "shares": [
                 {"channel": c, "percentage": p, "rationale": f"{c} for the audience"} for c, p in shares.items()
             ],
             "rationale": "ctv carries the awareness goal",
+            "audience": {"segments": list(segments), "summary": "who to reach"},
         }
     )
 
@@ -74,6 +75,20 @@ def test_the_agents_split_the_budget_and_choose_among_real_quotes_in_one_call_ea
     for line in lines:
         assert line.cpm_micros == line.quoted_cpm_micros
         assert line.quote_id in state._quotes
+
+
+def test_the_managers_audience_plan_ranks_products_by_their_targeting(fake_llm, sandbox):
+    fake_llm.responder = by_role(
+        lambda r: split_of(r, {"branding": 100}, segments=("live sports fans",)), reversed_choice
+    )
+    job = run(new_job(channels=["branding"]), JobStage.PLAN)
+    assert job.agents["portfolio_manager"]["audience"]["segments"] == ["live sports fans"]
+
+    run(job, JobStage.RESEARCH)
+    first = fake_llm.calls_to("specialist")[0].data()["lines"]
+    assert "Sports" in first[0]["product"]  # the policy ranked it first: its targeting speaks to the audience
+    job.refresh_from_db()
+    assert any("speaks to the audience" in r.rationale for r in job.recommendations.all())
 
 
 def test_a_split_outside_the_brief_is_refused_and_the_policy_splits(fake_llm, sandbox):

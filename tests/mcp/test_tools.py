@@ -29,6 +29,7 @@ EXPECTED_TOOLS = {
     "get_config",
     "list_campaigns",
     "get_campaign_status",
+    "summarize_campaign",
     "check_pacing",
     "review_budgets",
     "list_bookings",
@@ -257,6 +258,19 @@ def test_campaign_status_carries_budget_and_pacing_no_data(server):
     assert body["pacing"]["status"] == "no_data" and body["pacing"]["channel_pacing"] == []
     assert error_text(call(server, "get_campaign_status", {"campaign_id": UNKNOWN_JOB})) == "Campaign not found"
     assert error_text(call(server, "get_campaign_status", {"campaign_id": "not-a-uuid"})) == "Campaign not found"
+
+
+def test_a_campaign_summary_by_the_rules_and_the_agent_only_for_a_writer(server):
+    job = awaiting_job()
+    book(job)
+    body = ok(call(server, "summarize_campaign", {"campaign_id": str(job.pk)}, as_=READER))
+    assert body["by"] == "rules" and "booked for $20,000.00" in body["text"]
+    assert body["facts"]["booked_usd"] == 20_000.0
+    refused = error_text(
+        call(server, "summarize_campaign", {"campaign_id": str(job.pk), "use_agent": True}, as_=READER)
+    )
+    assert "needs a write-scoped API key" in refused
+    assert error_text(call(server, "summarize_campaign", {"campaign_id": UNKNOWN_JOB})) == "Campaign not found"
 
 
 def test_check_pacing_answers_no_data_until_snapshots_exist(server):
