@@ -89,6 +89,9 @@ LLM_JOB_MAX_USD = env_decimal("LLM_JOB_MAX_USD", "5.00", minimum="0", maximum="1
 # The portfolio manager's split: a funded channel gets at least / at most this share of the budget.
 PLAN_MIN_SHARE_PCT = env_decimal("PLAN_MIN_SHARE_PCT", "5", minimum="0", maximum="50")
 PLAN_MAX_SHARE_PCT = env_decimal("PLAN_MAX_SHARE_PCT", "80", minimum="10", maximum="100")
+# The execution check agent reviews each plan against its brief before approval (one more call per job; code's
+# own checks always run).
+LLM_EXECUTION_REVIEW = env_bool("LLM_EXECUTION_REVIEW", False)
 # What a call to a model litellm's cost map does not price costs, per million input and output tokens.
 LLM_UNKNOWN_MODEL_USD_PER_MTOK = (
     env_decimal("LLM_UNKNOWN_INPUT_USD_PER_MTOK", "15", minimum="0", maximum="10000"),

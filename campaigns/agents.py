@@ -310,3 +310,62 @@ def choose_lines(
         model=result.served_model,
         calls=result.calls,
     )
+
+
+# --- level 3: the execution check ---------------------------------------------------------------------------
+
+
+class PlanReview(BaseModel):
+    """What in the plan does not serve the brief (empty when it does)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concerns: list[str] = Field(default_factory=list, max_length=8, description="Each one sentence; empty if none")
+
+
+REVIEW_SYSTEM = (
+    "You check a media plan against its brief before a person approves it. List what does not serve the brief "
+    "(a line that misses the audience, the formats or the objectives, a channel mix that contradicts the notes), "
+    "one sentence each; answer with no concerns when the plan fits. Prices and budgets are checked by code."
+)
+
+
+def review_plan(
+    job: BookingJob, terms: policies.BriefTerms, lines: list[policies.QuotedLine], *, gateway: Gateway | None = None
+) -> Decision[list[str]] | None:
+    """The execution check agent's concerns about the chosen lines (they withhold auto-approval and are shown
+    with the lines), when ``LLM_EXECUTION_REVIEW`` and the agents are on; None otherwise. Code's own checks
+    (``policies.plan_findings``) run whatever it says."""
+    if not settings.LLM_EXECUTION_REVIEW or not llm_mode().active:
+        return None
+    facts = {
+        "brief": _brief_facts(job, terms),
+        "lines": [
+            {
+                "channel": line.candidate.channel,
+                "product": line.candidate.product.name[:120],
+                "inventory": line.candidate.product.inventory_type,
+                "formats": list(line.candidate.product.ad_formats)[:4],
+                "cost_usd": str(line.cost),
+            }
+            for line in lines
+        ],
+    }
+    try:
+        result = run_agent(
+            role=Role.EXECUTION_CHECK,
+            system=REVIEW_SYSTEM,
+            user=f"Check this plan.\n{data_block(facts)}",
+            schema=PlanReview,
+            budget=_budget(job),
+            gateway=gateway,
+        )
+    except AgentStopped as stop:
+        return Decision([], False, f"execution check: {stop}")
+    except Exception as exc:  # code's checks stand whatever the agent did
+        logger.exception("job %s: execution check agent failed", job.pk)
+        return Decision([], False, f"execution check: error: {type(exc).__name__}")
+    concerns = [c.strip()[:300] for c in result.value.concerns if c.strip()]
+    return Decision(
+        concerns, True, f"reviewed by the execution check ({result.served_model})", model=result.served_model
+    )

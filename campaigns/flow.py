@@ -148,6 +148,10 @@ def step_research(job: BookingJob) -> None:
         }
         for line, reason in [*left_out, *selection.dropped]
     ]
+    if selection.chosen:
+        review = agents.review_plan(job, terms, selection.chosen)
+        if review is not None:
+            decisions["execution_check"] = review.record() | {"concerns": review.value}
     with transaction.atomic():
         job_add_errors(job, errors)
         if decisions:
@@ -451,7 +455,14 @@ def _hand_over(job: BookingJob) -> None:
     lines = list(job.recommendations.all())
     restricted = _restricted({r.seller_name for r in lines})
     over_limit = _above_auto_approval_limits(lines)
-    auto_approve = job.auto_approve and not restricted and not over_limit
+    terms = brief_terms(job.campaign)
+    findings = policies.plan_findings(lines, terms, {a.channel: a.amount for a in allocations_of(job)})
+    recorded = BookingJob.objects.filter(pk=job.pk).values_list("agents", flat=True).first() or {}
+    concerns = (recorded.get("execution_check") or {}).get("concerns") or []
+    check = {"findings": findings, "concerns": concerns, "passed": not findings and not concerns}
+    job.agents = {**recorded, "execution_check": {**(recorded.get("execution_check") or {}), **check}}
+    BookingJob.objects.filter(pk=job.pk).update(agents=job.agents)
+    auto_approve = job.auto_approve and not restricted and not over_limit and check["passed"]
     total = micros_to_decimal(sum(r.cost_micros for r in lines))
     payload: dict[str, Any] = {"count": len(lines), "total_cost": total, "budget": job.campaign.budget}
     negotiated = [r for r in lines if r.negotiation_status == NegotiationStatus.AGREED]
@@ -462,6 +473,8 @@ def _hand_over(job: BookingJob) -> None:
         payload["auto_approve_withheld"] = f"lines from restricted sellers need a human: {', '.join(restricted)}"
     elif over_limit and job.auto_approve:
         payload["auto_approve_withheld"] = over_limit
+    elif not check["passed"] and job.auto_approve:
+        payload["auto_approve_withheld"] = "the execution check found: " + "; ".join([*findings, *concerns])[:400]
     if auto_approve:
         try:
             ledger.reserve(job, lines, reason="auto-approved")

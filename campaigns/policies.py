@@ -490,3 +490,35 @@ def select_within_budget(
             total += cost
             selection.chosen.append(line)
     return selection
+
+
+def plan_findings(lines: Sequence[Any], terms: BriefTerms, allocations: Mapping[str, Decimal]) -> list[str]:
+    """The execution check: what in the lines about to be shown for approval (``Recommendation`` rows) breaks
+    the brief — a channel it has no budget for, a CPM above its ceiling or above the seller's quote, a channel
+    or the whole over budget, an excluded publisher, a product twice. Empty when the plan keeps the brief."""
+    findings: list[str] = []
+    spent: dict[str, Decimal] = {}
+    seen: set[tuple[str, str]] = set()
+    excluded = {p.lower() for p in terms.exclude_publishers}
+    for line in lines:
+        name = f"{line.product_name} ({line.seller_name})"
+        if line.channel not in allocations:
+            findings.append(f"{name} is on {line.channel}, which the plan gives no budget")
+        if terms.max_cpm is not None and line.cpm > terms.max_cpm:
+            findings.append(f"{name} costs ${line.cpm:,.2f} CPM, above the max CPM ${terms.max_cpm:,.2f}")
+        if line.quoted_cpm_micros is not None and line.cpm_micros > line.quoted_cpm_micros:
+            findings.append(f"{name} is priced above the seller's own quote")
+        if line.publisher and line.publisher.lower() in excluded:
+            findings.append(f"{name} is from the excluded publisher {line.publisher}")
+        key = (line.seller_url, line.product_id)
+        if key in seen:
+            findings.append(f"{name} is recommended twice")
+        seen.add(key)
+        spent[line.channel] = spent.get(line.channel, Decimal(0)) + line.cost
+    for channel, amount in spent.items():
+        if channel in allocations and amount > allocations[channel]:
+            findings.append(f"{channel} lines cost ${amount:,.2f}, above its ${allocations[channel]:,.2f} budget")
+    total = sum(spent.values(), Decimal(0))
+    if total > terms.budget:
+        findings.append(f"the lines cost ${total:,.2f}, above the ${terms.budget:,.2f} budget")
+    return findings

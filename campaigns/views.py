@@ -242,10 +242,20 @@ def _agent_decisions(job: BookingJob) -> list[tuple[str, dict[str, Any]]]:
     """Who decided each planning step (``BookingJob.agents``), labelled for the page."""
     decisions = []
     for role, record in (job.agents or {}).items():
-        if not isinstance(record, dict):
+        if not isinstance(record, dict) or role == "reporting":
             continue
-        label = "Budget split" if role == "portfolio_manager" else f"{role.removeprefix('specialist:')} lines"
-        decisions.append((role, {**record, "label": label}))
+        entry = dict(record)
+        if role == "portfolio_manager":
+            entry["label"] = "Budget split"
+        elif role == "execution_check":
+            entry["label"] = "Execution check"
+            problems = [*(record.get("findings") or []), *(record.get("concerns") or [])]
+            verdict = "passed" if not problems else "found: " + "; ".join(problems)
+            entry["note"] = f"{verdict}{' (' + record['note'] + ')' if record.get('note') else ''}"
+            entry.setdefault("decided_by", "policy")
+        else:
+            entry["label"] = f"{role.removeprefix('specialist:')} lines"
+        decisions.append((role, entry))
     return decisions
 
 

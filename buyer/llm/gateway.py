@@ -41,6 +41,7 @@ class Role(StrEnum):
     CHANNEL_SPECIALIST = "channel_specialist"
     BRIEF_PARSER = "brief_parser"
     REPORTING = "reporting"
+    EXECUTION_CHECK = "execution_check"
 
 
 class StopReason(StrEnum):
@@ -91,12 +92,14 @@ _TEMPERATURE_CAP = {
     Role.CHANNEL_SPECIALIST: 0.3,
     Role.BRIEF_PARSER: 0.1,
     Role.REPORTING: 0.5,
+    Role.EXECUTION_CHECK: 0.1,
 }
 _ROLE_MAX_TOKENS = {
     Role.PORTFOLIO_MANAGER: 1500,
     Role.CHANNEL_SPECIALIST: 1200,
     Role.BRIEF_PARSER: 1200,
     Role.REPORTING: 800,
+    Role.EXECUTION_CHECK: 600,
 }
 
 

@@ -200,3 +200,56 @@ def test_only_the_gateway_imports_litellm_or_anthropic():
         if "import litellm" in source or "import anthropic" in source or "from litellm" in source:
             importers.append(str(path.relative_to(REPO)))
     assert importers == ["buyer/llm/gateway.py"]
+
+
+def test_the_execution_check_runs_always_and_its_agent_on_request(fake_llm, sandbox, settings):
+    settings.LLM_EXECUTION_REVIEW = True
+
+    def respond(request: Request):
+        if "check a media plan" in request.system:
+            return submit({"concerns": ["The homepage takeover misses the sports audience."]})
+        return by_role(lambda r: split_of(r, {"branding": 60, "ctv": 40}), reversed_choice)(request)
+
+    fake_llm.responder = respond
+    job = run(new_job(auto_approve=True), JobStage.PLAN, JobStage.RESEARCH)
+
+    check = job.agents["execution_check"]
+    assert check["findings"] == [] and check["concerns"] == ["The homepage takeover misses the sports audience."]
+    assert check["passed"] is False and check["decided_by"] == "model"
+    # A concern stops auto_approve: a person decides.
+    assert job.status == JobStatus.AWAITING_APPROVAL
+    requested = Event.objects.get(flow_id=str(job.pk), event_type=EventType.APPROVAL_REQUESTED)
+    assert "the execution check found" in requested.payload["auto_approve_withheld"]
+    assert LlmCall.objects.filter(job=job, agent_role="execution_check").count() == 1
+
+
+def test_the_rules_execution_check_finds_what_breaks_the_brief():
+    from campaigns.models import Recommendation
+
+    terms = policies.BriefTerms(
+        budget=Decimal(1000),
+        channels=("ctv",),
+        objectives=(),
+        start_date=None,
+        end_date=None,
+        max_cpm=Decimal(20),
+        exclude_publishers=("pub-bad",),
+    )
+    line = Recommendation(
+        product_name="Takeover",
+        seller_name="S",
+        seller_url="http://s",
+        product_id="p",
+        channel="ctv",
+        cpm_micros=25_000_000,
+        quoted_cpm_micros=24_000_000,
+        cost_micros=1_200_000_000,
+        publisher="pub-bad",
+    )
+    findings = policies.plan_findings([line, line], terms, {"ctv": Decimal(1000)})
+    assert any("above the max CPM $20.00" in f for f in findings)
+    assert any("above the seller's own quote" in f for f in findings)
+    assert any("excluded publisher pub-bad" in f for f in findings)
+    assert any("recommended twice" in f for f in findings)
+    assert any("above its $1,000.00 budget" in f for f in findings)
+    assert policies.plan_findings([], terms, {"ctv": Decimal(1000)}) == []
