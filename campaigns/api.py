@@ -81,6 +81,7 @@ def approve_booking(request: HttpRequest, job_id: str, payload: ApproveIn):
         product_ids=payload.approved_product_ids,
         recommendation_ids=payload.recommendation_ids,
         actor=_actor(request),
+        keep_rest=payload.keep_unselected,
     )
     return Status(
         202,

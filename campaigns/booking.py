@@ -297,8 +297,11 @@ def _finish_booking(job: BookingJob) -> None:
     waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL)
     with transaction.atomic():
         if waiting.exists() and not cancelled:
-            # Auto-approval stopped for a seller that booked differently: its other lines wait for a person.
-            expires = timezone.now() + timedelta(hours=settings.APPROVAL_TTL_HOURS)
+            # Lines a person left for later, or that auto-approval stopped for (a seller booked differently),
+            # wait for a person: until the approval a person already had expires, else for a new window.
+            now = timezone.now()
+            kept = job.approval_expires_at if job.approval_expires_at and job.approval_expires_at > now else None
+            expires = kept or now + timedelta(hours=settings.APPROVAL_TTL_HOURS)
             reason = waiting.values_list("status_reason", flat=True).first()
             payload = {"count": waiting.count(), "expires_at": expires, "auto_approve_withheld": reason}
             job_advance(

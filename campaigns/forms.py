@@ -3,6 +3,7 @@ form accepts is exactly a brief the REST API accepts."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,40 @@ CHANNEL_CHOICES = [(c.value, CHANNEL_LABELS.get(c.value, c.value.capitalize())) 
 SCHEMA_FIELD_TO_FORM_FIELD = {"target_audience": "audience_interests"}
 
 
+# The schema's messages (written for API clients) in the form's own words.
+FRIENDLY_ERRORS: tuple[tuple[str, str], ...] = (
+    ("end_date must be on or after start_date", "The end date must be on or after the start date."),
+    ("end_date is in the past", "The end date is in the past: media cannot be bought for a finished flight."),
+    ("max_cpm_usd must be a number between 0 and 10000", "Enter a max CPM above $0 and at most $10,000."),
+    ("target_cpm_usd must be a number between 0 and 10000", "Enter a target CPM above $0 and at most $10,000."),
+    ("must not be above max_cpm", "The target CPM must not be above the max CPM."),
+)
+
+
+def friendly(message: str) -> str:
+    for technical, words in FRIENDLY_ERRORS:
+        if technical in message:
+            return words
+    return message[:1].upper() + message[1:]
+
+
+class MoneyField(forms.DecimalField):
+    """Dollars as people type them: "$250,000", "250 000", "USD 1,250.50" (currency sign or code, thousands
+    separators); what cannot be read keeps the typed text and says so in words."""
+
+    default_error_messages = {"invalid": "Enter an amount in dollars, e.g. 250,000 or $250,000.50."}
+
+    def to_python(self, value: Any) -> Decimal | None:
+        if isinstance(value, str):
+            value = re.sub(r"(?i)^\s*(usd|us\$|\$)\s*|\s*(usd)\s*$", "", value).replace(",", "").replace(" ", "")
+        return super().to_python(value)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        attrs = super().widget_attrs(widget)
+        attrs.pop("step", None)  # a text box, so "$250,000" can be typed
+        return attrs | {"inputmode": "decimal"}
+
+
 def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -42,8 +77,13 @@ class BookingForm(forms.Form):
     other_objectives = forms.CharField(
         label="Other objectives", required=False, max_length=500, help_text="Comma-separated, e.g. store visits, sales"
     )
-    budget = forms.DecimalField(
-        label="Budget (USD)", max_digits=14, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal(10**9)
+    budget = MoneyField(
+        label="Budget (USD)",
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal(10**9),
+        widget=forms.TextInput,
     )
     start_date = forms.DateField(label="Start date", widget=forms.DateInput(attrs={"type": "date"}))
     end_date = forms.DateField(label="End date", widget=forms.DateInput(attrs={"type": "date"}))
@@ -62,8 +102,8 @@ class BookingForm(forms.Form):
         help_text="Leave all unticked to let the agent choose.",
     )
     # The schema decides the CPM range (above 0, at most 10,000), as it does for the API.
-    max_cpm = forms.DecimalField(label="Max CPM (USD)", required=False, max_digits=12)
-    target_cpm = forms.DecimalField(label="Target CPM (USD)", required=False, max_digits=12)
+    max_cpm = MoneyField(label="Max CPM (USD)", required=False, max_digits=12, widget=forms.TextInput)
+    target_cpm = MoneyField(label="Target CPM (USD)", required=False, max_digits=12, widget=forms.TextInput)
     negotiation = forms.ChoiceField(
         label="Negotiation",
         choices=[
@@ -143,9 +183,10 @@ class BookingForm(forms.Form):
         except SchemaError as exc:
             for error in exc.errors():
                 field = str(error["loc"][0]) if error["loc"] else None
-                message = str(error["msg"]).removeprefix("Value error, ")
+                raw_message = str(error["msg"]).removeprefix("Value error, ")
+                message = friendly(raw_message)
                 if field == "kpis":
-                    field = "target_cpm" if message.startswith("target_cpm") else "max_cpm"
+                    field = "target_cpm" if raw_message.startswith("target_cpm") else "max_cpm"
                 field = SCHEMA_FIELD_TO_FORM_FIELD.get(field or "", field)
                 self.add_error(field if field in self.fields else None, message)
         return cleaned

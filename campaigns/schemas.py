@@ -232,6 +232,11 @@ class ApproveIn(Schema):
         max_length=500,
         description="This buyer's recommendation ids, for lines whose product id another line shares.",
     )
+    keep_unselected: bool = Field(
+        default=False,
+        description="Leave the lines not named awaiting a decision (until the approval expires) instead of "
+        "rejecting them, as the reference does; the job returns to awaiting_approval once these are booked.",
+    )
 
     @model_validator(mode="after")
     def _names_something(self) -> ApproveIn:

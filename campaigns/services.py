@@ -435,11 +435,14 @@ def job_approve(
     product_ids: Iterable[str] = (),
     recommendation_ids: Iterable[str] = (),
     actor: str = "",
+    keep_rest: bool = False,
 ) -> ApprovalResult:
-    """Approve the lines named by seller product id or by our recommendation id, reject the rest, and start
-    booking. The two are separate namespaces: a product id never matches a recommendation's primary key. A
-    product id that several lines share (two sellers may use the same one) must be given as recommendation
-    ids; anything that matches no line awaiting approval is refused, naming it, and nothing changes."""
+    """Approve the lines named by seller product id or by our recommendation id, reject the rest (or, with
+    ``keep_rest``, leave them awaiting a decision until the approval expires: the job comes back to approval
+    once the approved lines are booked), and start booking. The two are separate namespaces: a product id never
+    matches a recommendation's primary key. A product id that several lines share (two sellers may use the
+    same one) must be given as recommendation ids; anything that matches no line awaiting approval is refused,
+    naming it, and nothing changes."""
     job = _lock_awaiting(job_id)
     lines = list(job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL).order_by("priority"))
     by_product: dict[str, list[Recommendation]] = defaultdict(list)
@@ -471,7 +474,7 @@ def job_approve(
     if not chosen:
         raise ApprovalSelectionError("Nothing was approved: name at least one line.")
     approved = [r for r in lines if r.pk in chosen]
-    rejected = [r for r in lines if r.pk not in chosen]
+    rejected = [] if keep_rest else [r for r in lines if r.pk not in chosen]
     return _apply_approval(job, approved, rejected, actor=actor)
 
 

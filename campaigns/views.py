@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from buyer.accounts.roles import media_buyer_required
 from buyer.errors import Conflict, DomainError
+from buyer.events.models import EventType
 from buyer.events.selectors import event_timeline
 from buyer.events.views import timeline_entries
 from buyer.llm.mode import llm_mode
@@ -35,7 +36,8 @@ from pacing.selectors import budgets_reallocated, campaign_pacing_statuses, deal
 
 JOBS_PER_PAGE = 25
 DEALS_PER_PAGE = 25
-APPROVAL_ACTIONS = ("selected", "all", "reject")
+# "selected" leaves the other lines waiting for a decision; "selected_reject" rejects them.
+APPROVAL_ACTIONS = ("selected", "selected_reject", "all", "reject")
 DSP_LABELS = {"ttd": "The Trade Desk", "dv360": "Display & Video 360", "xandr": "Xandr"}
 
 
@@ -238,6 +240,57 @@ def brief_intake(request: HttpRequest) -> HttpResponse:
 # --- Job detail and its live parts ------------------------------------------------------------------------------
 
 
+def job_waiting_count(job_id: uuid.UUID) -> int:
+    return Recommendation.objects.filter(job_id=job_id, status=RecommendationStatus.PENDING_APPROVAL).count()
+
+
+def _left_out(events: list[Any]) -> list[tuple[str, list[dict[str, str]]]]:
+    """What research left out and why, per seller (from the latest ``research.completed`` event)."""
+    done = next((e for e in events if e.event_type == EventType.RESEARCH_COMPLETED), None)
+    skipped = (done.payload or {}).get("skipped") if done is not None else None
+    by_seller: dict[str, list[dict[str, str]]] = {}
+    for item in skipped or []:
+        if isinstance(item, dict):
+            by_seller.setdefault(str(item.get("seller") or "a seller"), []).append(
+                {k: str(item.get(k) or "") for k in ("product", "product_id", "channel", "reason")}
+            )
+    return sorted(by_seller.items())
+
+
+def _brief_facts(campaign: Any) -> list[tuple[str, str]]:
+    """The brief as submitted, in words: what the page header does not already say."""
+    brief = campaign.brief or {}
+    kpis = campaign.kpis or {}
+    audience = campaign.target_audience or {}
+    facts: list[tuple[str, str]] = []
+    for key, label in (("max_cpm_usd", "Max CPM"), ("target_cpm_usd", "Target CPM")):
+        if kpis.get(key) is not None:
+            facts.append((label, f"${kpis[key]}"))
+    others = {k: v for k, v in kpis.items() if k not in {"max_cpm_usd", "target_cpm_usd"}}
+    if others:
+        facts.append(("Other KPIs", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in others.items())))
+    if audience:
+        words = []
+        for key, value in audience.items():
+            shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            words.append(f"{key.replace('_', ' ')}: {shown}")
+        facts.append(("Audience", "; ".join(words)))
+    if campaign.formats:
+        facts.append(("Formats", ", ".join(campaign.formats)))
+    excluded = (campaign.constraints or {}).get("exclude_publishers") or []
+    if excluded:
+        facts.append(("Excluded publishers", ", ".join(str(p) for p in excluded)))
+    other_constraints = {k: v for k, v in (campaign.constraints or {}).items() if k != "exclude_publishers" and v}
+    for key, value in other_constraints.items():
+        shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        facts.append((key.replace("_", " ").capitalize(), shown))
+    facts.append(("Pacing curve", str(campaign.pacing_curve or "even").replace("_", " ")))
+    facts.append(("Negotiation", str(campaign.negotiation_strategy or "the default strategy")))
+    if brief.get("plan_review"):
+        facts.append(("Plan review", "asked for"))
+    return facts
+
+
 def _agent_decisions(job: BookingJob) -> list[tuple[str, dict[str, Any]]]:
     """Who decided each planning step (``BookingJob.agents``), labelled for the page."""
     decisions = []
@@ -260,10 +313,11 @@ def _agent_decisions(job: BookingJob) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
+    events = list(event_timeline(str(job.pk)))
     pending = _pending(job)
     # The form carries ``chosen`` so a selection sent back (from the confirmation page) is kept as it was;
     # on first view every pending line is selected, as the agent recommended.
-    selected = _chosen(pending, request.GET.getlist("line")) if "chosen" in request.GET else pending
+    selected = _chosen(pending, request.GET.getlist("line")) if "chosen" in request.GET else []
     selected_ids = {r.pk for r in selected}
     lines = [
         Line(
@@ -301,7 +355,9 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
         "deals_counted": sum(1 for d in deals if d.counted),
         "deals_held": sum(1 for d in deals if d.held),
         "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals if d.counted)),
-        "timeline": timeline_entries(list(event_timeline(str(job.pk)))),
+        "timeline": timeline_entries(events),
+        "left_out": _left_out(events),
+        "brief_facts": _brief_facts(job.campaign),
         "pacing": pacing,
         "reallocated": reallocated,
         "top_ups": list(job.top_ups.select_related("campaign").order_by("created_at")) if reallocated else [],
@@ -369,7 +425,7 @@ def job_approve_confirm(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse
         return redirect("campaigns:job_detail", job_id=job.pk)
     pending = _pending(job)
     ids = request.GET.getlist("line")
-    if action == "selected":
+    if action in ("selected", "selected_reject"):
         chosen = _chosen(pending, ids)
         if not chosen:
             messages.error(request, "Select at least one line to approve, or use Reject all.")
@@ -382,11 +438,13 @@ def job_approve_confirm(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse
     else:
         chosen = []
     selection = Selection(chosen, job.campaign.budget_micros)
-    rejected = [r for r in pending if r not in chosen]
+    others = [r for r in pending if r not in chosen]
+    rejected = others if action != "selected" else []
+    waiting = others if action == "selected" else []
     return render(
         request,
         "campaigns/job_confirm.html",
-        {"job": job, "action": action, "selection": selection, "rejected": rejected, "ids": ids},
+        {"job": job, "action": action, "selection": selection, "rejected": rejected, "waiting": waiting, "ids": ids},
     )
 
 
@@ -437,8 +495,10 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     ids = request.POST.getlist("line")
     actor = request.user.get_username()
     try:
-        if action == "selected" and ids:
-            result = services.job_approve(job_id=str(job_id), recommendation_ids=ids, actor=actor)
+        if action in ("selected", "selected_reject") and ids:
+            result = services.job_approve(
+                job_id=str(job_id), recommendation_ids=ids, actor=actor, keep_rest=action == "selected"
+            )
         elif action == "all":
             result = services.job_approve_all(job_id=str(job_id), actor=actor)
         elif action == "reject":
@@ -457,6 +517,13 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
             text = f"Approved {len(result.approved)} line(s) for {charts.money(result.total_cost)}; booking them now."
             if result.rejected:
                 text += f" {len(result.rejected)} line(s) rejected."
+            elif action == "selected":
+                waiting = job_waiting_count(job_id)
+                if waiting:
+                    text += (
+                        f" {waiting} line(s) still wait for your decision; this page shows them again once these "
+                        "are booked."
+                    )
         else:
             text = f"Rejected {len(result.rejected)} line(s); the job is cancelled."
         messages.success(request, text)

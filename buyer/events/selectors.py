@@ -29,4 +29,5 @@ def event_get(event_id: str) -> Event | None:
 
 
 def event_timeline(flow_id: str) -> QuerySet[Event]:
-    return Event.objects.filter(flow_id=flow_id).order_by("timestamp")
+    """A job's events, newest first (what just happened is on top)."""
+    return Event.objects.filter(flow_id=flow_id).order_by("-timestamp", "-pk")

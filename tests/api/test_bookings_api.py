@@ -199,6 +199,17 @@ def test_an_approval_must_name_something_and_ids_that_match_nothing_are_named(cl
     assert line.status == RecommendationStatus.PENDING_APPROVAL
 
 
+def test_keep_unselected_leaves_the_other_lines_for_a_later_decision(client):
+    job = BookingJobFactory()
+    keep, later = RecommendationFactory(job=job), RecommendationFactory(job=job)
+
+    response = approve(client, job, recommendation_ids=[str(keep.pk)], keep_unselected=True)
+
+    assert response.status_code == 202 and response.json()["rejected_count"] == 0
+    keep.refresh_from_db(), later.refresh_from_db()
+    assert (keep.status, later.status) == (RecommendationStatus.APPROVED, RecommendationStatus.PENDING_APPROVAL)
+
+
 def test_partial_approval_approves_the_named_lines_rejects_the_rest_and_starts_booking(
     client, django_capture_on_commit_callbacks
 ):

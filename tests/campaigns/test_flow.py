@@ -726,3 +726,25 @@ def test_lines_a_person_approves_after_auto_approval_stopped_are_booked_not_sent
     assert job.status == JobStatus.COMPLETED  # each line tried once, at a person's word (and each held)
     assert BookedDeal.objects.filter(job=job).count() == 1 + waiting
     assert set(job.recommendations.values_list("approved_by", flat=True)) == {"auto", "bob"}
+
+
+def test_a_buyer_approves_some_lines_books_them_and_comes_back_for_another(sandbox):
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    lines = list(job.recommendations.order_by("priority"))
+    assert len(lines) >= 3
+    deadline = job.approval_expires_at
+
+    services.job_approve(job_id=str(job.pk), recommendation_ids=[str(lines[0].pk), str(lines[1].pk)], keep_rest=True)
+    job = run(job, JobStage.BOOK)
+
+    # The two are booked; the rest still await a decision, until the deadline the buyer had.
+    assert (job.status, job.stage) == (JobStatus.AWAITING_APPROVAL, JobStage.APPROVAL)
+    assert job.approval_expires_at == deadline
+    assert BookedDeal.objects.filter(job=job).count() == 2
+    waiting = job.recommendations.filter(status=RecommendationStatus.PENDING_APPROVAL)
+    assert waiting.count() == len(lines) - 2
+
+    services.job_approve(job_id=str(job.pk), recommendation_ids=[str(lines[2].pk)])  # the rest rejected now
+    job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED and BookedDeal.objects.filter(job=job).count() == 3
+    assert job.recommendations.filter(status=RecommendationStatus.REJECTED).count() == len(lines) - 3

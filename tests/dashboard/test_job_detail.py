@@ -94,7 +94,9 @@ def test_the_job_detail_shows_header_budget_split_and_recommendations(buyer):
     )
     assert "<summary>why" in content and "Cheapest reach on the homepage." in content
     assert f"<code>{first.quote_id}</code>" in content and "Quote expires" in content
-    assert 'id="approve-selected">Approve selected ($58,100)</button>' in content
+    # Nothing starts ticked: "Approve selected" is not a one-click "Approve all".
+    assert 'id="approve-selected" disabled>Approve selected ($0)</button>' in content
+    assert 'id="approve-all">Approve all ($58,100)</button>' in content and " checked" not in content
     assert 'id="approve-all">Approve all ($58,100)</button>' in content
     assert 'id="reject-all">Reject all</button>' in content
     assert "Selected: <strong" in content and 'of <span class="num">$60,000</span> budget' in content
@@ -147,7 +149,7 @@ def test_seller_text_on_the_job_detail_is_escaped(buyer):
     assert "&lt;script&gt;alert(&#x27;p&#x27;)&lt;/script&gt;" in content and "&lt;i&gt;5&lt;/i&gt;" in content
 
 
-def test_the_timeline_lists_events_oldest_first_with_readable_names(buyer):
+def test_the_timeline_lists_events_newest_first_with_readable_names(buyer):
     job = awaiting_job()
     event_emit(EventType.CAMPAIGN_CREATED, **flow(job), payload={"name": "Holiday push"})
     event_emit(EventType.RESEARCH_STARTED, **flow(job), payload={"sellers": ["A", "B", "C"]})
@@ -155,7 +157,7 @@ def test_the_timeline_lists_events_oldest_first_with_readable_names(buyer):
     event_emit(EventType.CAMPAIGN_CREATED, flow_id=str(uuid.uuid4()), payload={"name": "Another job"})
     content = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
     timeline = content.split('<div id="timeline"', 1)[1]
-    assert timeline.index("Brief received") < timeline.index("Sellers searched") < timeline.index("Awaiting approval")
+    assert timeline.index("Awaiting approval") < timeline.index("Sellers searched") < timeline.index("Brief received")
     assert "3 sellers" in timeline and "Another job" not in timeline
     assert f"{reverse('events:feed')}?flow_id={job.pk}" in timeline
 
@@ -231,7 +233,10 @@ def test_the_selection_partial_totals_the_ticked_lines_on_the_server(buyer):
 
 def test_a_selection_over_budget_cannot_be_approved(buyer):
     job = awaiting_job(budget=50_000)
-    content = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
+    everything = [r.pk for r in lines(job)]
+    content = buyer.get(
+        reverse("campaigns:job_detail", args=[job.pk]), {"chosen": "1", "line": everything}
+    ).content.decode()
     assert "cost more than the budget" in content and 'id="approve-selected" disabled' in content
     confirm = buyer.get(reverse("campaigns:job_approve_confirm", args=[job.pk]), {"action": "all"}).content.decode()
     assert "cannot be approved" in confirm and 'id="confirm-button"' not in confirm
@@ -253,7 +258,8 @@ def test_approving_selected_lines_asks_for_confirmation_with_the_total_then_book
     job = awaiting_job()
     first, second, third = lines(job)
     confirm = buyer.get(
-        reverse("campaigns:job_approve_confirm", args=[job.pk]), {"action": "selected", "line": [first.pk, second.pk]}
+        reverse("campaigns:job_approve_confirm", args=[job.pk]),
+        {"action": "selected_reject", "line": [first.pk, second.pk]},
     )
     content = confirm.content.decode()
     assert confirm.status_code == 200
@@ -263,7 +269,7 @@ def test_approving_selected_lines_asks_for_confirmation_with_the_total_then_book
     assert Recommendation.objects.filter(status=RecommendationStatus.PENDING_APPROVAL).count() == 3  # nothing yet
 
     response = buyer.post(
-        reverse("campaigns:job_approve", args=[job.pk]), {"action": "selected", "line": [first.pk, second.pk]}
+        reverse("campaigns:job_approve", args=[job.pk]), {"action": "selected_reject", "line": [first.pk, second.pk]}
     )
     assert response.status_code == 302 and response["Location"] == reverse("campaigns:job_detail", args=[job.pk])
     statuses = dict(Recommendation.objects.values_list("pk", "status"))
@@ -278,6 +284,28 @@ def test_approving_selected_lines_asks_for_confirmation_with_the_total_then_book
     assert granted.payload["actor"] == "mia" and granted.payload["total_cost"] == "54500"
     page = buyer.get(response["Location"]).content.decode()
     assert "Approved 2 line(s) for $54,500" in page and "1 line(s) rejected" in page
+
+
+def test_approving_some_lines_leaves_the_others_for_later(buyer):
+    job = awaiting_job()
+    first, second, third = lines(job)
+    confirm = buyer.get(
+        reverse("campaigns:job_approve_confirm", args=[job.pk]), {"action": "selected", "line": [first.pk]}
+    ).content.decode()
+    assert 'id="confirm-waiting"' in confirm and "The other 2 lines stay awaiting your decision" in confirm
+    assert "will be rejected" not in confirm
+
+    response = buyer.post(reverse("campaigns:job_approve", args=[job.pk]), {"action": "selected", "line": [first.pk]})
+
+    statuses = dict(Recommendation.objects.values_list("pk", "status"))
+    assert statuses == {
+        first.pk: RecommendationStatus.APPROVED,
+        second.pk: RecommendationStatus.PENDING_APPROVAL,
+        third.pk: RecommendationStatus.PENDING_APPROVAL,
+    }
+    assert not Event.objects.filter(event_type=EventType.APPROVAL_REJECTED).exists()
+    page = buyer.get(response["Location"]).content.decode()
+    assert "2 line(s) still wait for your decision" in page
 
 
 def test_approve_all_confirms_the_total_then_approves_every_line(buyer):
@@ -391,3 +419,49 @@ def test_the_job_detail_takes_a_constant_number_of_queries(buyer, django_assert_
 def test_approving_a_job_that_does_not_exist_is_the_pages_404(buyer):
     response = buyer.post(reverse("campaigns:job_approve", args=[uuid.uuid4()]), {"action": "all"})
     assert response.status_code == 404
+
+
+def test_the_page_shows_the_brief_as_submitted_and_what_research_left_out_per_seller(buyer):
+    job = awaiting_job()
+    job.campaign.__class__.objects.filter(pk=job.campaign_id).update(
+        kpis={"max_cpm_usd": 25, "viewability": 70},
+        target_audience={"age": "25-54", "interests": ["sports", "news"]},
+        formats=["video"],
+        constraints={"exclude_publishers": ["pub-bad"]},
+    )
+    event_emit(
+        EventType.RESEARCH_COMPLETED,
+        **flow(job),
+        payload={
+            "quoted": 3,
+            "selected": 3,
+            "skipped": [
+                {
+                    "seller": "Acme",
+                    "product": "Premium CTV",
+                    "channel": "ctv",
+                    "reason": "seller floor $40.00 is above the max CPM $25.00",
+                },
+                {
+                    "seller": "Acme",
+                    "product": "Run of site",
+                    "channel": "branding",
+                    "reason": "not enough impressions available",
+                },
+                {
+                    "seller": "Globex",
+                    "product": "Live sports",
+                    "channel": "ctv",
+                    "reason": "cost $9,000.00 would exceed the ctv budget $5,000.00",
+                },
+            ],
+        },
+    )
+    page = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
+
+    brief = page.split('id="brief-as-submitted"', 1)[1].split("</details>", 1)[0]
+    assert "<dt>Max CPM</dt><dd>$25</dd>" in brief and "interests: sports, news" in brief
+    assert "<dt>Excluded publishers</dt><dd>pub-bad</dd>" in brief and "<dt>Formats</dt><dd>video</dd>" in brief
+    left = page.split('id="left-out"', 1)[1].split("</section>", 1)[0]
+    assert "(2 sellers)" in left and left.index("<h3>Acme</h3>") < left.index("<h3>Globex</h3>")
+    assert "seller floor $40.00 is above the max CPM $25.00" in left

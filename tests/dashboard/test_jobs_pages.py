@@ -333,15 +333,15 @@ def test_submitting_the_same_form_twice_creates_one_job(buyer):
         ("budget", "0", "greater than or equal to 0.01"),
         ("budget", "-5", "greater than or equal to 0.01"),
         ("budget", "100.123", "no more than 2 decimal places"),
-        ("budget", "lots", "Enter a number."),
+        ("budget", "lots", "Enter an amount in dollars, e.g. 250,000 or $250,000.50."),
         ("start_date", "2030-02-30", "Enter a valid date."),
         ("end_date", "", "This field is required."),
-        ("end_date", "BEFORE_START", "end_date must be on or after start_date"),
-        ("end_date", "PAST", "end_date is in the past"),
+        ("end_date", "BEFORE_START", "The end date must be on or after the start date."),
+        ("end_date", "PAST", "The end date is in the past"),
         ("channels", ["radio"], "Select a valid choice."),
-        ("max_cpm", "cheap", "Enter a number."),
-        ("max_cpm", "0", "max_cpm_usd must be a number between 0 and 10000"),
-        ("target_cpm", "20000", "target_cpm_usd must be a number between 0 and 10000"),
+        ("max_cpm", "cheap", "Enter an amount in dollars"),
+        ("max_cpm", "0", "Enter a max CPM above $0 and at most $10,000."),
+        ("target_cpm", "20000", "Enter a target CPM above $0 and at most $10,000."),
     ],
 )
 def test_each_invalid_field_shows_its_error_next_to_it_and_creates_no_job(buyer, field, value, message):
@@ -379,3 +379,35 @@ def test_an_empty_brief_marks_every_required_field_at_once(buyer):
     for field in ("name", "objectives", "budget", "start_date", "end_date"):
         assert f'id="id_{field}_error"' in content, field
     assert BookingJob.objects.count() == 0
+
+
+@pytest.mark.parametrize("typed", ["$250,000", "250,000", "USD 250,000.00", "250 000"])
+def test_a_budget_typed_as_people_write_it_makes_a_job(client, typed):
+    from buyer.accounts.models import Role
+    from tests.dashboard._admin import signed_in
+
+    signed_in(client, username="mia", role=Role.MEDIA_BUYER)
+    start = timezone.now().date() + timedelta(days=5)
+    response = client.post(
+        reverse("campaigns:job_new"),
+        {
+            "name": "Typed budget",
+            "objectives": ["reach"],
+            "budget": typed,
+            "start_date": start.isoformat(),
+            "end_date": (start + timedelta(days=10)).isoformat(),
+            "max_cpm": "$30",
+        },
+    )
+    assert response.status_code == 302
+    job = BookingJob.objects.get(campaign__name="Typed budget")
+    assert job.campaign.budget == 250_000 and job.campaign.kpis["max_cpm_usd"] == 30.0
+
+
+def test_a_budget_that_cannot_be_read_keeps_what_was_typed(client):
+    from buyer.accounts.models import Role
+    from tests.dashboard._admin import signed_in
+
+    signed_in(client, username="mia", role=Role.MEDIA_BUYER)
+    page = client.post(reverse("campaigns:job_new"), {"name": "x", "budget": "about 250k"}).content.decode()
+    assert 'value="about 250k"' in page and "Enter an amount in dollars" in page
