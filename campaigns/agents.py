@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -171,6 +172,8 @@ def plan_channels(
     except AgentStopped as stop:
         logger.info("job %s: portfolio manager stopped (%s): the policy splits the budget", job.pk, stop)
         return Decision(baseline, False, f"portfolio manager: {stop}")
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:  # an agent's failure never stops a booking: the policy decides
         logger.exception("job %s: portfolio manager failed: the policy splits the budget", job.pk)
         return Decision(baseline, False, f"portfolio manager: error: {type(exc).__name__}: {str(exc)[:200]}")
@@ -287,6 +290,8 @@ def choose_lines(
     except AgentStopped as stop:
         logger.info("job %s: %s specialist stopped (%s): the policy ranks", job.pk, allocation.channel, stop)
         return Decision((lines, []), False, f"{allocation.channel} specialist: {stop}")
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:  # an agent's failure never stops a booking: the policy decides
         logger.exception("job %s: %s specialist failed: the policy ranks", job.pk, allocation.channel)
         return Decision(
@@ -362,6 +367,8 @@ def review_plan(
         )
     except AgentStopped as stop:
         return Decision([], False, f"execution check: {stop}")
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:  # code's checks stand whatever the agent did
         logger.exception("job %s: execution check agent failed", job.pk)
         return Decision([], False, f"execution check: error: {type(exc).__name__}")

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,15 +48,18 @@ def pdf_text(data: bytes) -> str:
     if not data.lstrip()[:5] == b"%PDF-":
         raise BriefUnsupported("Only PDF files can be uploaded (or paste the brief's text)")
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise BriefUnreadable("The PDF is password-protected")
         text = "\n".join((page.extract_text() or "") for page in reader.pages[:PDF_MAX_PAGES])
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise BriefUnreadable(f"The PDF could not be read: {str(exc)[:200]}") from None
+    except BriefUnreadable:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, IndexError, RecursionError, MemoryError) as exc:
+        # pypdf's own limits (a decompression bomb: LimitReachedError) and what malformed files raise
+        raise BriefUnreadable(f"The PDF could not be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not text.strip():
         raise BriefUnreadable("The PDF holds no text (a scanned document?): paste the brief's text instead")
     return text
@@ -140,6 +144,8 @@ def parse_brief(text: str, *, today: date | None = None) -> dict[str, Any]:
     except AgentStopped as stop:
         parsed.notes.append(f"the brief parser agent did not answer ({stop.reason}): parsed by rules only")
         return parsed.as_dict()
+    except SoftTimeLimitExceeded:
+        raise
     except Exception:  # the rules' parse stands whatever the agent did
         logger.exception("brief parser agent failed")
         parsed.notes.append("the brief parser agent failed: parsed by rules only")

@@ -66,15 +66,16 @@ MONTHS = {
     for m in names
 }
 _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"  # noqa: E501
-_DASH = r"\s*(?:-|\u2013|\u2014|to|through|until|thru)\s*"
+# Possessive (``*+``) where whitespace meets whitespace, so a long run of spaces cannot make a search quadratic.
+_DASH = r"\s*+(?:-|\u2013|\u2014|to|through|until|thru)\s*+"
 _ISO_RANGE = re.compile(rf"(\d{{4}}-\d{{2}}-\d{{2}}){_DASH}(\d{{4}}-\d{{2}}-\d{{2}})", re.IGNORECASE)
 _NAMED_RANGE = re.compile(
-    rf"({_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s*(\d{{4}})?{_DASH}({_MONTH})?\s*(\d{{1,2}})(?:st|nd|rd|th)?,?\s*(\d{{4}})",
+    rf"({_MONTH})\s++(\d{{1,2}})(?:st|nd|rd|th)?,?(?:\s*+(\d{{4}}))?{_DASH}(?:({_MONTH})\s*+)?(\d{{1,2}})(?:st|nd|rd|th)?,?\s*+(\d{{4}})",
     re.IGNORECASE,
 )
 _MONEY = re.compile(
     r"(?P<pre>\$|usd\s?|us\$|€|eur\s?|£|gbp\s?)?\s?"
-    r"(?P<num>\d{1,3}(?:[,.\s]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d+)?)"
+    r"(?P<num>\d{1,3}(?:[,.]\d{3}(?!\d))+(?:[.,]\d{1,2})?(?!\d)|\d+(?:[.,]\d+)?)"
     r"\s?(?P<mult>k\b|m\b|mm\b|mn\b|million\b|bn\b|billion\b|thousand\b)?"
     r"\s?(?P<post>usd\b|eur\b|gbp\b|dollars\b|euros?\b|€|£)?",
     re.IGNORECASE,
@@ -103,6 +104,7 @@ class ParsedBrief:
 class Money:
     amount: Decimal
     currency: str
+    stated: bool = True  # a currency sign or code was written (not only a k/M multiplier)
 
 
 def parse_money(text: str) -> list[Money]:
@@ -118,12 +120,12 @@ def parse_money(text: str) -> list[Money]:
             continue
         if mult:
             amount *= _MULTIPLIERS[mult.lower()]
-        found.append(Money(amount, _CURRENCY.get(pre or post, "USD")))
+        found.append(Money(amount, _CURRENCY.get(pre or post, "USD"), stated=bool(pre or post)))
     return found
 
 
 def _number(raw: str) -> Decimal | None:
-    text = raw.replace(" ", "")
+    text = raw
     if re.fullmatch(r"\d{1,3}(\.\d{3})+(,\d{1,2})?", text):  # 1.234.567,89
         text = text.replace(".", "").replace(",", ".")
     elif re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d{1,2})?", text):  # 1,234,567.89
@@ -197,9 +199,14 @@ def _cpm(text: str, words: tuple[str, ...]) -> Decimal | None:
     return None
 
 
+MAX_LINE = 2000
+
+
 def parse_text(text: str, *, today: date) -> ParsedBrief:
     """The brief in ``text`` (prose, a PDF's text, or JSON notes)."""
     text = text[:MAX_TEXT]
+    if not text.lstrip().startswith("{"):
+        text = "\n".join(line[:MAX_LINE] for line in text.splitlines())
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
@@ -217,7 +224,9 @@ def parse_text(text: str, *, today: date) -> ParsedBrief:
         brief["name"] = name[:100]
     _budget(text, result)
     flight = parse_flight(text)
-    if flight:
+    if flight and flight[1] < flight[0]:
+        result.notes.append(f"the flight's end ({flight[1]}) is before its start ({flight[0]}): set the dates")
+    elif flight:
         brief["start_date"], brief["end_date"] = flight[0].isoformat(), flight[1].isoformat()
         if flight[1] < today:
             result.notes.append(f"the flight ({flight[0]} to {flight[1]}) is in the past: set new dates")
@@ -242,19 +251,29 @@ def parse_text(text: str, *, today: date) -> ParsedBrief:
     return _finish(result)
 
 
+_NOT_MONEY = re.compile(r"impressions?|\bimps\b|\breach\b|\bviews\b|households|\busers\b|frequency|installs")
+
+
+def _money_in(line: str) -> list[Money]:
+    """The amounts of money on a line: those with a currency, and "40M"-like ones unless the line speaks of a
+    volume ("Total impressions: 40M" is not a budget)."""
+    volume = bool(_NOT_MONEY.search(line.lower()))
+    return [m for m in parse_money(line) if m.stated or not volume]
+
+
 def _budget(text: str, result: ParsedBrief) -> None:
     candidates: list[Money] = []
     for line in text.splitlines():
         lowered = line.lower()
         if "total" in lowered or "budget" in lowered:
-            amounts = parse_money(line)
+            amounts = _money_in(line)
             if "total" in lowered:
                 candidates += amounts
             elif amounts:
                 candidates.append(max(amounts, key=lambda m: m.amount))
     # A label alone on its line ("Budget", then "$875,000/month ($3,500,000 total)") names the next line.
     for value in _labelled(text, ("budget", "total budget", "total"), following=2):
-        candidates += parse_money(value)
+        candidates += _money_in(value)
     if not candidates:
         candidates = parse_money(" ".join(_labelled(text, ("spend",))))
     if not candidates:
@@ -283,7 +302,9 @@ def _audience(text: str) -> dict[str, Any]:
     audience: dict[str, Any] = {}
     labelled_age = [re.match(r"(\d{2})\s?[-\u2013]\s?(\d{2})", v) for v in _labelled(text, ("age",))]
     ages = [m for m in labelled_age if m] or list(
-        re.finditer(r"(?:adults?|ages?|aged|people|persons|[a-z]+s|men|women)\s+(\d{2})\s?[-\u2013]\s?(\d{2})\b", text)
+        re.finditer(
+            r"\b(?:adults?|ages?|aged|people|persons|[a-z]*s|men|women)\s++(\d{2})\s?[-\u2013]\s?(\d{2})\b", text
+        )
     )
     for age in ages:
         if 13 <= int(age[1]) < int(age[2]) <= 99:
@@ -311,13 +332,17 @@ def _from_notes(notes: dict[str, Any], *, today: date) -> ParsedBrief:
     if name:
         brief["name"] = str(name)[:100]
     budget = notes.get("budget")
-    if isinstance(budget, int | float | str) and not isinstance(budget, bool):
-        amounts = (
-            parse_money(f"${budget}")
-            if not isinstance(budget, str)
-            else parse_money(budget) or parse_money(f"${budget}")
-        )
-        if amounts:
+    if isinstance(budget, int | float) and not isinstance(budget, bool):
+        amount = Decimal(str(budget))
+        if amount.is_finite() and 0 < amount <= 1_000_000_000:
+            brief["budget"] = str(amount.quantize(Decimal("0.01")))
+        else:
+            result.notes.append(f"the budget {budget} is not an amount this buyer takes: enter it")
+    elif isinstance(budget, str):
+        amounts = parse_money(budget) or parse_money(f"${budget}")
+        if amounts and amounts[0].currency != "USD":
+            result.notes.append(f"the budget is in {amounts[0].currency} ({amounts[0].amount:,}): enter it in USD")
+        elif amounts and 0 < amounts[0].amount <= 1_000_000_000:
             brief["budget"] = str(amounts[0].amount.quantize(Decimal("0.01")))
     for key in ("start_date", "end_date"):
         if isinstance(notes.get(key), str):

@@ -61,8 +61,12 @@ def deal_refresh(deal: BookedDeal, *, actor: str = "system") -> BookedDeal:
     deal.seller_status = word[:24]
     ours = SELLER_TO_OURS.get(word)
     if deal.awaiting_cancellation:
-        if ours in {DealStatus.CANCELLED, DealStatus.EXPIRED}:
+        if ours in {DealStatus.CANCELLED, DealStatus.EXPIRED} and not _delivered(deal):
             return deal_cancelled(deal_pk=deal.pk, actor=actor, reason=f"the seller reports the refused deal {word}")
+        if ours in {DealStatus.CANCELLED, DealStatus.EXPIRED}:
+            logger.warning(
+                "refused deal %s is %s at the seller but delivered: its money stays held", deal.deal_id, word
+            )
         return deal
     if ours is not None and ours in DEAL_TRANSITIONS[DealStatus(deal.status)]:
         with transaction.atomic():

@@ -42,6 +42,7 @@ from campaigns.services import (
     AUTO_APPROVER,
     job_add_errors,
     job_advance,
+    job_agents_set,
     job_fail,
     job_progress,
 )
@@ -77,12 +78,12 @@ def step_plan(job: BookingJob) -> None:
         if review
         else {"stage": JobStage.RESEARCH, "status": JobStatus.RUNNING}
     )
+    job_agents_set(job, {"portfolio_manager": decision.record()})
     with transaction.atomic():
         if job_advance(
             job,
             progress=0.2,
             budget_allocations=serialised,
-            agents={**(job.agents or {}), "portfolio_manager": decision.record()},
             **then,
         ):
             event_emit(
@@ -155,7 +156,7 @@ def step_research(job: BookingJob) -> None:
     with transaction.atomic():
         job_add_errors(job, errors)
         if decisions:
-            BookingJob.objects.filter(pk=job.pk).update(agents={**(job.agents or {}), **decisions})
+            job_agents_set(job, decisions)
         event_emit(
             EventType.RESEARCH_COMPLETED,
             **flow_ids(job),
@@ -458,10 +459,17 @@ def _hand_over(job: BookingJob) -> None:
     terms = brief_terms(job.campaign)
     findings = policies.plan_findings(lines, terms, {a.channel: a.amount for a in allocations_of(job)})
     recorded = BookingJob.objects.filter(pk=job.pk).values_list("agents", flat=True).first() or {}
-    concerns = (recorded.get("execution_check") or {}).get("concerns") or []
+    earlier = recorded.get("execution_check") or {}
+    concerns = earlier.get("concerns") or []
+    # With the review asked for, a review that did not happen (no model, a cap, an outage) is no pass.
+    unreviewed = settings.LLM_EXECUTION_REVIEW and earlier.get("decided_by") != "model"
+    if unreviewed:
+        concerns = [
+            *concerns,
+            f"the execution check agent did not review the plan ({earlier.get('note') or 'not run'})",
+        ]
     check = {"findings": findings, "concerns": concerns, "passed": not findings and not concerns}
-    job.agents = {**recorded, "execution_check": {**(recorded.get("execution_check") or {}), **check}}
-    BookingJob.objects.filter(pk=job.pk).update(agents=job.agents)
+    job_agents_set(job, {"execution_check": {**earlier, **check}})
     auto_approve = job.auto_approve and not restricted and not over_limit and check["passed"]
     total = micros_to_decimal(sum(r.cost_micros for r in lines))
     payload: dict[str, Any] = {"count": len(lines), "total_cost": total, "budget": job.campaign.budget}

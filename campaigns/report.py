@@ -9,6 +9,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -191,6 +192,8 @@ def campaign_summary(job: BookingJob, *, ask_model: bool = False, **known: Any) 
         )
     except AgentStopped as stop:
         return {**answer, "note": f"reporting agent: {stop}"}
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:  # the rules' summary stands
         logger.exception("job %s: reporting agent failed", job.pk)
         return {**answer, "note": f"reporting agent: error: {type(exc).__name__}"}

@@ -361,6 +361,17 @@ def job_transition(
     return True
 
 
+def job_agents_set(job: BookingJob, records: dict[str, Any]) -> dict[str, Any]:
+    """Set keys of ``BookingJob.agents`` (who decided what) on the row as it is now, under its lock: a step, a
+    page asking the reporting agent and the execution check never overwrite each other's keys."""
+    with transaction.atomic():
+        current = BookingJob.objects.select_for_update(of=("self",)).filter(pk=job.pk).values_list("agents", flat=True)
+        merged = {**(current.first() or {}), **records}
+        BookingJob.objects.filter(pk=job.pk).update(agents=merged)
+    job.agents = merged
+    return merged
+
+
 def job_progress(job: BookingJob, progress: float) -> None:
     _fenced(job).update(progress=progress, updated_at=timezone.now())
 
@@ -574,7 +585,11 @@ def job_plan_review(*, job_id: str, amounts: dict[str, Decimal] | None, actor: s
         unknown = sorted(set(amounts) - set(planned))
         if unknown:
             raise PlanReviewError(f"Channels {unknown} are not in the plan; the plan has {sorted(planned)}")
-        cents = {channel: Decimal(str(amounts.get(channel, 0))).quantize(Decimal("0.01")) for channel in planned}
+        given = {channel: Decimal(str(amounts.get(channel, 0))) for channel in planned}
+        odd = [c for c, v in given.items() if not v.is_finite() or abs(v) > 10**10 or v != v.quantize(Decimal("0.01"))]
+        if odd:
+            raise PlanReviewError(f"Amounts must be dollars and cents; {', '.join(sorted(odd))} is not")
+        cents = {channel: value.quantize(Decimal("0.01")) for channel, value in given.items()}
         if any(v < 0 for v in cents.values()) or not any(v > 0 for v in cents.values()):
             raise PlanReviewError("Amounts must not be negative, and at least one channel must be funded")
         total = sum(cents.values(), Decimal(0))
@@ -862,14 +877,23 @@ def deal_flag_resolve(*, deal_pk: int, accept: bool, actor: str, note: str = "")
 
 def deal_cancelled(*, deal_pk: int, actor: str, reason: str) -> BookedDeal:
     """A refused deal is cancelled at the seller (the seller reported it, or a person confirms it): the money its
-    line held is released."""
+    line held is released — all of it, or what it did not deliver (the seller bills what it delivered)."""
     with transaction.atomic():
         deal = _deal_locked(
             deal_pk, "awaiting_cancellation", "only a refused deal awaits its cancellation at the seller"
         )
         held = ledger.held_micros(deal.recommendation)
-        ledger.release(deal.recommendation, reason=f"refused deal {deal.deal_id} cancelled at the seller")
-        why = f"{reason}; ${micros_to_decimal(held):,.2f} released"[:500]
+        delivery = getattr(deal, "delivery", None)
+        delivered = min(held, max(0, delivery.spend_micros)) if delivery is not None else 0
+        note = f"refused deal {deal.deal_id} cancelled at the seller"
+        if delivered:
+            ledger.commit(deal.recommendation, cost_micros=delivered, reason=f"{note}, after delivering")
+        else:
+            ledger.release(deal.recommendation, reason=note)
+        why = f"{reason}; ${micros_to_decimal(held - delivered):,.2f} released"
+        if delivered:
+            why += f" (${micros_to_decimal(delivered):,.2f} delivered stays committed)"
+        why = why[:500]
         deal_transition(deal=deal, to_status=DealStatus.CANCELLED, reason=why, actor=actor)
         event_emit(
             EventType.DEAL_STATUS_CHANGED,

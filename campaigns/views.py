@@ -459,8 +459,7 @@ def job_summary(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     if summary["by"] == "rules":
         messages.error(request, f"The reporting agent did not write a summary: {summary['note']}.")
     else:
-        kept = {key: summary[key] for key in ("text", "by", "written_at")}
-        BookingJob.objects.filter(pk=job.pk).update(agents={**(job.agents or {}), "reporting": kept})
+        services.job_agents_set(job, {"reporting": {key: summary[key] for key in ("text", "by", "written_at")}})
         messages.success(request, "The reporting agent wrote the summary; its figures were checked against the facts.")
     return redirect("campaigns:job_detail", job_id=job_id)
 
@@ -475,7 +474,10 @@ def job_plan_review(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         for key, value in request.POST.items():
             if key.startswith("amount_"):
                 try:
-                    amounts[key.removeprefix("amount_")] = Decimal(value.replace(",", "").strip() or "0")
+                    amount = Decimal(value.replace(",", "").replace("$", "").strip() or "0")
+                    if not amount.is_finite():
+                        raise ArithmeticError(value)
+                    amounts[key.removeprefix("amount_")] = amount
                 except ArithmeticError:
                     messages.error(request, f"Nothing was changed: “{value}” is not an amount of dollars.")
                     return redirect("campaigns:job_detail", job_id=job_id)

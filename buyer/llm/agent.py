@@ -35,6 +35,30 @@ class AnswerRejected(ValueError):
     """The caller's check refused an answer that the schema accepted (a product that was not quoted…)."""
 
 
+# Constraints the model is not shown (pydantic still checks them): they inflate prompts, and the grammars that
+# local servers build from a tool's schema (llama.cpp) fail on long length bounds.
+_UNSHOWN = frozenset({"maxLength", "minLength", "maxItems", "minItems", "pattern", "title"})
+
+
+def model_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """``schema``'s JSON schema as the model is shown it: no length bounds or titles, decimals as numbers."""
+
+    def simplify(node: Any) -> Any:
+        if isinstance(node, dict):
+            options = node.get("anyOf")
+            if isinstance(options, list) and {o.get("type") for o in options if isinstance(o, dict)} == {
+                "number",
+                "string",
+            }:
+                node = {**{k: v for k, v in node.items() if k != "anyOf"}, "type": "number"}
+            return {k: simplify(v) for k, v in node.items() if k not in _UNSHOWN}
+        if isinstance(node, list):
+            return [simplify(item) for item in node]
+        return node
+
+    return simplify(schema.model_json_schema())
+
+
 def data_block(facts: Any) -> str:
     """``facts`` as JSON inside <data> tags, with any closing tag in seller text defused."""
     text = json.dumps(facts, ensure_ascii=False, indent=1, default=str)
@@ -82,7 +106,7 @@ def run_agent(
             "function": {
                 "name": SUBMIT,
                 "description": f"Submit your answer ({schema.__name__}). This is the only way to answer.",
-                "parameters": schema.model_json_schema(),
+                "parameters": model_schema(schema),
             },
         },
         *(
@@ -123,7 +147,7 @@ def run_agent(
         messages.append(
             {
                 "role": "assistant",
-                "content": reply.content or None,
+                "content": reply.content or "",  # some chat templates (llama.cpp's) need a string here
                 "tool_calls": [
                     {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                     for c in reply.tool_calls

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +25,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
@@ -263,15 +265,29 @@ def estimate_tokens(messages: Iterable[dict[str, Any]], tools: Iterable[dict[str
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
 def _secrets() -> list[str]:
-    """Every configured secret value (settings whose name says key, token, secret or password)."""
-    values = []
+    """Every configured secret value: settings whose name says key, token, secret or password (strings, lists,
+    mappings), the provider keys litellm reads from the environment, and the provider parameters."""
+    from buyer.llm.mode import PROVIDER_KEYS
+
+    values: list[str] = []
     for name in dir(settings):
-        if name.isupper() and _SECRET_NAME.search(name):
-            value = getattr(settings, name, None)
-            if isinstance(value, str) and len(value) >= 8:
-                values.append(value)
-    return values
+        if name.isupper() and (_SECRET_NAME.search(name) or name == "LLM_PROVIDER_PARAMS"):
+            values += _strings(getattr(settings, name, None))
+    for names in PROVIDER_KEYS.values():
+        values += [os.environ.get(n, "") for n in names]
+    values += [v for k, v in os.environ.items() if _SECRET_NAME.search(k)]
+    return sorted({v for v in values if isinstance(v, str) and len(v) >= 8 and not v.startswith("http")}, key=len)[::-1]
 
 
 def scrub(messages: list[dict[str, Any]], extra_secrets: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -279,15 +295,29 @@ def scrub(messages: list[dict[str, Any]], extra_secrets: Iterable[str] = ()) -> 
     secrets = [s for s in [*_secrets(), *extra_secrets] if s]
     if not secrets:
         return messages
+
+    def clean(text: str, role: Any) -> str:
+        for secret in secrets:
+            if secret in text:
+                logger.warning("a secret was removed from a prompt (role %s)", role)
+                text = text.replace(secret, "[redacted]")
+        return text
+
     cleaned = []
     for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            for secret in secrets:
-                if secret in content:
-                    logger.warning("a secret was removed from a prompt (role %s)", message.get("role"))
-                    content = content.replace(secret, "[redacted]")
-            message = {**message, "content": content}
+        if isinstance(message.get("content"), str):
+            message = {**message, "content": clean(message["content"], message.get("role"))}
+        if message.get("tool_calls"):
+            message = {
+                **message,
+                "tool_calls": [
+                    {
+                        **call,
+                        "function": {**call["function"], "arguments": clean(call["function"]["arguments"], "tool")},
+                    }
+                    for call in message["tool_calls"]
+                ],
+            }
         cleaned.append(message)
     return cleaned
 
@@ -300,8 +330,16 @@ def breaker_admits(provider: str) -> bool:
     row = ProviderBreaker.objects.filter(provider=provider).first()
     if row is None or row.state == BreakerState.CLOSED:
         return True
+    cooldown = timedelta(seconds=settings.LLM_BREAKER_COOLDOWN_SECONDS)
     if row.state == BreakerState.HALF_OPEN:
-        return False  # a trial is out
+        # A trial is out; one that never reported (its worker died, a cap refused it) gives way after a cool-down.
+        if row.updated_at and timezone.now() >= row.updated_at + cooldown:
+            return bool(
+                ProviderBreaker.objects.filter(
+                    pk=row.pk, state=BreakerState.HALF_OPEN, updated_at=row.updated_at
+                ).update(updated_at=timezone.now())
+            )
+        return False
     cooled = row.opened_at is None or timezone.now() >= row.opened_at + timedelta(
         seconds=settings.LLM_BREAKER_COOLDOWN_SECONDS
     )
@@ -411,7 +449,6 @@ class Gateway:
                 "messages": messages,
                 "max_tokens": route.max_tokens,
                 "temperature": route.temperature,
-                "timeout": min(settings.LLM_TIMEOUT_SECONDS, max(1.0, budget.seconds_left())),
                 "num_retries": 0,  # the retries are ours: bounded, logged, priced
                 "drop_params": True,  # a parameter the model does not take is dropped, not an error
             }
@@ -429,6 +466,8 @@ class Gateway:
                         budget, role, route.primary, model, outcome=Outcome.CAP_REACHED, error=str(stop), stop=stop
                     )
                     raise
+                # Each attempt may take only what the agent has left (a retry after a backoff has less).
+                params["timeout"] = min(settings.LLM_TIMEOUT_SECONDS, max(1.0, budget.seconds_left()))
                 started = time.monotonic()
                 try:
                     reply = self._call(params, fallback=fallback)
@@ -441,12 +480,13 @@ class Gateway:
                     )
                     if attempt < settings.LLM_MAX_RETRIES and breaker_admits(provider):
                         wait = exc.retry_after if exc.retry_after is not None else 2**attempt
-                        wait = min(wait, settings.LLM_RETRY_AFTER_MAX_SECONDS)
-                        if wait >= budget.seconds_left():
-                            break  # the answer would come too late anyway
+                        if wait > settings.LLM_RETRY_AFTER_MAX_SECONDS or wait >= budget.seconds_left():
+                            break  # not before the provider allows, nor too late: the fallback, or the policy
                         self.sleep(wait)
                         continue
                     break
+                except SoftTimeLimitExceeded:
+                    raise  # the step's time is up: the worker stops it, nothing here goes on
                 except Exception as exc:  # not transient (400, 401, 404…): not retried, the fallback may do  # noqa: BLE001
                     latency = time.monotonic() - started
                     message = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -457,6 +497,12 @@ class Gateway:
                     break
                 latency = time.monotonic() - started
                 breaker_record(provider, ok=True)
+                # A reply without usage is counted at the estimate, never for free.
+                reply.input_tokens = reply.input_tokens or estimate
+                if not reply.output_tokens:
+                    reply.output_tokens = (
+                        len(reply.content) + sum(len(c["arguments"]) for c in reply.tool_calls)
+                    ) // 3 + 1
                 cost = price_micros(model, reply.input_tokens, reply.output_tokens)
                 budget.spend(tokens=reply.input_tokens + reply.output_tokens, cost_micros=cost)
                 self._record(

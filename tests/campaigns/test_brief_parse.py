@@ -128,3 +128,45 @@ def test_what_is_not_a_pdf_or_has_no_text_is_refused_clearly(settings):
         pdf_text(b"%PDF-" + b"0" * 20_000)
     with pytest.raises(BriefUnreadable, match="empty"):
         parse_brief("   ")
+
+
+@pytest.mark.parametrize(
+    ("text", "budget"),
+    [
+        ("Launch\nTotal impressions: 40M\nBudget: $250,000", "250000.00"),  # a volume is not a budget
+        ("Launch\nTotal budget $350,000 250,000 impressions", "350000.00"),
+        ("Launch\nBudget: $120,000 2026 campaign", "120000.00"),
+    ],
+)
+def test_volumes_years_and_neighbouring_numbers_are_not_budgets(text, budget):
+    assert parse_text(text, today=TODAY).brief["budget"] == budget
+
+
+def test_notes_in_another_currency_or_absurd_amounts_are_said_not_taken():
+    euros = parse_text(json.dumps({"brand": "X", "budget": "€500k"}), today=TODAY)
+    assert "budget" not in euros.brief and "the budget is in EUR (500,000): enter it in USD" in euros.notes
+    huge = parse_text(json.dumps({"brand": "X", "budget": 1e21}), today=TODAY)
+    assert "budget" not in huge.brief and any("not an amount this buyer takes" in n for n in huge.notes)
+
+
+def test_a_reversed_flight_is_said_not_taken():
+    parsed = parse_text("Launch\nBudget $9,000\n2031-05-01 to 2031-04-01", today=TODAY)
+    assert "start_date" not in parsed.brief and any("before its start" in n for n in parsed.notes)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "March 1" + " " * 200_000 + "x",
+        "a" * 200_000,
+        "s" * 200_000,
+        "Budget " + "1," * 60_000,
+        ("Flight Jan 1 - " + " " * 5000) * 30,
+    ],
+)
+def test_adversarial_text_is_parsed_in_bounded_time(text):
+    import time
+
+    started = time.monotonic()
+    parse_text(text, today=TODAY)
+    assert time.monotonic() - started < 2.0

@@ -3,6 +3,7 @@ ledger, validation, secrets. No network."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -161,16 +162,22 @@ def test_a_429_storm_is_retried_boundedly_honouring_retry_after_then_opens_the_b
     assert [r[0] for r in rows()] == ["error"] * 4  # every attempt, and the refusal, is in the ledger
 
 
-def test_retry_after_is_capped_and_5xx_and_timeouts_are_retried_until_an_answer(fake_llm, settings):
-    settings.LLM_RETRY_AFTER_MAX_SECONDS = 5
-    fake_llm.script("specialist", rate_limited(retry_after=3600), server_error(), submit({"pick": "L1", "reason": "x"}))
-    settings.LLM_MAX_RETRIES = 2
+def test_retry_after_is_honoured_5xx_and_timeouts_retried_and_a_long_wait_fails_over(fake_llm, settings):
+    settings.LLM_RETRY_AFTER_MAX_SECONDS, settings.LLM_MAX_RETRIES = 5, 2
+    fake_llm.script("specialist", rate_limited(retry_after=4), server_error(), submit({"pick": "L1", "reason": "x"}))
     assert ask().pick == "L1"
-    assert fake_llm.slept == [5, 2]  # Retry-After capped; then exponential backoff (1 s, 2 s, …)
+    assert fake_llm.slept == [4, 2]  # as Retry-After said; then exponential backoff (1 s, 2 s, …)
 
     fake_llm.script("specialist", timed_out(), submit({"pick": "L2", "reason": "x"}))
     assert ask().pick == "L2"
     assert ProviderBreaker.objects.get(provider="scripted").consecutive_failures == 0  # an answer closed it
+
+    # A provider that asks for an hour is not retried early (that would only feed its rate limit): the fallback
+    # answers instead.
+    settings.LLM_FALLBACK_MODEL = "scripted/fallback"
+    fake_llm.script("specialist", rate_limited(retry_after=3600))
+    fake_llm.script("fallback", submit({"pick": "L3", "reason": "x"}))
+    assert ask().pick == "L3" and fake_llm.slept == [4, 2, 1]
 
 
 def test_a_non_transient_error_is_not_retried_and_the_fallback_answers(fake_llm, settings):
@@ -233,16 +240,23 @@ def test_a_reply_with_neither_answer_nor_tool_call_is_agent_stuck(fake_llm):
     assert ask().pick == "L4"  # an answer in plain JSON is taken
 
 
-def test_no_secret_reaches_a_prompt(fake_llm, settings):
+def test_no_secret_reaches_a_prompt(fake_llm, settings, monkeypatch):
     settings.ANTHROPIC_API_KEY = "sk-ant-api03-very-secret-value"
     settings.API_KEY = "buyer-admin-key-12345"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-from-the-environment")
+    settings.LLM_PROVIDER_PARAMS = {"scripted": {"api_key": "provider-param-secret-99"}}
     fake_llm.script("specialist", submit({"pick": "L1", "reason": "x"}))
     run_agent(
         role=Role.CHANNEL_SPECIALIST,
         system="Choose.",
-        user=f'<data>{{"notes": "our key is {settings.ANTHROPIC_API_KEY} and {settings.API_KEY}"}}</data>',
+        user=(
+            f"<data>our keys: {settings.ANTHROPIC_API_KEY}, {settings.API_KEY}, sk-openai-from-the-environment, "
+            "provider-param-secret-99</data>"
+        ),
         schema=Answer,
         budget=Budget(),
     )
-    sent = fake_llm.requests[0].text
-    assert settings.ANTHROPIC_API_KEY not in sent and settings.API_KEY not in sent and "[redacted]" in sent
+    sent = json.dumps(fake_llm.requests[0].messages)
+    for secret in (settings.ANTHROPIC_API_KEY, settings.API_KEY, "sk-openai-from-the-environment", "provider-param"):
+        assert secret not in sent
+    assert sent.count("[redacted]") == 4
