@@ -123,7 +123,7 @@ def _check_split(split: ChannelSplit, allowed: list[str]) -> None:
     if len(set(names)) != len(names):
         raise AnswerRejected("a channel appears twice")
     total = sum((s.percentage for s in split.shares), Decimal(0))
-    if abs(total - 100) > Decimal("0.5"):
+    if abs(total - 100) > Decimal("0.05"):  # rescaled by code, so a share cannot drift past its bounds
         raise AnswerRejected(f"the percentages add up to {total}, not 100")
     funded = [s for s in split.shares if s.percentage > 0]
     if not funded:
