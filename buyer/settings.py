@@ -223,6 +223,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "buyer.middleware.BodySizeMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -236,6 +237,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "buyer.urls"
+CSRF_FAILURE_VIEW = "buyer.middleware.csrf_failure"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "campaigns:jobs"
 LOGOUT_REDIRECT_URL = "accounts:login"
