@@ -275,7 +275,12 @@ def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:
         event_emit(
             EventType.BOOKING_FAILED,
             **flow_ids(job),
-            payload={"product_id": line.product_id, "seller": line.seller_name, "reason": reason},
+            payload={
+                "product_id": line.product_id,
+                "product": line.product_name,
+                "seller": line.seller_name,
+                "reason": reason,
+            },
         )
 
 

@@ -274,6 +274,7 @@ def _research(
                 payload={
                     "seller": seller.name,
                     "product_id": candidate.product.product_id,
+                    "product": candidate.product.name,
                     "error": str(result),
                 },
             )
@@ -284,6 +285,7 @@ def _research(
             payload={
                 "seller": seller.name,
                 "product_id": candidate.product.product_id,
+                "product": candidate.product.name,
                 "quote_id": result.quote_id,
                 "final_cpm": result.final_cpm,
                 "impressions": result.impressions,
@@ -382,6 +384,7 @@ def _save_recommendations(
                         "recommendation_id": r.pk,
                         "seller": r.seller_name,
                         "product_id": r.product_id,
+                        "product": r.product_name,
                         "quote_id": r.quote_id,
                         **r.negotiation_terms,
                     },

@@ -132,12 +132,13 @@ def job_header_get(job_id: uuid.UUID | str) -> BookingJob | None:
     return None if key is None else BookingJob.objects.select_related("campaign").filter(pk=key).first()
 
 
-def job_ids_known(ids: Iterable[str]) -> set[str]:
-    """Which of these ids (event flow ids, say) are booking jobs."""
+def job_names_known(ids: Iterable[str]) -> dict[str, str]:
+    """Which of these ids (event flow ids, say) are booking jobs, with their campaign's name."""
     keys = {key for key in (_uuid_or_none(i) for i in ids) if key is not None}
     if not keys:
-        return set()
-    return {str(pk) for pk in BookingJob.objects.filter(pk__in=keys).values_list("pk", flat=True)}
+        return {}
+    rows = BookingJob.objects.filter(pk__in=keys).values_list("pk", "campaign__name")
+    return {str(pk): name for pk, name in rows}
 
 
 # Deals waiting for a person: held for a decision, or refused and not yet cancelled at the seller.

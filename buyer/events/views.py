@@ -15,7 +15,7 @@ from django.shortcuts import render
 from buyer.accounts.roles import media_buyer_required
 from buyer.events import selectors
 from buyer.events.models import Event, EventType
-from campaigns.selectors import job_ids_known
+from campaigns.selectors import job_names_known
 
 EVENTS_PER_PAGE = 50
 
@@ -81,6 +81,11 @@ def _n(number: object, noun: str) -> str:
     return f"{number} {noun}" if one else f"{number} {noun}s"
 
 
+def _product(payload: dict[str, Any]) -> str:
+    """A product by its name where the event carries it (older events carry only the seller's id)."""
+    return str(payload.get("product") or payload.get("product_id") or "")
+
+
 def event_summary(event: Event) -> str:
     """One short line of the payload's gist. Plain text: seller-provided parts are escaped by the template."""
     payload: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
@@ -99,11 +104,10 @@ def event_summary(event: Event) -> str:
         case EventType.RESEARCH_COMPLETED:
             return f"{_n(payload.get('quoted', 0), 'quote')}, {payload.get('selected', 0)} selected"
         case EventType.SELLER_FAILED | EventType.QUOTE_FAILED:
-            return f"{payload.get('seller', '')}: {payload.get('error', '')}"
+            about = f" · {_product(payload)}" if payload.get("product") or payload.get("product_id") else ""
+            return f"{payload.get('seller', '')}{about}: {payload.get('error', '')}"
         case EventType.QUOTE_RECEIVED:
-            return (
-                f"{payload.get('seller', '')} · {payload.get('product_id', '')} at {_usd(payload.get('final_cpm'))} CPM"
-            )
+            return f"{payload.get('seller', '')} · {_product(payload)} at {_usd(payload.get('final_cpm'))} CPM"
         case EventType.RECOMMENDATIONS_READY:
             return (
                 f"{_n(payload.get('count', 0), 'line')}, {_usd(payload.get('total_cost'))} of "
@@ -123,7 +127,7 @@ def event_summary(event: Event) -> str:
             return f"{event.deal_id} · {payload.get('seller', '')} · {_usd(payload.get('cost'))}"
         case EventType.NEGOTIATION_STARTED:
             return (
-                f"{payload.get('seller', '')} · {payload.get('product_id', '')}: quoted {_usd(payload.get('quoted'))}, "
+                f"{payload.get('seller', '')} · {_product(payload)}: quoted {_usd(payload.get('quoted'))}, "
                 f"target {_usd(payload.get('target'))}, {payload.get('strategy', '')}"
             )
         case EventType.NEGOTIATION_ROUND:
@@ -141,7 +145,7 @@ def event_summary(event: Event) -> str:
         case EventType.DEAL_PRICE_MISMATCH:
             return f"{event.deal_id} · {payload.get('seller', '')}: {payload.get('reason', '')}"
         case EventType.BOOKING_FAILED:
-            return f"{payload.get('seller', '')} · {payload.get('product_id', '')}: {payload.get('reason', '')}"
+            return f"{payload.get('seller', '')} · {_product(payload)}: {payload.get('reason', '')}"
         case EventType.JOB_COMPLETED:
             return f"{_n(payload.get('booked', 0), 'deal')}, {_usd(payload.get('total_cost'))}"
         case EventType.JOB_FAILED | EventType.JOB_CANCELLED:
@@ -196,19 +200,21 @@ class FeedEntry:
     summary: str
     payload_json: str
     is_job: bool
+    flow_name: str = ""
 
 
 def timeline_entries(events: list[Event]) -> list[FeedEntry]:
     return [_entry(event, is_job=True) for event in events]
 
 
-def _entry(event: Event, *, is_job: bool) -> FeedEntry:
+def _entry(event: Event, *, is_job: bool, flow_name: str = "") -> FeedEntry:
     return FeedEntry(
         event=event,
         label=event_label(event.event_type),
         summary=event_summary(event),
         payload_json=json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False),
         is_job=is_job,
+        flow_name=flow_name,
     )
 
 
@@ -228,8 +234,8 @@ def feed(request: HttpRequest) -> HttpResponse:
     events = selectors.event_list(event_type=values.get("event_type"), flow_id=(values.get("flow_id") or "").strip())
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     rows = list(page.object_list)
-    jobs = job_ids_known({e.flow_id for e in rows if e.flow_id})
-    entries = [_entry(e, is_job=e.flow_id in jobs) for e in rows]
+    jobs = job_names_known({e.flow_id for e in rows if e.flow_id})
+    entries = [_entry(e, is_job=e.flow_id in jobs, flow_name=jobs.get(e.flow_id, "")) for e in rows]
     partial = request.htmx and not request.htmx.history_restore_request
     template = "events/feed.html#results" if partial else "events/feed.html"
     return render(request, template, {"filters": filters, "page": page, "entries": entries})

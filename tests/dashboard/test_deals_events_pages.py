@@ -330,3 +330,18 @@ def test_the_deal_page_reconciles_quoted_negotiated_booked_and_delivered_prices(
     assert "Booked at $15.00 CPM, above the negotiated $12.75: check it with the seller." in prices
     fine = buyer.get(reverse("campaigns:deal_detail", args=[deal(2, cpm_micros=10_000_000).pk])).content.decode()
     assert 'id="prices-agree"' in fine
+
+
+def test_events_name_products_and_jobs_where_names_exist(buyer):
+    from buyer.events.services import event_emit
+    from tests.factories import BookingJobFactory
+
+    job = BookingJobFactory(campaign__name="Spring CTV push")
+    event_emit(
+        EventType.QUOTE_RECEIVED,
+        flow_id=str(job.pk),
+        payload={"seller": "Acme", "product_id": "prod-94c2e9c1", "product": "Run of site", "final_cpm": "6.18"},
+    )
+    feed = buyer.get(reverse("events:feed")).content.decode()
+    assert "Acme · Run of site at $6.18 CPM" in feed and "prod-94c2e9c1 at" not in feed
+    assert ">Spring CTV push</a>" in feed
