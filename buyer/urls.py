@@ -3,7 +3,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from ninja.openapi.docs import Redoc
 
 from buyer.api import api
@@ -15,6 +17,7 @@ def redoc(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("", lambda request: redirect("campaigns:jobs"), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("app/", include("campaigns.urls")),
     path("app/", include("buyer.accounts.urls")),
     path("app/sellers/", include("buyer.sellers.urls")),

@@ -129,6 +129,11 @@ class BookingJob(models.Model):
         return f"{self.campaign.name} [{self.status}]"
 
     @property
+    def booked(self) -> Decimal:
+        """What its counted deals cost (``booked_micros``, annotated by the dashboard's job list)."""
+        return micros_to_decimal(getattr(self, "booked_micros", 0) or 0)
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 

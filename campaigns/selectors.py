@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Case, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from buyer.sellers.models import Seller
@@ -84,7 +84,14 @@ def job_exists(job_id: str) -> bool:
 # --- Dashboard pages ----------------------------------------------------------------------------------------
 
 # A jobs-list row also says why a failed job failed; its deal count comes from an annotation, not a query per row.
-JOB_ROW_FIELDS = (*JOB_LIST_FIELDS, "failure_reason", "campaign__channels")
+JOB_ROW_FIELDS = (
+    *JOB_LIST_FIELDS,
+    "failure_reason",
+    "approval_expires_at",
+    "campaign__channels",
+    "campaign__start_date",
+    "campaign__end_date",
+)
 
 
 def _job_rows() -> QuerySet[BookingJob]:
@@ -96,10 +103,17 @@ def _job_rows() -> QuerySet[BookingJob]:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    booked = (
+        BookedDeal.objects.filter(COUNTED_DEALS, job=OuterRef("pk"))
+        .order_by()
+        .values("job")
+        .annotate(total=Sum("cost_micros"))
+        .values("total")
+    )
     return (
         BookingJob.objects.select_related("campaign")
         .only(*JOB_ROW_FIELDS)
-        .annotate(deal_count=Coalesce(Subquery(deals), Value(0)))
+        .annotate(deal_count=Coalesce(Subquery(deals), Value(0)), booked_micros=Coalesce(Subquery(booked), Value(0)))
     )
 
 
@@ -116,8 +130,11 @@ def job_list_for_dashboard(
         jobs = jobs.filter(Q(campaign__channels__icontains=f'"{channel}"') | Q(budget_allocations__has_key=channel))
     if search:
         jobs = jobs.filter(campaign__name__icontains=search)
-    needs_action = Case(When(status=JobStatus.AWAITING_APPROVAL, then=Value(0)), default=Value(1))
-    return jobs.order_by(needs_action, "-created_at", "-pk")
+    waiting = [JobStatus.AWAITING_APPROVAL, JobStatus.AWAITING_PLAN_REVIEW]
+    needs_action = Case(When(status__in=waiting, then=Value(0)), default=Value(1))
+    # Those waiting for a person first, the deadline nearest first; then the newest.
+    deadline = Case(When(status__in=waiting, then="approval_expires_at"), default=Value(None))
+    return jobs.order_by(needs_action, deadline.asc(nulls_last=True), "-created_at", "-pk")
 
 
 def job_row_get(job_id: uuid.UUID | str) -> BookingJob | None:

@@ -58,3 +58,8 @@ def test_an_oversized_body_is_413_json_on_the_api_and_a_page_on_the_dashboard(cl
         reverse("campaigns:job_new"), "name=" + "x" * 1_200_000, content_type="application/x-www-form-urlencoded"
     )
     assert page.status_code == 413 and "Too much to send" in page.content.decode()
+
+
+def test_the_favicon_is_served(client):
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 301 and answer["Location"].endswith("img/favicon.svg")

@@ -411,3 +411,26 @@ def test_a_budget_that_cannot_be_read_keeps_what_was_typed(client):
     signed_in(client, username="mia", role=Role.MEDIA_BUYER)
     page = client.post(reverse("campaigns:job_new"), {"name": "x", "budget": "about 250k"}).content.decode()
     assert 'value="about 250k"' in page and "Enter an amount in dollars" in page
+
+
+def test_the_jobs_list_shows_flight_channels_booked_and_the_nearest_deadline_first(client):
+    from tests.dashboard._admin import signed_in
+    from tests.factories import BookedDealFactory, BookingJobFactory, RecommendationFactory
+
+    signed_in(client, username="mia", role=Role.MEDIA_BUYER)
+    now = timezone.now()
+    later = BookingJobFactory(
+        status="awaiting_approval", campaign__name="Later", approval_expires_at=now + timedelta(hours=40)
+    )
+    soon = BookingJobFactory(
+        status="awaiting_approval", campaign__name="Soon", approval_expires_at=now + timedelta(hours=2)
+    )
+    done = BookingJobFactory(status="completed", stage="done", campaign__name="Done")
+    line = RecommendationFactory(job=done, cost_micros=12_345_000_000)
+    BookedDealFactory(recommendation=line, job=done, cost_micros=12_345_000_000)
+
+    html = client.get(reverse("campaigns:jobs")).content.decode()
+    table = html.split('id="jobs-table"', 1)[1]
+    assert table.index(">Soon<") < table.index(">Later<") < table.index(">Done<")
+    assert '<th scope="col">Next</th>' in table and "$12,345" in table
+    assert later.pk and soon.pk
