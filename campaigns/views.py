@@ -550,6 +550,43 @@ def deals(request: HttpRequest) -> HttpResponse:
     return render(request, template, {"filters": filters, "page": page})
 
 
+# What the seller's own word for a deal means beside ours (the IAB seller protocol's deal statuses).
+SELLER_STATUS_NOTES = {
+    "proposed": "the seller issued the deal; it becomes active at the seller once a DSP starts bidding on it",
+    "active": "live at the seller",
+    "rejected": "the seller refused it",
+    "expired": "the seller's offer lapsed",
+    "completed": "the seller reports it fully delivered",
+}
+AUCTION_TYPES = {1: "first price", 2: "second price", 3: "fixed price (the deal's price)"}
+
+
+def _openrtb_readable(params: Any) -> list[tuple[str, str]]:
+    """The OpenRTB deal object in words: Money as dollars, the auction type named."""
+    if not isinstance(params, dict):
+        return []
+    rows: list[tuple[str, str]] = []
+    if params.get("id"):
+        rows.append(("Deal id (id)", str(params["id"])))
+    floor = params.get("bidfloor")
+    if isinstance(floor, dict) and isinstance(floor.get("amount_micros"), int):
+        rows.append(
+            (
+                "Bid floor (bidfloor)",
+                f"${micros_to_decimal(floor['amount_micros']):,.2f} CPM {floor.get('currency', '')}".strip(),
+            )
+        )
+    elif isinstance(floor, int | float):
+        rows.append(("Bid floor (bidfloor)", f"${floor:,.2f} CPM"))
+    if params.get("at") is not None:
+        rows.append(("Auction type (at)", AUCTION_TYPES.get(params["at"], str(params["at"]))))
+    if params.get("wseat"):
+        rows.append(("Allowed seats (wseat)", ", ".join(str(s) for s in params["wseat"])))
+    if params.get("wadomain"):
+        rows.append(("Allowed advertiser domains (wadomain)", ", ".join(str(d) for d in params["wadomain"])))
+    return rows
+
+
 def _activation(deal: BookedDeal) -> list[dict[str, str]]:
     """Known DSPs first, in a fixed order, then whatever else the seller sent."""
     instructions = deal.activation_instructions if isinstance(deal.activation_instructions, dict) else {}
@@ -578,6 +615,8 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "price": reconcile(deal),
         "pacing": deal_pacing(deal),
         "refresh_hours": settings.DEAL_REFRESH_HOURS,
+        "seller_status_note": SELLER_STATUS_NOTES.get(deal.seller_status, ""),
+        "openrtb_readable": _openrtb_readable(deal.openrtb_params),
     }
     return render(request, "campaigns/deal_detail.html", context)
 
