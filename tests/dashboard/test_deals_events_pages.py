@@ -354,6 +354,6 @@ def test_the_deal_page_explains_the_sellers_words_and_reads_openrtb_in_dollars(b
         openrtb_params={"id": "DEAL-0007", "bidfloor": {"amount_micros": 12_500_000, "currency": "USD"}, "at": 3},
     )
     page = buyer.get(reverse("campaigns:deal_detail", args=[shown.pk])).content.decode()
-    assert "proposed <span class=\"muted\">— the seller issued the deal" in page
+    assert 'proposed <span class="muted">— the seller issued the deal' in page
     readable = page.split('id="openrtb-readable"', 1)[1].split("</dl>", 1)[0]
     assert "$12.50 CPM USD" in readable and "fixed price" in readable and "amount_micros" not in readable
