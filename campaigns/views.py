@@ -207,8 +207,32 @@ def job_new(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Booking “{brief.name}” submitted; the agent is planning the budget.")
                 return redirect("campaigns:job_detail", job_id=job.pk)
     else:
-        form = BookingForm(initial={"submission_id": uuid.uuid4()})
+        initial: dict[str, Any] = {"submission_id": uuid.uuid4()}
+        source = selectors.job_header_get(request.GET["from"]) if request.GET.get("from") else None
+        if source is not None:  # "Book again": the brief of an earlier job, for new dates and review
+            brief = dict(source.campaign.brief or {})
+            brief["name"] = f"{source.campaign.name} (copy)"[:100]
+            brief.pop("start_date", None), brief.pop("end_date", None)
+            initial |= booking_initial(brief) | {"plan_review": bool(brief.get("plan_review"))}
+            messages.info(request, f"Copied from “{source.campaign.name}”: set the flight dates, check, then submit.")
+        form = BookingForm(initial=initial)
     return render(request, "campaigns/job_new.html", {"form": form, "intake": BriefIntakeForm()})
+
+
+@media_buyer_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """Cancel a job that has not finished (a booking in progress stops before its next line)."""
+    try:
+        job = services.job_cancel(job_id=str(job_id), reason=f"Cancelled by {request.user.get_username()}.")
+    except DomainError as exc:
+        messages.error(request, f"Nothing was cancelled: {exc}.")
+    else:
+        if job.is_terminal:
+            messages.success(request, "The job is cancelled.")
+        else:
+            messages.success(request, "Cancelling: the booking stops before its next line and keeps what it booked.")
+    return redirect("campaigns:job_detail", job_id=job_id)
 
 
 @media_buyer_required

@@ -465,3 +465,21 @@ def test_the_page_shows_the_brief_as_submitted_and_what_research_left_out_per_se
     left = page.split('id="left-out"', 1)[1].split("</section>", 1)[0]
     assert "(2 sellers)" in left and left.index("<h3>Acme</h3>") < left.index("<h3>Globex</h3>")
     assert "seller floor $40.00 is above the max CPM $25.00" in left
+
+
+def test_a_job_is_cancelled_from_its_page_and_its_brief_booked_again(buyer):
+    job = awaiting_job()
+    page = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
+    assert 'id="cancel-job"' in page and f"?from={job.pk}" in page
+
+    after = buyer.post(reverse("campaigns:job_cancel", args=[job.pk]), follow=True).content.decode()
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and "The job is cancelled." in after
+    again = buyer.post(reverse("campaigns:job_cancel", args=[job.pk]), follow=True).content.decode()
+    assert "Nothing was cancelled" in again
+
+    job.campaign.__class__.objects.filter(pk=job.campaign_id).update(
+        brief={"name": "Holiday push", "objectives": ["reach"], "budget": "60000", "channels": ["ctv"]}
+    )
+    form = buyer.get(reverse("campaigns:job_new"), {"from": str(job.pk)}).content.decode()
+    assert 'value="Holiday push (copy)"' in form and 'value="60000"' in form and "set the flight dates" in form
