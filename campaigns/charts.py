@@ -10,6 +10,8 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from campaigns.templatetags.campaign_labels import channel as channel_label
+
 WIDTH = 640
 LABEL_WIDTH = 130
 BAR_AREA = 330
@@ -23,6 +25,7 @@ class Bar:
     amount: Decimal
     percentage: Decimal
     note: str = ""
+    key: str = ""  # the channel's code, where ``label`` is its name
 
 
 def money(amount: Decimal) -> str:
@@ -43,7 +46,8 @@ def allocation_bars(allocations: dict[str, Any]) -> list[Bar]:
     """The plan's budget split (``BookingJob.budget_allocations``), largest first."""
     bars = [
         Bar(
-            label=str(item.get("channel") or channel),
+            label=channel_label(str(item.get("channel") or channel)),
+            key=str(item.get("channel") or channel),
             amount=_decimal(item.get("budget")),
             percentage=_decimal(item.get("percentage")),
             note=str(item.get("rationale") or ""),

@@ -81,7 +81,7 @@ def test_the_job_detail_shows_header_budget_split_and_recommendations(buyer):
     content = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
     assert "<h1>Holiday push</h1>" in content and 'id="job-budget">$60,000</span>' in content
     assert 'class="badge badge-awaiting_approval" id="job-status">awaiting approval</span>' in content
-    assert "branding, ctv" in content
+    assert "Branding, CTV" in content  # channels by their names, not their codes
     # the chart is an accessible image with a data table beside it
     assert '<svg class="chart" id="allocation-chart" role="img"' in content
     assert '<title id="allocation-chart-title">Budget split by channel</title>' in content
