@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
@@ -15,6 +17,8 @@ from buyer.sellers import crypto
 from buyer.sellers.guard import HealthReport
 from buyer.sellers.models import BreakerState, Protocol, Seller
 
+logger = logging.getLogger(__name__)
+
 
 def configured_endpoints() -> list[str]:
     endpoints = list(settings.SELLER_ENDPOINTS)
@@ -24,22 +28,46 @@ def configured_endpoints() -> list[str]:
 
 
 def seller_seed_from_settings() -> list[Seller]:
-    """Create a Seller row for each configured endpoint that has none; never overwrite an admin's edits."""
-    return [seller_get_or_create(base_url=url, seeded_from_env=True) for url in configured_endpoints()]
+    """Create a Seller row for each configured endpoint that has none, named from its agent card; disable the
+    sellers seeded earlier from endpoints no longer configured (switching ``make run`` from the sandbox to a
+    real seller must not leave the dead sandbox enabled). A seller an admin edited is the admin's: never
+    touched here."""
+    endpoints = configured_endpoints()
+    gone = Seller.objects.filter(seeded_from_env=True, enabled=True).exclude(base_url__in=endpoints)
+    for url in gone.values_list("base_url", flat=True):
+        logger.info("seller %s is no longer in SELLER_ENDPOINTS: disabled", urlsplit(url).netloc)
+    gone.update(enabled=False)
+    return [seller_get_or_create(base_url=url, seeded_from_env=True) for url in endpoints]
 
 
 def seller_get_or_create(*, base_url: str, seeded_from_env: bool = False) -> Seller:
-    """The seller at ``base_url``, created (named after its host) if there is none; never edits one."""
+    """The seller at ``base_url``, created if there is none (named from its agent card, else after its host);
+    never edits one."""
     seller = Seller.objects.filter(base_url=base_url).first()
     if seller is None:
         try:
             with transaction.atomic():
                 seller = Seller.objects.create(
-                    name=urlsplit(base_url).netloc, base_url=base_url, seeded_from_env=seeded_from_env
+                    name=agent_card_name(base_url) or urlsplit(base_url).netloc,
+                    base_url=base_url,
+                    seeded_from_env=seeded_from_env,
                 )
         except IntegrityError:  # another process created it first
             seller = Seller.objects.get(base_url=base_url)
     return seller
+
+
+def agent_card_name(base_url: str) -> str:
+    """The ``name`` of the seller's agent card (``/.well-known/agent.json``), or "" when it has none."""
+    try:
+        answer = httpx.get(f"{base_url.rstrip('/')}/.well-known/agent.json", timeout=2.0, follow_redirects=False)
+        name = answer.json().get("name") if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return ""
+    if not isinstance(name, str):
+        return ""
+    cleaned = "".join(ch for ch in name if ch.isprintable()).strip()
+    return cleaned[:200]
 
 
 def seller_save_settings(*, seller: Seller, changed_fields: Iterable[str], created: bool) -> None:
@@ -60,7 +88,9 @@ def seller_save_settings(*, seller: Seller, changed_fields: Iterable[str], creat
         seller.breaker_state, seller.breaker_opened_at, seller.consecutive_failures = BreakerState.CLOSED, None, 0
         fields |= {"breaker_state", "breaker_opened_at", "consecutive_failures"}
     if fields:
-        seller.save(update_fields=sorted(fields | {"updated_at"}))
+        # An admin's edit makes the seller the admin's: seeding never disables or renames it again.
+        seller.seeded_from_env = False
+        seller.save(update_fields=sorted(fields | {"updated_at", "seeded_from_env"}))
 
 
 # --- credentials --------------------------------------------------------------------------------------------
