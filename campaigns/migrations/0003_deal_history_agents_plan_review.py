@@ -5,45 +5,76 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('campaigns', '0002_pacing_negotiation_ledger_held_deals'),
+        ("campaigns", "0002_pacing_negotiation_ledger_held_deals"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='bookeddeal',
-            name='refused_by',
-            field=models.CharField(blank=True, default='', help_text='Who refused the held deal: it is to be cancelled with the seller, its money held until it is.', max_length=150),
+            model_name="bookeddeal",
+            name="refused_by",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="Who refused the held deal: it is to be cancelled with the seller, its money held until it is.",
+                max_length=150,
+            ),
         ),
         migrations.AddField(
-            model_name='bookingjob',
-            name='agents',
+            model_name="bookingjob",
+            name="agents",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='recommendation',
-            name='approved_at',
+            model_name="recommendation",
+            name="approved_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='recommendation',
-            name='model_rationale',
-            field=models.TextField(blank=True, default='', help_text='Why the channel specialist (a model) chose the line, in its words.'),
+            model_name="recommendation",
+            name="model_rationale",
+            field=models.TextField(
+                blank=True, default="", help_text="Why the channel specialist (a model) chose the line, in its words."
+            ),
         ),
         migrations.AlterField(
-            model_name='bookingjob',
-            name='stage',
-            field=models.CharField(choices=[('plan', 'Plan'), ('plan_review', 'Plan Review'), ('research', 'Research'), ('negotiate', 'Negotiate'), ('approval', 'Approval'), ('book', 'Book'), ('done', 'Done')], default='plan', max_length=16),
+            model_name="bookingjob",
+            name="stage",
+            field=models.CharField(
+                choices=[
+                    ("plan", "Plan"),
+                    ("plan_review", "Plan Review"),
+                    ("research", "Research"),
+                    ("negotiate", "Negotiate"),
+                    ("approval", "Approval"),
+                    ("book", "Book"),
+                    ("done", "Done"),
+                ],
+                default="plan",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='bookingjob',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('awaiting_plan_review', 'Awaiting Plan Review'), ('awaiting_approval', 'Awaiting Approval'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='pending', max_length=24),
+            model_name="bookingjob",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("running", "Running"),
+                    ("awaiting_plan_review", "Awaiting Plan Review"),
+                    ("awaiting_approval", "Awaiting Approval"),
+                    ("completed", "Completed"),
+                    ("failed", "Failed"),
+                    ("cancelled", "Cancelled"),
+                ],
+                db_index=True,
+                default="pending",
+                max_length=24,
+            ),
         ),
         migrations.AlterField(
-            model_name='dealtransition',
-            name='at',
+            model_name="dealtransition",
+            name="at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
     ]
