@@ -20,6 +20,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/plan/", views.job_plan_review, name="job_plan_review"),
     path("jobs/<uuid:job_id>/summary/", views.job_summary, name="job_summary"),
     path("jobs/<uuid:job_id>/cancel/", views.job_cancel, name="job_cancel"),
+    path("jobs/<uuid:job_id>/recommendations.csv", views.job_lines_csv, name="job_lines_csv"),
     path("deals/", views.deals, name="deals"),
     path("deals/<int:pk>/", views.deal_detail, name="deal_detail"),
     path("deals/<int:pk>/decide/", views.deal_decide, name="deal_decide"),

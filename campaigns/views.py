@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from buyer.accounts.roles import media_buyer_required
+from buyer.csvsafe import csv_download
 from buyer.errors import Conflict, DomainError
 from buyer.events.models import EventType
 from buyer.events.selectors import event_timeline
@@ -158,10 +159,74 @@ def jobs(request: HttpRequest) -> HttpResponse:
     rows = selectors.job_list_for_dashboard(
         status=values.get("status"), channel=values.get("channel"), search=(values.get("q") or "").strip()
     )
+    if request.GET.get("format") == "csv":
+        return csv_download("jobs.csv", JOB_CSV_COLUMNS, (_job_csv_row(job) for job in rows[:10_000]))
     page = _page(request, rows, JOBS_PER_PAGE)
     _with_pacing(page.object_list)
     template = "campaigns/jobs.html#results" if _wants_partial(request) else "campaigns/jobs.html"
     return render(request, template, {"filters": filters, "page": page})
+
+
+JOB_CSV_COLUMNS = (
+    "job_id", "campaign", "status", "budget_usd", "booked_usd", "deals", "flight_start", "flight_end",
+    "channels", "created_at", "decide_by",
+)  # fmt: skip
+DEAL_CSV_COLUMNS = (
+    "deal_id", "campaign", "job_id", "seller", "product", "channel", "deal_type", "cpm_usd", "impressions",
+    "cost_usd", "state", "seller_status", "flight_start", "flight_end", "booked_at", "delivered_impressions",
+    "spent_usd",
+)  # fmt: skip
+LINE_CSV_COLUMNS = (
+    "recommendation_id", "priority", "seller", "product_id", "product", "channel", "deal_type", "impressions",
+    "quoted_cpm_usd", "cpm_usd", "cost_usd", "status", "negotiation", "quote_id", "rationale", "model_rationale",
+)  # fmt: skip
+
+
+def _job_csv_row(job: BookingJob) -> list[Any]:
+    c = job.campaign
+    return [
+        job.pk, c.name, job.status, c.budget, job.booked, job.deal_count, c.start_date, c.end_date,
+        " ".join(c.channels or []), job.created_at, job.approval_expires_at if not job.is_terminal else None,
+    ]  # fmt: skip
+
+
+def _deal_csv_row(deal: BookedDeal) -> list[Any]:
+    delivery = getattr(deal, "delivery", None)
+    delivered = delivery is not None and delivery.as_of
+    return [
+        deal.deal_id, deal.job.campaign.name, deal.job_id, deal.seller.name if deal.seller else deal.seller_url,
+        deal.product_name, deal.channel, deal.deal_type, deal.cpm, deal.impressions, deal.cost, deal.state_label,
+        deal.seller_status, deal.flight_start, deal.flight_end, deal.booked_at,
+        delivery.impressions if delivered else None, delivery.spend if delivered else None,
+    ]  # fmt: skip
+
+
+@media_buyer_required
+def job_lines_csv(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """A job's recommended lines, as CSV."""
+    job = _job_or_404(job_id)
+    rows = [
+        [
+            r.pk,
+            r.priority,
+            r.seller_name,
+            r.product_id,
+            r.product_name,
+            r.channel,
+            r.deal_type,
+            r.impressions,
+            micros_to_decimal(r.quoted_cpm_micros or r.cpm_micros),
+            r.cpm,
+            r.cost,
+            r.status,
+            r.get_negotiation_status_display() if r.negotiation_status else "",
+            r.quote_id,
+            r.rationale,
+            r.model_rationale,
+        ]
+        for r in job.recommendations.order_by("priority", "pk")
+    ]
+    return csv_download(f"recommendations-{job.pk}.csv", LINE_CSV_COLUMNS, rows)
 
 
 def _with_pacing(jobs: Any) -> None:
@@ -569,6 +634,8 @@ def deals(request: HttpRequest) -> HttpResponse:
         seller_id=values.get("seller"),
         needs=values.get("needs") or None,
     )
+    if request.GET.get("format") == "csv":
+        return csv_download("deals.csv", DEAL_CSV_COLUMNS, (_deal_csv_row(deal) for deal in rows[:10_000]))
     page = _page(request, rows, DEALS_PER_PAGE)
     template = "campaigns/deals.html#results" if _wants_partial(request) else "campaigns/deals.html"
     return render(request, template, {"filters": filters, "page": page})

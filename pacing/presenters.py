@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from buyer.csvsafe import cell
 from buyer.sellers.money import micros_to_decimal
 from campaigns.models import BookingJob
 from pacing import selectors
@@ -210,15 +211,5 @@ def delivery_csv(root: BookingJob) -> str:
     writer.writerow(CSV_COLUMNS)
     for line in selectors.campaign_delivery(root.pk):
         data = line.as_dict()
-        writer.writerow([_cell(data[column]) for column in CSV_COLUMNS])
+        writer.writerow([cell(data[column]) for column in CSV_COLUMNS])
     return out.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value

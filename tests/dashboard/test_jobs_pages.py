@@ -434,3 +434,30 @@ def test_the_jobs_list_shows_flight_channels_booked_and_the_nearest_deadline_fir
     assert table.index(">Soon<") < table.index(">Later<") < table.index(">Done<")
     assert '<th scope="col">Next</th>' in table and "$12,345" in table
     assert later.pk and soon.pk
+
+
+def test_jobs_deals_and_a_jobs_lines_download_as_csv_with_the_filters_kept(client):
+    import csv
+    import io
+
+    from tests.dashboard._admin import signed_in
+    from tests.factories import BookedDealFactory, BookingJobFactory, RecommendationFactory
+
+    signed_in(client, username="mia", role=Role.MEDIA_BUYER)
+    done = BookingJobFactory(status="completed", stage="done", campaign__name="=HYPERLINK(evil)")
+    line = RecommendationFactory(job=done, cost_micros=5_000_000_000, product_name="Run of site")
+    BookedDealFactory(recommendation=line, job=done, cost_micros=5_000_000_000, deal_id="DEAL-CSV1")
+    BookingJobFactory(status="failed", stage="done", campaign__name="Failed one")
+
+    jobs = client.get(reverse("campaigns:jobs"), {"status": "completed", "format": "csv"})
+    assert jobs["Content-Type"].startswith("text/csv") and "attachment" in jobs["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(jobs.content.decode())))
+    assert rows[0][:3] == ["job_id", "campaign", "status"] and len(rows) == 2  # the filter kept
+    assert rows[1][1] == "'=HYPERLINK(evil)" and rows[1][4] == "5000"  # a formula is quoted harmless
+
+    deals = list(csv.reader(io.StringIO(client.get(reverse("campaigns:deals"), {"format": "csv"}).content.decode())))
+    assert deals[1][0] == "DEAL-CSV1" and deals[1][4] == "Run of site"
+    lines = client.get(reverse("campaigns:job_lines_csv", args=[done.pk])).content.decode()
+    assert "Run of site" in lines and lines.startswith("recommendation_id,priority")
+    page = client.get(reverse("campaigns:jobs"), {"status": "completed"}).content.decode()
+    assert "status=completed&amp;format=csv" in page
