@@ -196,9 +196,12 @@ class JobFilterForm(forms.Form):
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any"), *JobStatus.choices])
     channel = forms.ChoiceField(label="Channel", required=False, choices=[("", "Any"), *CHANNEL_CHOICES])
     q = forms.CharField(label="Search", required=False, max_length=100)
+    flight_from = forms.DateField(label="Flight from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    flight_to = forms.DateField(label="Flight to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
 class DealFilterForm(forms.Form):
+    campaign = forms.CharField(label="Campaign", required=False, max_length=100)
     needs = forms.ChoiceField(
         label="Needs you",
         required=False,

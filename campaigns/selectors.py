@@ -118,7 +118,12 @@ def _job_rows() -> QuerySet[BookingJob]:
 
 
 def job_list_for_dashboard(
-    *, status: str | None = None, channel: str | None = None, search: str | None = None
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    search: str | None = None,
+    flight_from: Any = None,
+    flight_to: Any = None,
 ) -> QuerySet[BookingJob]:
     """Jobs for the dashboard: the ones waiting for a person first, then newest; each with ``deal_count``."""
     jobs = _job_rows()
@@ -130,6 +135,10 @@ def job_list_for_dashboard(
         jobs = jobs.filter(Q(campaign__channels__icontains=f'"{channel}"') | Q(budget_allocations__has_key=channel))
     if search:
         jobs = jobs.filter(campaign__name__icontains=search)
+    if flight_from:  # flights that run on or after the day
+        jobs = jobs.filter(campaign__end_date__gte=flight_from)
+    if flight_to:
+        jobs = jobs.filter(campaign__start_date__lte=flight_to)
     waiting = [JobStatus.AWAITING_APPROVAL, JobStatus.AWAITING_PLAN_REVIEW]
     needs_action = Case(When(status__in=waiting, then=Value(0)), default=Value(1))
     # Those waiting for a person first, the deadline nearest first; then the newest.
@@ -171,6 +180,7 @@ def deal_list(
     channel: str | None = None,
     seller_id: int | None = None,
     needs: str | None = None,
+    campaign: str | None = None,
 ) -> QuerySet[BookedDeal]:
     deals = BookedDeal.objects.select_related("seller", "delivery", "job__campaign").defer(
         "pricing", "terms", "activation_instructions", "openrtb_params"
@@ -179,6 +189,8 @@ def deal_list(
         deals = deals.filter(status=status)
     if needs:
         deals = deals.filter(**DEALS_NEEDING[needs])
+    if campaign:
+        deals = deals.filter(job__campaign__name__icontains=campaign)
     if channel:
         deals = deals.filter(channel=channel)
     if seller_id:

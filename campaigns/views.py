@@ -157,7 +157,11 @@ def jobs(request: HttpRequest) -> HttpResponse:
     filters = JobFilterForm(request.GET)
     values = filters.cleaned_data if filters.is_valid() else {}
     rows = selectors.job_list_for_dashboard(
-        status=values.get("status"), channel=values.get("channel"), search=(values.get("q") or "").strip()
+        status=values.get("status"),
+        channel=values.get("channel"),
+        search=(values.get("q") or "").strip(),
+        flight_from=values.get("flight_from"),
+        flight_to=values.get("flight_to"),
     )
     if request.GET.get("format") == "csv":
         return csv_download("jobs.csv", JOB_CSV_COLUMNS, (_job_csv_row(job) for job in rows[:10_000]))
@@ -633,6 +637,7 @@ def deals(request: HttpRequest) -> HttpResponse:
         channel=values.get("channel"),
         seller_id=values.get("seller"),
         needs=values.get("needs") or None,
+        campaign=(values.get("campaign") or "").strip() or None,
     )
     if request.GET.get("format") == "csv":
         return csv_download("deals.csv", DEAL_CSV_COLUMNS, (_deal_csv_row(deal) for deal in rows[:10_000]))

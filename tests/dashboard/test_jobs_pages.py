@@ -461,3 +461,27 @@ def test_jobs_deals_and_a_jobs_lines_download_as_csv_with_the_filters_kept(clien
     assert "Run of site" in lines and lines.startswith("recommendation_id,priority")
     page = client.get(reverse("campaigns:jobs"), {"status": "completed"}).content.decode()
     assert "status=completed&amp;format=csv" in page
+
+
+def test_jobs_filter_by_flight_dates_and_deals_by_campaign_in_the_url(client):
+    from datetime import date
+
+    from tests.dashboard._admin import signed_in
+    from tests.factories import BookedDealFactory, BookingJobFactory, CampaignFactory, RecommendationFactory
+
+    signed_in(client, username="mia", role=Role.MEDIA_BUYER)
+    spring = BookingJobFactory(
+        campaign=CampaignFactory(name="Spring", start_date=date(2031, 3, 1), end_date=date(2031, 3, 31))
+    )
+    BookingJobFactory(campaign=CampaignFactory(name="Autumn", start_date=date(2031, 9, 1), end_date=date(2031, 9, 30)))
+    html = client.get(
+        reverse("campaigns:jobs"), {"flight_from": "2031-03-15", "flight_to": "2031-04-30"}
+    ).content.decode()
+    assert ">Spring<" in html and ">Autumn<" not in html
+
+    line = RecommendationFactory(job=spring)
+    BookedDealFactory(recommendation=line, job=spring, deal_id="DEAL-SPRING")
+    other = BookingJobFactory(campaign=CampaignFactory(name="Other"))
+    BookedDealFactory(recommendation=RecommendationFactory(job=other), job=other, deal_id="DEAL-OTHER")
+    deals = client.get(reverse("campaigns:deals"), {"campaign": "spri"}).content.decode()
+    assert "DEAL-SPRING" in deals and "DEAL-OTHER" not in deals
