@@ -70,7 +70,7 @@ _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|a
 _DASH = r"\s*+(?:-|\u2013|\u2014|to|through|until|thru)\s*+"
 _ISO_RANGE = re.compile(rf"(\d{{4}}-\d{{2}}-\d{{2}}){_DASH}(\d{{4}}-\d{{2}}-\d{{2}})", re.IGNORECASE)
 _NAMED_RANGE = re.compile(
-    rf"({_MONTH})\s++(\d{{1,2}})(?:st|nd|rd|th)?,?(?:\s*+(\d{{4}}))?{_DASH}(?:({_MONTH})\s*+)?(\d{{1,2}})(?:st|nd|rd|th)?,?\s*+(\d{{4}})",
+    rf"({_MONTH})\s++(\d{{1,2}})(?:st|nd|rd|th)?,?(?:\s*+(\d{{4}}))?{_DASH}(?:({_MONTH})\s*+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s*+(\d{{4}}))?",
     re.IGNORECASE,
 )
 _MONEY = re.compile(
@@ -147,8 +147,9 @@ def _date(month: str, day: str, year: str) -> date | None:
         return None
 
 
-def parse_flight(text: str) -> tuple[date, date] | None:
-    """The flight: the first ISO range, else the first named-month range (``March 1 - June 30, 2026``)."""
+def parse_flight(text: str, *, today: date | None = None) -> tuple[date, date] | None:
+    """The flight: the first ISO range, else the first named-month range (``March 1 - June 30, 2026``; without
+    a year, the next such range from ``today``)."""
     labelled = _labelled(text, ("flight dates", "flight", "campaign period", "dates", "flight_dates"))
     for source in [*labelled, text]:
         iso = _ISO_RANGE.search(source)
@@ -160,6 +161,13 @@ def parse_flight(text: str) -> tuple[date, date] | None:
         named = _NAMED_RANGE.search(source)
         if named:
             m1, d1, y1, m2, d2, y2 = named.groups()
+            if y2 is None:
+                if today is None:
+                    continue
+                y2 = str(today.year)
+                guess = _date(m2 or m1, d2, y2)
+                if guess is not None and guess < today:
+                    y2 = str(today.year + 1)
             end = _date(m2 or m1, d2, y2)
             start = _date(
                 m1, d1, y1 or (str(int(y2) - 1) if end and MONTHS[m1.lower().rstrip(".")] > end.month else y2)
@@ -219,11 +227,13 @@ def parse_text(text: str, *, today: date) -> ParsedBrief:
     brief = result.brief
     name = next(iter(_labelled(text, ("campaign name", "campaign", "name", "brand"))), "")
     if not name:
-        name = next((line.strip() for line in text.splitlines() if re.search(r"[A-Za-z]{3}", line)), "")
+        first = next((line.strip() for line in text.splitlines() if re.search(r"[A-Za-z]{3}", line)), "")
+        # A first line that is a whole paragraph: its first sentence or clause names the campaign.
+        name = re.split(r"(?<=[a-z0-9])[.;:!?](?:\s|$)|,\s", first, maxsplit=1)[0] if len(first) > 60 else first
     if name:
         brief["name"] = name[:100]
     _budget(text, result)
-    flight = parse_flight(text)
+    flight = parse_flight(text, today=today)
     if flight and flight[1] < flight[0]:
         result.notes.append(f"the flight's end ({flight[1]}) is before its start ({flight[0]}): set the dates")
     elif flight:
@@ -348,7 +358,7 @@ def _from_notes(notes: dict[str, Any], *, today: date) -> ParsedBrief:
         if isinstance(notes.get(key), str):
             brief[key] = notes[key]
     if "start_date" not in brief and isinstance(notes.get("flight_dates"), str):
-        flight = parse_flight(notes["flight_dates"])
+        flight = parse_flight(notes["flight_dates"], today=today)
         if flight:
             brief["start_date"], brief["end_date"] = flight[0].isoformat(), flight[1].isoformat()
     if brief.get("end_date") and brief["end_date"] < today.isoformat():

@@ -304,6 +304,15 @@ def job_cancel(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     return redirect("campaigns:job_detail", job_id=job_id)
 
 
+MISSING_WORDS = {
+    "name": "the campaign's name",
+    "budget": "the budget",
+    "start_date": "the start date",
+    "end_date": "the end date",
+    "objectives": "the objectives",
+}
+
+
 @media_buyer_required
 @require_POST
 def brief_intake(request: HttpRequest) -> HttpResponse:
@@ -326,6 +335,12 @@ def brief_intake(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             intake.add_error(None, str(exc))
     initial = {"submission_id": uuid.uuid4(), **(booking_initial(parsed["brief"]) if parsed else {})}
+    if parsed:
+        parsed = {
+            **parsed,
+            "missing_words": [MISSING_WORDS.get(name, name) for name in parsed["missing"]],
+            "read_by": "the rules" if parsed["parser"] == "deterministic" else parsed["parser"],
+        }
     context = {"form": BookingForm(initial=initial), "intake": intake, "parsed": parsed}
     return render(request, "campaigns/job_new.html", context, status=200 if parsed else 400)
 

@@ -170,3 +170,12 @@ def test_adversarial_text_is_parsed_in_bounded_time(text):
     started = time.monotonic()
     parse_text(text, today=TODAY)
     assert time.monotonic() - started < 2.0
+
+
+def test_a_paragraph_names_the_campaign_by_its_first_sentence_and_a_yearless_flight_is_the_next_one():
+    parsed = parse_text(
+        "Spring launch for Acme Shoes. Budget $100k, run May 1 to May 31 on CTV and display in the US.",
+        today=date(2026, 12, 1),
+    )
+    assert parsed.brief["name"] == "Spring launch for Acme Shoes"
+    assert (parsed.brief["start_date"], parsed.brief["end_date"]) == ("2027-05-01", "2027-05-31")
