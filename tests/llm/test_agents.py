@@ -53,7 +53,8 @@ def by_role(manager, specialist):
     return respond
 
 
-def test_the_agents_split_the_budget_and_choose_among_real_quotes_in_one_call_each(fake_llm, sandbox):
+def test_the_agents_split_the_budget_and_choose_among_real_quotes_in_one_call_each(fake_llm, sandbox, settings):
+    settings.ANTHROPIC_API_KEY, settings.API_KEY = "sk-ant-flow-secret-0001", "buyer-flow-secret-0002"
     fake_llm.responder = by_role(lambda r: split_of(r, {"branding": 30, "ctv": 70}), reversed_choice)
 
     job = run(new_job(), JobStage.PLAN)
@@ -68,8 +69,9 @@ def test_the_agents_split_the_budget_and_choose_among_real_quotes_in_one_call_ea
     assert lines and all(r.model_rationale.endswith("suits the brief") for r in lines)
     for channel in ("branding", "ctv"):
         assert job.agents[f"specialist:{channel}"]["decided_by"] == "model"
-    # One call for the split, one per funded channel.
+    # One call for the split, one per funded channel; no secret in any of them.
     assert LlmCall.objects.filter(job=job).count() == 3
+    assert all("flow-secret" not in request.text for request in fake_llm.requests)
     # The prices are the seller's quotes, whatever the model said.
     state = sandbox.state.sandbox
     for line in lines:

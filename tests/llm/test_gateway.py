@@ -260,3 +260,22 @@ def test_no_secret_reaches_a_prompt(fake_llm, settings, monkeypatch):
     for secret in (settings.ANTHROPIC_API_KEY, settings.API_KEY, "sk-openai-from-the-environment", "provider-param"):
         assert secret not in sent
     assert sent.count("[redacted]") == 4
+
+
+def test_an_agent_past_its_seconds_and_a_job_past_its_seconds_stop_at_time_limit(fake_llm, settings):
+    now = [0.0]
+    budget = Budget(caps=Caps(steps=5, tokens=100_000, seconds=30, usd=Decimal(1)), clock=lambda: now[0])
+    now[0] = 31.0
+    with pytest.raises(AgentStopped) as agent:
+        ask(budget)
+    assert agent.value.reason == StopReason.TIME_LIMIT
+
+    job = BookingJobFactory()
+    LlmCall.objects.create(
+        job=job, agent_role="portfolio_manager", requested_model="x", latency_ms=301_000, outcome="ok"
+    )
+    settings.LLM_JOB_MAX_SECONDS = 300
+    with pytest.raises(AgentStopped) as per_job:
+        ask(Budget(job_id=job.pk))
+    assert per_job.value.reason == StopReason.TIME_LIMIT and "the job's cap" in per_job.value.message
+    assert fake_llm.requests == []
