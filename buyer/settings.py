@@ -256,6 +256,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "buyer.accounts.context_processors.dashboard",
             ],
+            "builtins": ["buyer.templatetags.moments"],
         },
     },
 ]

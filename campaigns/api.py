@@ -72,7 +72,7 @@ def get_booking(request: HttpRequest, job_id: str):
     "/bookings/{job_id}/approve",
     auth=write_auth,
     response={202: ApproveOut},
-    summary="Approve some lines; the rest are rejected",
+    summary="Approve some lines; the rest are rejected, or kept for later with keep_unselected",
 )
 def approve_booking(request: HttpRequest, job_id: str, payload: ApproveIn):
     """Approved lines are booked by a worker; poll ``GET /bookings/{job_id}`` for the seller's deal ids."""

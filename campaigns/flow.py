@@ -343,6 +343,7 @@ def _save_recommendations(
             product_id=candidate.product.product_id,
             product_name=candidate.product.name,
             publisher=candidate.product.seller_organization_id,
+            publisher_domain=candidate.product.publisher_domain,
             channel=candidate.channel,
             inventory_type=candidate.product.inventory_type,
             format=fmt,

@@ -47,6 +47,7 @@ def job_detail(job: BookingJob) -> dict[str, Any]:
                 "product_id": r.product_id,
                 "product_name": r.product_name,
                 "publisher": r.publisher,
+                "publisher_domain": r.publisher_domain,
                 "seller_id": str(r.seller_id or ""),
                 "seller_name": r.seller_name,
                 "channel": r.channel,

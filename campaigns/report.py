@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -80,11 +81,17 @@ def report_facts(
     return facts
 
 
+def _day(iso: str) -> str:
+    """ "2026-12-08" as the pages write it: "Dec 8, 2026"."""
+    day = date.fromisoformat(iso)
+    return f"{day:%b} {day.day}, {day.year}"
+
+
 def rules_summary(facts: dict[str, Any]) -> str:
     """The summary the rules write (always available)."""
     parts = [
         f"{facts['campaign']} ({facts['status'].replace('_', ' ')}): ${facts['budget_usd']:,.2f} budget, flight "
-        f"{facts['flight']['start']} to {facts['flight']['end']}."
+        f"{_day(facts['flight']['start'])} to {_day(facts['flight']['end'])}."
     ]
     if facts["deals_booked"]:
         channels = ", ".join(f"{c} ${v:,.2f}" for c, v in facts["booked_by_channel_usd"].items())

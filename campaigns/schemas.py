@@ -127,7 +127,8 @@ class RecommendationOut(Schema):
     recommendation_id: str
     product_id: str
     product_name: str
-    publisher: str
+    publisher: str = Field(description="The publisher's seller_organization_id.")
+    publisher_domain: str = Field("", description="The publisher's site as the seller names it; '' if it names none.")
     seller_id: str
     seller_name: str
     channel: str

@@ -112,8 +112,8 @@ def pacing_chart_svg(points: list[Point], *, title: str, chart_id: str) -> SafeS
     )
     end = points[-1]
     description = (
-        f"{len(points)} snapshot{'s' if len(points) != 1 else ''} from {local[0]:%Y-%m-%d %H:%M} to "
-        f"{local[1]:%Y-%m-%d %H:%M}; latest: expected {money(end.expected)}, actual {money(end.actual)}."
+        f"{len(points)} snapshot{'s' if len(points) != 1 else ''} from {local[0]:%b %-d, %Y, %H:%M} to "
+        f"{local[1]:%b %-d, %Y, %H:%M}; latest: expected {money(end.expected)}, actual {money(end.actual)}."
     )
     return format_html(
         '<svg class="chart pacing-chart" id="{}" role="img" aria-labelledby="{}-title {}-desc" viewBox="0 0 {} {}" '

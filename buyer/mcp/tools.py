@@ -398,12 +398,19 @@ class ApproveArgs(ToolArgs):
         description="Approve these lines by recommendation_id (needed when two lines share a product id).",
     )
     approve_all: bool = Field(default=False, description="Approve every recommended line.")
+    keep_unselected: bool = Field(
+        default=False,
+        description="Leave the lines not named awaiting a decision (until the approval expires) instead of "
+        "rejecting them; the job returns to awaiting_approval once the named ones are booked.",
+    )
 
     @model_validator(mode="after")
     def _one_choice(self) -> ApproveArgs:
         named = self.product_ids is not None or self.recommendation_ids is not None
         if self.approve_all == named:
             raise ValueError("give product_ids and/or recommendation_ids, or approve_all=true")
+        if self.approve_all and self.keep_unselected:
+            raise ValueError("keep_unselected keeps the lines not named; with approve_all every line is named")
         return self
 
 
@@ -417,8 +424,9 @@ class ApproveArgs(ToolArgs):
     open_world=True,
 )
 def approve_recommendations(args: ApproveArgs, principal: Principal) -> dict[str, Any]:
-    """Approve a job's recommended lines (all, or the named ones — the rest are rejected). A worker books the
-    approved lines with the sellers; poll get_booking until completed for the seller-issued deal ids."""
+    """Approve a job's recommended lines (all, or the named ones — the rest are rejected, or kept for a later
+    decision with keep_unselected). A worker books the approved lines with the sellers; poll get_booking until
+    completed for the seller-issued deal ids."""
     if args.approve_all:
         result = services.job_approve_all(job_id=args.job_id, actor=principal.name)
     else:
@@ -427,6 +435,7 @@ def approve_recommendations(args: ApproveArgs, principal: Principal) -> dict[str
             product_ids=args.product_ids or [],
             recommendation_ids=args.recommendation_ids or [],
             actor=principal.name,
+            keep_rest=args.keep_unselected,
         )
     booking = bool(result.approved)
     return {

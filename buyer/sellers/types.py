@@ -25,6 +25,18 @@ class Product:
     deal_types: tuple[str, ...]
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def publisher_domain(self) -> str:
+        """The publisher's site as the seller names it (the product's ``domain``), or "" when it names none.
+
+        The protocol identifies a publisher by ``seller_organization_id`` only; ``domain`` is what a person
+        recognises ("meridian-news.example"), so pages show it where the seller sends one."""
+        domain = self.raw.get("domain")
+        if not isinstance(domain, str):
+            return ""
+        cleaned = "".join(ch for ch in domain.strip() if ch.isprintable())
+        return cleaned[:200]
+
 
 @dataclass(frozen=True)
 class BuyerIdentity:

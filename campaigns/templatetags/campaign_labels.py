@@ -20,3 +20,22 @@ def channel(code: object) -> str:
 def channels(codes: object) -> str:
     """A list of channels, named and comma-separated."""
     return ", ".join(channel(c) for c in (codes or []))  # type: ignore[union-attr]
+
+
+# What a running job is doing, by its next step (JobStage), as the job page says it.
+STAGE_WORDS = {
+    "plan": "splitting the budget across channels",
+    "plan_review": "waiting for your review of the split",
+    "research": "asking the sellers for products and quotes",
+    "negotiate": "negotiating prices with the sellers",
+    "approval": "preparing the lines for your approval",
+    "book": "booking the approved lines with the sellers",
+    "done": "finishing",
+}
+
+
+@register.filter
+def stage(code: object) -> str:
+    """What a job at this step is doing, in words."""
+    text = str(code or "")
+    return STAGE_WORDS.get(text, text.replace("_", " "))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from buyer.accounts.models import Role
 from buyer.accounts.services import user_create
-from tests.e2e.conftest import make_stack  # noqa: F401 - re-exported fixture
+from tests.e2e.conftest import brief, make_stack  # noqa: F401 - re-exported fixtures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -29,6 +31,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"))
 PASSWORD = "correct-horse-battery-staple"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # Module scope, not session: Playwright's sync API runs an event loop on this thread while the browser
@@ -95,3 +98,16 @@ def screenshot(page, name: str) -> Path:
     # click may land nowhere (seen: a submit button that submitted nothing): scroll back where the page was.
     page.evaluate("([x, y]) => window.scrollTo(x, y)", scrolled)
     return path
+
+
+def seed_demo(stack) -> None:
+    """As a user of `make run` would: demo campaigns delivering for 8 days at the stack's sandbox seller."""
+    seeded = subprocess.run(
+        [sys.executable, "manage.py", "seed_demo", "--days-ago", "8"],
+        cwd=ROOT,
+        env=stack.services["web"].env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.conftest import screenshot, seed_demo, sign_in
 
 pytestmark = pytest.mark.stack
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_media_buyer_sees_the_chart_and_a_critical_alert_and_approves_a_reallocation(page, users, stack):
     # As a user of `make run` would: demo campaigns already delivering at the stack's sandbox seller.
-    seeded = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo", "--days-ago", "8"],
-        cwd=ROOT,
-        env=stack.services["web"].env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    seed_demo(stack)
 
     sign_in(page, users["media_buyer"])
     nav = page.get_by_role("navigation", name="Main")
@@ -41,7 +28,7 @@ def test_a_media_buyer_sees_the_chart_and_a_critical_alert_and_approves_a_reallo
     assert page.locator("#pacing-chart title").text_content() == "Expected and actual spend of the campaign"
     alerts = page.locator("#alerts-table")
     assert alerts.locator("tr.open-alert", has_text="critical").count() >= 1
-    assert "branding channel" in alerts.inner_text()
+    assert "Branding channel" in alerts.inner_text()  # channels named as people write them
     screenshot(page, "pacing-campaign")
 
     page.locator("#approve-proposal").click()
@@ -49,7 +36,7 @@ def test_a_media_buyer_sees_the_chart_and_a_critical_alert_and_approves_a_reallo
     heading = page.get_by_role("heading", level=1).inner_text()
     assert re.match(r"Move \$[\d,]+(\.\d\d)? between channels\?", heading)
     amount = heading.removeprefix("Move ").removesuffix(" between channels?")
-    assert "ctv" in page.locator("#confirm-budgets").inner_text()
+    assert "CTV" in page.locator("#confirm-budgets").inner_text()
     screenshot(page, "pacing-approve-confirm")
     page.locator("#confirm-button").click()
 
@@ -59,7 +46,7 @@ def test_a_media_buyer_sees_the_chart_and_a_critical_alert_and_approves_a_reallo
     screenshot(page, "pacing-approved")
 
     # The top-up booking goes through the normal flow: real quotes, then a person's approval.
-    page.locator("#proposals-table").get_by_role("link", name="ctv top-up").click()
+    page.locator("#proposals-table").get_by_role("link", name="CTV top-up").click()
     page.locator("#job-status").filter(has_text=re.compile("awaiting approval", re.I)).wait_for(timeout=60_000)
     assert "top-up ctv" in page.get_by_role("heading", level=1).inner_text()
     screenshot(page, "pacing-top-up-job")

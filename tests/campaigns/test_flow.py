@@ -72,6 +72,10 @@ def test_research_recommends_lines_priced_at_the_sellers_quoted_cpm(sandbox):
         assert line.cpm_micros == quote["pricing"]["final_cpm"]["amount_micros"]
         assert line.impressions == quote["terms"]["impressions"]
         assert line.cost_micros <= line.impressions * line.cpm_micros // 1000 + 10_000
+        # The publisher is kept by its id (exclusions match it) and named by the domain the seller gives.
+        product = httpx.get(f"{line.seller_url}/products/{line.product_id}").json()
+        assert (line.publisher, line.publisher_domain) == (product["seller_organization_id"], product["domain"])
+        assert line.publisher_domain
     assert sum(r.cost_micros for r in lines) <= job.campaign.budget_micros
     assert Event.objects.filter(flow_id=str(job.pk), event_type="approval.requested").exists()
     assert Event.objects.filter(flow_id=str(job.pk), event_type="quote.received").count() >= len(lines)

@@ -65,9 +65,9 @@ def test_the_deals_list_shows_the_sellers_deal_ids_money_and_state(buyer):
     content = buyer.get(reverse("campaigns:deals")).content.decode()
     assert '<table id="deals-table">' in content
     assert f'href="{reverse("campaigns:deal_detail", args=[booked.pk])}"><code>DEAL-0001</code>' in content
-    assert "Seller A" in content and "Product 1" in content and "<td>PG</td>" in content
-    assert '<td class="num">$15.00</td>' in content and '<td class="num">2,000,000</td>' in content
-    assert '<td class="num">$30,000</td>' in content and "2030-12-01" in content and "2030-12-31" in content
+    assert "Seller A" in content and "Product 1" in content and " · PG</span>" in content
+    assert '<td class="num">$15.00</td>' in content and '<td class="num">2,000,000<br>' in content
+    assert '<td class="num">$30,000<br>' in content and "2030-12-01" in content and "2030-12-31" in content
     assert 'class="badge badge-booked">booked</span>' in content
 
 

@@ -109,6 +109,7 @@ def test_the_jobs_list_shows_budget_status_progress_and_actions(buyer):
     waiting = job(JobStatus.AWAITING_APPROVAL, name="Holiday push", budget=60_000, progress=0.85)
     failed = job(JobStatus.FAILED, name="Test", budget=5_000, failure_reason="no seller priced the channels")
     done = job(JobStatus.COMPLETED, name="Spring CTV", budget=40_000, progress=1.0)
+    running = job(JobStatus.RUNNING, name="Summer", budget=10_000, progress=0.4)
     for n in range(3):
         deal_for(RecommendationFactory(job=done), n)
     content = buyer.get(reverse("campaigns:jobs")).content.decode()
@@ -118,7 +119,9 @@ def test_the_jobs_list_shows_budget_status_progress_and_actions(buyer):
     assert "no seller priced the channels" in content
     assert "3 deals" in content
     assert f'href="{reverse("campaigns:job_detail", args=[waiting.pk])}">Review</a>' in content
-    assert 'aria-valuenow="85"' in content and "85%" in content
+    # Progress is shown while the agent works, not on a job waiting for a person (it read as progress to approval).
+    assert 'aria-valuenow="40"' in content and 'aria-valuenow="85"' not in content
+    assert f'id="job-{running.pk}"' in content
     assert f'id="job-{failed.pk}"' in content
     assert 'id="new-booking" href="/app/jobs/new/">New booking</a>' in content
     assert "UTC" in content  # dates carry their time zone

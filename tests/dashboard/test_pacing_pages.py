@@ -49,7 +49,8 @@ def test_the_overview_lists_campaigns_worst_first_with_their_alerts(buyer):
 
 def test_the_overview_is_an_empty_state_until_something_delivers(buyer):
     html = buyer.get(reverse("pacing:overview")).content.decode()
-    assert "No campaign is delivering yet" in html and "seed_demo" in html
+    assert "No campaign is delivering yet" in html
+    assert "seed_demo" not in html  # a developer's command is not a media buyer's next step
     assert 'id="nav-alerts"' not in html
     assert "reads delivery from the sellers every 15 minutes" in html and "deal every hour" in html
 
@@ -113,7 +114,7 @@ def test_approving_goes_through_a_confirmation_that_states_the_amounts(buyer):
     assert any("already approved" in text for text in message_texts(again))
     assert BookingJob.objects.filter(parent=job).count() == 1
     page = buyer.get(reverse("pacing:campaign", args=[job.pk])).content.decode()
-    assert "ctv top-up" in page and "Top-up bookings" in page
+    assert "CTV top-up" in page and "Top-up bookings" in page
 
 
 def test_rejecting_keeps_everything_as_it_was(buyer):
@@ -200,11 +201,11 @@ def test_a_single_move_proposal_states_its_amount_once_and_the_overview_shows_th
     page = buyer.get(reverse("pacing:campaign", args=[job.pk])).content.decode()
     overview = buyer.get(reverse("pacing:overview")).content.decode()
 
-    assert 'Proposed: move <span class="num">$9,000</span> from branding to ctv.' in page
-    assert page.count("$9,000</span> from branding") == 1
+    assert 'Proposed: move <span class="num">$9,000</span> from Branding to CTV.' in page
+    assert page.count("$9,000</span> from Branding") == 1
     assert (
-        '<time datetime="2027-03-01">Mar 1</time> \N{EN DASH} <time datetime="2027-03-30">Mar 30, 2027</time>'
-        in overview
+        '<time datetime="2027-03-01">Mar\N{NO-BREAK SPACE}1</time> \N{EN DASH} '
+        '<time datetime="2027-03-30">Mar\N{NO-BREAK SPACE}30,\N{NO-BREAK SPACE}2027</time>' in overview
     )
 
 

@@ -76,9 +76,10 @@ def test_the_list_shows_health_identity_and_credential_status_in_the_users_time_
     )
     html = admin_client.get(reverse("sellers:list")).content.decode()
     assert "Acme Media" in html and seller.base_url in html and "REST" in html
-    assert "25.0 %" in html and "1,234 ms" in html and 'badge-open">Open<' in html
-    assert "seat seat-1, agency ag-2" in html and ">set<" in html
-    assert "2026-11-20 12:00 JST" in html  # 03:00 UTC in Tokyo
+    assert "25.0 % errors" in html and "1,234 ms" in html
+    assert 'badge-open" title="Circuit breaker">breaker open<' in html
+    assert "seat seat-1, agency ag-2" in html and "credential set<" in html
+    assert "Nov\u00a020,\u00a02026, 12:00\u00a0JST" in html  # 03:00 UTC in Tokyo
 
 
 def test_the_credential_never_appears_on_any_page(admin_client, seller):

@@ -431,6 +431,18 @@ def test_approving_some_lines_rejects_the_others(server, dispatched):
     assert statuses == {RecommendationStatus.REJECTED}
 
 
+def test_keep_unselected_leaves_the_other_lines_for_a_later_decision(server, dispatched):
+    job = awaiting_job(lines=3)
+    first = job.recommendations.order_by("priority").first()
+    args = {"job_id": str(job.pk), "product_ids": [first.product_id], "keep_unselected": True}
+    body = ok(call(server, "approve_recommendations", args, as_=WRITER))
+    assert (body["approved_count"], body["rejected_count"]) == (1, 0)
+    statuses = set(job.recommendations.exclude(pk=first.pk).values_list("status", flat=True))
+    assert statuses == {RecommendationStatus.PENDING_APPROVAL}
+    both = {"job_id": str(job.pk), "approve_all": True, "keep_unselected": True}
+    assert "with approve_all every line is named" in error_text(call(server, "approve_recommendations", both))
+
+
 def test_approving_by_recommendation_id(server, dispatched):
     job = awaiting_job(lines=2)
     second = job.recommendations.order_by("priority").last()
