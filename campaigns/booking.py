@@ -18,6 +18,7 @@ from buyer.sellers.errors import SellerError
 from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
 from buyer.sellers.registry import client_for, identity_for
 from buyer.sellers.types import Deal, Quote, QuoteRequest
+from buyer.words import count, verb
 from campaigns import ledger
 from campaigns.models import (
     BookingJob,
@@ -320,7 +321,9 @@ def _finish_booking(job: BookingJob) -> None:
             )
         elif cancelled:
             asked = BookingJob.objects.filter(pk=job.pk).values_list("failure_reason", flat=True).first() or ""
-            reason = f"{asked} Cancelled during booking; {len(booked)} deal(s) were already booked.".strip()
+            n = len(booked)
+            reason = f"{asked} Cancelled during booking; {count(n, 'deal')} {verb(n, 'was', 'were')} already booked."
+            reason = reason.strip()
             if job_advance(job, stage=JobStage.DONE, status=JobStatus.CANCELLED, progress=1.0, failure_reason=reason):
                 event_emit(EventType.JOB_CANCELLED, **flow_ids(job), payload={"reason": reason, "booked": len(booked)})
         elif booked or held:

@@ -26,6 +26,7 @@ from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_seed_from_settings
 from buyer.sellers.types import NegotiationRound as SellerRound
 from buyer.sellers.types import Quote, QuoteRequest
+from buyer.words import count, verb
 from campaigns import agents, ledger, policies
 from campaigns.models import (
     BookingJob,
@@ -404,8 +405,8 @@ def _above_auto_approval_limits(lines: list[Recommendation]) -> str:
     big = [r for r in lines if r.cost_micros > line_cap]
     if big:
         return (
-            f"{len(big)} line(s) above the auto-approval limit of ${settings.AUTO_APPROVE_MAX_LINE_USD:,.2f} a line "
-            f"(largest ${max(r.cost for r in big):,.2f}) need a human"
+            f"{count(len(big), 'line')} above the auto-approval limit of ${settings.AUTO_APPROVE_MAX_LINE_USD:,.2f} "
+            f"a line (largest ${max(r.cost for r in big):,.2f}) {verb(len(big), 'needs', 'need')} a human"
         )
     total = sum(r.cost_micros for r in lines)
     if total > job_cap:

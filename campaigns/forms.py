@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from pydantic import ValidationError as SchemaError
 
-from campaigns.models import Channel, DealStatus, JobStatus, PacingCurve
+from campaigns.models import Channel, DealStatus, JobStatus, PacingCurve, channel_label
 from campaigns.schemas import CampaignBriefIn
 
 COMMON_OBJECTIVES = (
@@ -24,8 +24,7 @@ COMMON_OBJECTIVES = (
 
 NO_OBJECTIVE = "Choose or type at least one objective."
 
-CHANNEL_LABELS = {"ctv": "CTV", "dooh": "DOOH", "linear_tv": "Linear TV", "mobile_app": "Mobile app"}
-CHANNEL_CHOICES = [(c.value, CHANNEL_LABELS.get(c.value, c.value.capitalize())) for c in Channel]
+CHANNEL_CHOICES = [(c.value, channel_label(c.value)) for c in Channel]
 
 # Where an error of the brief schema is shown: next to its field; KPI errors name the CPM they are about.
 SCHEMA_FIELD_TO_FORM_FIELD = {"target_audience": "audience_interests"}
@@ -58,6 +57,16 @@ class MoneyField(forms.DecimalField):
         if isinstance(value, str):
             value = re.sub(r"(?i)^\s*(usd|us\$|\$)\s*|\s*(usd)\s*$", "", value).replace(",", "").replace(" ", "")
         return super().to_python(value)
+
+    def prepare_value(self, value: Any) -> Any:
+        """An amount shown as people write it: 120000 is "120,000", 1250.5 is "1,250.50"; text that is not a plain
+        number (what someone typed, "$250,000" or a mistake) is shown as typed."""
+        plain = isinstance(value, str) and re.fullmatch(r"\d{1,15}(\.\d{1,6})?", value.strip())
+        if plain or (isinstance(value, int | float | Decimal) and not isinstance(value, bool)):
+            amount = Decimal(str(value).strip())
+            if amount.is_finite():
+                return f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
+        return value
 
     def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
         attrs = super().widget_attrs(widget)
@@ -231,6 +240,10 @@ class BriefIntakeForm(forms.Form):
         help_text="An email, notes or a brief's text; or upload a PDF instead.",
     )
     file = forms.FileField(label="or upload a PDF", required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -22,6 +22,16 @@ class Channel(models.TextChoices):
     DOOH = "dooh"
 
 
+# How people write the channels whose code is not simply the word capitalised.
+CHANNEL_LABELS = {"ctv": "CTV", "dooh": "DOOH", "linear_tv": "Linear TV", "mobile_app": "Mobile app"}
+
+
+def channel_label(code: object) -> str:
+    """A channel's name as people write it: ``mobile_app`` is "Mobile app", ``ctv`` "CTV"."""
+    text = str(code or "")
+    return CHANNEL_LABELS.get(text, text.replace("_", " ").capitalize())
+
+
 class PacingCurve(models.TextChoices):
     """How spend is expected to accrue over a flight. ``even``, ``asap`` and ``front_loaded`` are AdCP's words."""
 

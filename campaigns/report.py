@@ -18,7 +18,15 @@ from buyer.llm.agent import AnswerRejected, data_block, run_agent
 from buyer.llm.gateway import AgentStopped, Budget, Role
 from buyer.llm.mode import llm_mode
 from buyer.sellers.money import micros_to_decimal
-from campaigns.models import BookedDeal, BookingJob, NegotiationStatus, Recommendation, RecommendationStatus
+from buyer.words import count, verb
+from campaigns.models import (
+    BookedDeal,
+    BookingJob,
+    NegotiationStatus,
+    Recommendation,
+    RecommendationStatus,
+    channel_label,
+)
 from pacing import selectors as pacing
 from pacing.models import PacingSnapshot
 
@@ -94,21 +102,25 @@ def rules_summary(facts: dict[str, Any]) -> str:
         f"{_day(facts['flight']['start'])} to {_day(facts['flight']['end'])}."
     ]
     if facts["deals_booked"]:
-        channels = ", ".join(f"{c} ${v:,.2f}" for c, v in facts["booked_by_channel_usd"].items())
-        parts.append(f"{facts['deals_booked']} deal(s) booked for ${facts['booked_usd']:,.2f} ({channels}).")
+        channels = ", ".join(f"{channel_label(c)} ${v:,.2f}" for c, v in facts["booked_by_channel_usd"].items())
+        parts.append(f"{count(facts['deals_booked'], 'deal')} booked for ${facts['booked_usd']:,.2f} ({channels}).")
     else:
         parts.append("No deal is booked yet.")
     if facts["negotiated_lines"]:
         parts.append(
-            f"Negotiation lowered {facts['negotiated_lines']} line(s), saving ${facts['negotiation_saved_usd']:,.2f}."
+            f"Negotiation lowered {count(facts['negotiated_lines'], 'line')}, "
+            f"saving ${facts['negotiation_saved_usd']:,.2f}."
         )
     waiting = []
     if facts["lines_awaiting_approval"]:
-        waiting.append(f"{facts['lines_awaiting_approval']} line(s) await approval")
+        n = facts["lines_awaiting_approval"]
+        waiting.append(f"{count(n, 'line')} {verb(n, 'awaits', 'await')} approval")
     if facts["deals_held_for_decision"]:
-        waiting.append(f"{facts['deals_held_for_decision']} deal(s) are held for your decision")
+        n = facts["deals_held_for_decision"]
+        waiting.append(f"{count(n, 'deal')} {verb(n, 'is', 'are')} held for your decision")
     if facts["deals_refused_to_cancel"]:
-        waiting.append(f"{facts['deals_refused_to_cancel']} refused deal(s) are to be cancelled with the seller")
+        n = facts["deals_refused_to_cancel"]
+        waiting.append(f"{count(n, 'refused deal')} {verb(n, 'is', 'are')} to be cancelled with the seller")
     if waiting:
         parts.append("; ".join(waiting).capitalize() + ".")
     pace = facts["pacing"]

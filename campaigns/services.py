@@ -39,6 +39,7 @@ from campaigns.models import (
     PacingCurve,
     Recommendation,
     RecommendationStatus,
+    channel_label,
 )
 from campaigns.schemas import CampaignBriefIn
 
@@ -213,7 +214,8 @@ def job_create_top_up(*, parent: BookingJob, channel: str, amount: Decimal, reas
     if source.end_date < today:
         raise JobStateError("The campaign's flight has ended; there is nothing left to top up")
     start = max(source.start_date, today)
-    name = (source.name[: 100 - len(TOP_UP_NAME_SUFFIX) - len(channel)] + TOP_UP_NAME_SUFFIX + channel)[:100]
+    label = channel_label(channel)
+    name = (source.name[: 100 - len(TOP_UP_NAME_SUFFIX) - len(label)] + TOP_UP_NAME_SUFFIX + label)[:100]
     brief = {
         **(source.brief or {}),
         "name": name,

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
+from buyer.words import count, verb
 from campaigns.models import COUNTED_DEALS, BookingJob, JobStage, JobStatus
 from campaigns.services import (
     AWAITING,
@@ -98,7 +99,7 @@ def jobs_sweep() -> dict[str, int]:
             # Lines that came back to a person after some were booked: those deals stand, the job is done.
             reason = (
                 f"Approval window of {settings.APPROVAL_TTL_HOURS} h expired; the lines awaiting approval were not "
-                f"booked ({booked} deal(s) booked before stay booked)."
+                f"booked (the {count(booked, 'deal')} booked before {verb(booked, 'stays', 'stay')} booked)."
             )
             moved = job_transition(
                 job,

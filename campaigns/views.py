@@ -27,6 +27,7 @@ from buyer.events.selectors import event_timeline
 from buyer.events.views import timeline_entries
 from buyer.llm.mode import llm_mode
 from buyer.sellers.money import micros_to_decimal
+from buyer.words import count, verb
 from campaigns import brief_intake as brief_intake_service
 from campaigns import charts, selectors, services
 from campaigns.forms import BookingForm, BriefIntakeForm, DealFilterForm, JobFilterForm, booking_initial
@@ -89,10 +90,24 @@ class Line:
 
 @dataclass(frozen=True)
 class Selection:
-    """Pending lines chosen for approval, against the brief's budget."""
+    """Pending lines chosen for approval, against what is left of the brief's budget once the lines already
+    approved or booked (a partial approval earlier) are counted."""
 
     lines: list[Recommendation]
     budget_micros: int
+    committed_micros: int = 0
+
+    @property
+    def committed(self) -> Decimal:
+        return micros_to_decimal(self.committed_micros)
+
+    @property
+    def remaining_micros(self) -> int:
+        return max(0, self.budget_micros - self.committed_micros)
+
+    @property
+    def remaining(self) -> Decimal:
+        return micros_to_decimal(self.remaining_micros)
 
     @property
     def total_micros(self) -> int:
@@ -108,13 +123,14 @@ class Selection:
 
     @property
     def over_budget(self) -> bool:
-        return self.total_micros > self.budget_micros
+        return self.total_micros > self.remaining_micros
 
     @property
     def percent(self) -> int:
-        if self.budget_micros <= 0:
-            return 0
-        return min(100, round(self.total_micros * 100 / self.budget_micros))
+        """The selected share of what is left to spend."""
+        if self.remaining_micros <= 0:
+            return 100 if self.total_micros else 0
+        return min(100, round(self.total_micros * 100 / self.remaining_micros))
 
 
 def _pct(pricing: Any, key: str) -> Decimal:
@@ -128,6 +144,16 @@ def _pct(pricing: Any, key: str) -> Decimal:
 
 def _pending(job: BookingJob) -> list[Recommendation]:
     return [r for r in job.recommendations.all() if r.status == RecommendationStatus.PENDING_APPROVAL]
+
+
+COMMITTED_LINES = (RecommendationStatus.APPROVED, RecommendationStatus.BOOKED, RecommendationStatus.FLAGGED)
+
+
+def _selections(job: BookingJob, pending: list[Recommendation], chosen: list[Recommendation]) -> dict[str, Selection]:
+    """The chosen lines and all pending lines, each against what the lines approved or booked before leave."""
+    committed = sum(r.cost_micros for r in job.recommendations.all() if r.status in COMMITTED_LINES)
+    budget = job.campaign.budget_micros
+    return {"selection": Selection(chosen, budget, committed), "everything": Selection(pending, budget, committed)}
 
 
 def _chosen(pending: list[Recommendation], ids: list[str]) -> list[Recommendation]:
@@ -352,6 +378,14 @@ def job_waiting_count(job_id: uuid.UUID) -> int:
     return Recommendation.objects.filter(job_id=job_id, status=RecommendationStatus.PENDING_APPROVAL).count()
 
 
+# The job page lists the newest events; the events page has them all (a long job has hundreds of quotes).
+TIMELINE_SHOWN = 30
+
+
+def _timeline(events: list[Any]) -> dict[str, Any]:
+    return {"timeline": timeline_entries(events[:TIMELINE_SHOWN]), "timeline_total": len(events)}
+
+
 def _left_out(events: list[Any]) -> list[tuple[str, list[dict[str, str]]]]:
     """What research left out and why, per seller (from the latest ``research.completed`` event)."""
     done = next((e for e in events if e.event_type == EventType.RESEARCH_COMPLETED), None)
@@ -451,8 +485,7 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
         "campaign": job.campaign,
         "lines": lines,
         "awaiting": job.status == JobStatus.AWAITING_APPROVAL,
-        "selection": Selection(selected, job.campaign.budget_micros),
-        "everything": Selection(pending, job.campaign.budget_micros),
+        **_selections(job, pending, selected),
         "bars": bars,
         "chart": charts.bar_chart_svg(bars, title="Budget split by channel", chart_id="allocation-chart")
         if bars
@@ -463,7 +496,7 @@ def _detail_context(request: HttpRequest, job: BookingJob) -> dict[str, Any]:
         "deals_counted": sum(1 for d in deals if d.counted),
         "deals_held": sum(1 for d in deals if d.held),
         "deals_total": micros_to_decimal(sum(d.cost_micros for d in deals if d.counted)),
-        "timeline": timeline_entries(events),
+        **_timeline(events),
         "left_out": _left_out(events),
         "brief_facts": _brief_facts(job.campaign),
         "pacing": pacing,
@@ -497,7 +530,7 @@ def job_timeline(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = _header_job_or_404(job_id)
     if not request.htmx:
         return redirect("campaigns:job_detail", job_id=job.pk)
-    context = {"job": job, "timeline": timeline_entries(list(event_timeline(str(job.pk))))}
+    context = {"job": job, **_timeline(list(event_timeline(str(job.pk))))}
     return _polled(request, "campaigns/job_detail.html#timeline", context, stop=job.is_terminal)
 
 
@@ -511,8 +544,7 @@ def job_selection(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     context = {
         "job": job,
         "awaiting": job.status == JobStatus.AWAITING_APPROVAL,
-        "selection": Selection(_chosen(pending, request.GET.getlist("line")), job.campaign.budget_micros),
-        "everything": Selection(pending, job.campaign.budget_micros),
+        **_selections(job, pending, _chosen(pending, request.GET.getlist("line"))),
     }
     return render(request, "campaigns/job_detail.html#selection", context)
 
@@ -545,7 +577,7 @@ def job_approve_confirm(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse
         chosen = pending
     else:
         chosen = []
-    selection = Selection(chosen, job.campaign.budget_micros)
+    selection = _selections(job, pending, chosen)["selection"]
     others = [r for r in pending if r not in chosen]
     rejected = others if action != "selected" else []
     waiting = others if action == "selected" else []
@@ -624,18 +656,18 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         )
     else:
         if result.approved:
-            text = f"Approved {len(result.approved)} line(s) for {charts.money(result.total_cost)}; booking them now."
+            text = f"Approved {count(len(result.approved), 'line')} for {charts.money(result.total_cost)}; booking now."
             if result.rejected:
-                text += f" {len(result.rejected)} line(s) rejected."
+                text += f" {count(len(result.rejected), 'line')} rejected."
             elif action == "selected":
                 waiting = job_waiting_count(job_id)
                 if waiting:
                     text += (
-                        f" {waiting} line(s) still wait for your decision; this page shows them again once these "
-                        "are booked."
+                        f" {count(waiting, 'line')} still {verb(waiting, 'waits', 'wait')} for your decision; "
+                        "this page shows them again once these are booked."
                     )
         else:
-            text = f"Rejected {len(result.rejected)} line(s); the job is cancelled."
+            text = f"Rejected {count(len(result.rejected), 'line')}; the job is cancelled."
         messages.success(request, text)
     return redirect("campaigns:job_detail", job_id=job_id)
 

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from buyer.accounts.roles import media_buyer_required
 from buyer.events import selectors
 from buyer.events.models import Event, EventType
+from campaigns.models import channel_label
 from campaigns.selectors import job_names_known
 
 EVENTS_PER_PAGE = 50
@@ -164,7 +165,8 @@ def event_summary(event: Event) -> str:
         case EventType.PACING_REALLOCATION_RECOMMENDED | EventType.PACING_REALLOCATION_APPLIED:
             moves = payload.get("moves") if isinstance(payload.get("moves"), list) else []
             legs = ", ".join(
-                f"{_usd(m.get('amount'))} {m.get('from_channel', '?')} → {m.get('to_channel', '?')}"
+                f"{_usd(m.get('amount'))} {channel_label(m.get('from_channel', '?'))} → "
+                f"{channel_label(m.get('to_channel', '?'))}"
                 for m in moves
                 if isinstance(m, dict)
             )
@@ -180,10 +182,10 @@ def event_summary(event: Event) -> str:
 def _pacing_alert_summary(payload: dict[str, Any]) -> str:
     """``deal DEAL-1 · critical, under 32.5 %`` or ``channel ctv · resolved (now on_track)``."""
     scope = payload.get("scope", "")
-    where = {"deal": payload.get("deal_id"), "channel": payload.get("channel")}.get(scope) or ""
+    where = {"deal": payload.get("deal_id"), "channel": channel_label(payload.get("channel"))}.get(scope) or ""
     subject = f"{scope} {where}".strip()
     if payload.get("change") == "resolved":
-        return f"{subject} · resolved (now {payload.get('now', '?')})"
+        return f"{subject} · resolved (now {str(payload.get('now', '?')).replace('_', ' ')})"
     deviation = payload.get("deviation_pct")
     try:
         amount = f" {abs(float(deviation)):.1f} %"

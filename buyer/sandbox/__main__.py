@@ -16,6 +16,7 @@ from buyer.sandbox.app import API_KEY_TIERS, create_app
 from buyer.sandbox.catalog import CATALOG_NAMES
 from buyer.sandbox.delivery import PROFILE_NAMES, parse_profile
 from buyer.sandbox.mcp import MCP_DIALECTS
+from buyer.words import count
 
 
 def _api_key(value: str) -> tuple[str, str]:
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Keys are secrets: report how many were configured, never which.
     print(
         f"sandbox seller {app.state.sandbox.catalog.seller_id!r} (catalog {args.catalog}, "
-        f"{len(args.api_keys)} API key(s)) on http://{args.host}:{args.port}",
+        f"{count(len(args.api_keys), 'API key')}) on http://{args.host}:{args.port}",
         file=sys.stderr,
         flush=True,
     )

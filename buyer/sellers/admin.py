@@ -12,6 +12,7 @@ from buyer.sellers import registry, services
 from buyer.sellers.forms import SellerAdminForm
 from buyer.sellers.models import BreakerState, Seller
 from buyer.sellers.selectors import seller_list_for_admin
+from buyer.words import count
 
 # A connection test runs in the admin's request; each probe is bounded by the seller's timeout.
 MAX_CONNECTION_TESTS = 10
@@ -170,7 +171,7 @@ class SellerAdmin(admin.ModelAdmin):
         sellers = list(queryset)
         for seller in sellers:
             services.seller_reset_breaker(seller=seller)
-        self.message_user(request, f"Breaker reset for {len(sellers)} seller(s).", messages.SUCCESS)
+        self.message_user(request, f"Breaker reset for {count(len(sellers), 'seller')}.", messages.SUCCESS)
 
     @admin.action(description="Test connection to selected sellers")
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Seller]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from campaigns.forms import CHANNEL_LABELS
+from campaigns.models import channel_label
 
 register = template.Library()
 
@@ -12,8 +12,7 @@ register = template.Library()
 @register.filter
 def channel(code: object) -> str:
     """A channel's name as people write it."""
-    text = str(code or "")
-    return CHANNEL_LABELS.get(text, text.replace("_", " ").capitalize())
+    return channel_label(code)
 
 
 @register.filter
@@ -39,3 +38,9 @@ def stage(code: object) -> str:
     """What a job at this step is doing, in words."""
     text = str(code or "")
     return STAGE_WORDS.get(text, text.replace("_", " "))
+
+
+@register.filter
+def words(code: object) -> str:
+    """A seller's or a system's code as words: ``on_track`` is "on track", ``auto_approve`` "auto approve"."""
+    return str(code or "").replace("_", " ")

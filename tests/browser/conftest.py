@@ -81,6 +81,45 @@ def page(browser, stack) -> Iterator[object]:
     context.close()
 
 
+LAPTOP = {"width": 1024, "height": 640}
+
+# What scrolls sideways: the document itself, or any element whose content is wider than its box and that
+# lets it scroll (the tables' wrappers). Named by id or class so a failure says where.
+OVERFLOWING = """() => {
+  const out = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > doc.clientWidth + 1) out.push(`page ${doc.scrollWidth}px > ${doc.clientWidth}px`);
+  for (const el of document.querySelectorAll('main *')) {
+    const style = getComputedStyle(el);
+    if (!['auto', 'scroll'].includes(style.overflowX) || el.scrollWidth <= el.clientWidth + 1) continue;
+    if (el.tagName === 'PRE') continue;  // raw JSON may scroll; it is not a table
+    const inner = el.querySelector('table');
+    out.push(`${inner && inner.id ? '#' + inner.id : el.className} ${el.scrollWidth}px > ${el.clientWidth}px`);
+  }
+  return out;
+}"""
+
+
+def look(page, name: str, problems: list[str]) -> None:
+    """Screenshot the page and note what a laptop reader would meet: sideways scrolling, a wrapped top bar."""
+    page.wait_for_load_state("networkidle")
+    problems.extend(f"{name}: {where}" for where in page.evaluate(OVERFLOWING))
+    brand = page.locator(".brand").bounding_box()
+    signout = page.locator(".signout button").bounding_box() if page.locator(".signout button").count() else None
+    if signout is not None and signout["y"] >= brand["y"] + brand["height"]:
+        problems.append(f"{name}: 'Sign out' wrapped below the brand's line")
+    screenshot(page, f"laptop-{name}")
+
+
+@pytest.fixture
+def laptop(browser, stack):
+    context = browser.new_context(base_url=stack.web_url, viewport=LAPTOP, locale="en-US")
+    context.set_default_timeout(15_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
 def sign_in(page, username: str) -> None:
     page.goto("/app/login/")
     page.get_by_label("Username").fill(username)

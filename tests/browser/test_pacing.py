@@ -48,5 +48,5 @@ def test_a_media_buyer_sees_the_chart_and_a_critical_alert_and_approves_a_reallo
     # The top-up booking goes through the normal flow: real quotes, then a person's approval.
     page.locator("#proposals-table").get_by_role("link", name="CTV top-up").click()
     page.locator("#job-status").filter(has_text=re.compile("awaiting approval", re.I)).wait_for(timeout=60_000)
-    assert "top-up ctv" in page.get_by_role("heading", level=1).inner_text()
+    assert "top-up CTV" in page.get_by_role("heading", level=1).inner_text()
     screenshot(page, "pacing-top-up-job")

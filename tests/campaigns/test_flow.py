@@ -309,7 +309,7 @@ def test_cancelling_during_booking_stops_before_the_next_line_and_releases_the_r
     booking.step_book(claimed)
 
     job.refresh_from_db()
-    assert job.status == JobStatus.CANCELLED and "1 deal(s) were already booked" in job.failure_reason
+    assert job.status == JobStatus.CANCELLED and "1 deal was already booked" in job.failure_reason
     assert BookedDeal.objects.filter(job=job).count() == 1 == len(sandbox_deals(sandbox))
     assert not job.recommendations.filter(status=RecommendationStatus.APPROVED).exists()
     released = job.recommendations.filter(status=RecommendationStatus.BOOKING_FAILED)
@@ -713,7 +713,7 @@ def test_an_approval_that_expires_after_some_lines_were_booked_completes_on_thos
 
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETED and job.failure_reason == ""
-    assert any("1 deal(s) booked before stay booked" in e for e in job.errors)
+    assert any("the 1 deal booked before stays booked" in e for e in job.errors)
     assert set(job.recommendations.exclude(deal__isnull=False).values_list("status", flat=True)) == {"rejected"}
     assert all(r.status_reason.startswith("not decided") for r in job.recommendations.filter(status="rejected"))
 

@@ -242,6 +242,35 @@ def test_a_selection_over_budget_cannot_be_approved(buyer):
     assert "cannot be approved" in confirm and 'id="confirm-button"' not in confirm
 
 
+def test_after_a_partial_approval_the_rest_is_weighed_against_what_is_left_of_the_budget(buyer):
+    # $30,000 booked and $24,500 approved of $60,000: $5,500 is left, so the $3,600 line fits and nothing more.
+    job = awaiting_job(costs=(30_000, 24_500, 3_600, 4_000))
+    booked, approved, small, large = lines(job)
+    Recommendation.objects.filter(pk=booked.pk).update(status=RecommendationStatus.BOOKED)
+    Recommendation.objects.filter(pk=approved.pk).update(status=RecommendationStatus.APPROVED)
+    url = reverse("campaigns:job_selection", args=[job.pk])
+
+    fits = buyer.get(url, {"chosen": "1", "line": [small.pk]}, **HX).content.decode()
+    assert "$5,500</span> left to spend" in fits and 'id="committed-total">$54,500</span>' in fits
+    assert 'id="approve-selected">Approve selected ($3,600)' in fits
+    assert "Approve all remaining ($7,600)" in fits and "Reject the rest" in fits
+    assert 'id="approve-all" disabled' in fits  # both lines together are $2,100 over what is left
+
+    both = buyer.get(url, {"chosen": "1", "line": [small.pk, large.pk]}, **HX).content.decode()
+    assert "cost more than what is left of the budget" in both and 'id="approve-selected" disabled' in both
+    confirm = buyer.get(
+        reverse("campaigns:job_approve_confirm", args=[job.pk]), {"action": "selected", "line": [small.pk, large.pk]}
+    ).content.decode()
+    assert "what is left of the budget" in confirm and 'id="confirm-button"' not in confirm
+
+
+def test_a_finished_job_leaves_no_empty_approval_box(buyer):
+    job = awaiting_job()
+    BookingJob.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED, stage=JobStage.DONE)
+    content = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
+    assert '<div id="selection-summary" aria-live="polite">' in content and 'class="selection"' not in content
+
+
 def test_the_detail_keeps_a_selection_sent_back_from_the_confirmation(buyer):
     job = awaiting_job()
     first = lines(job)[0]
@@ -283,7 +312,7 @@ def test_approving_selected_lines_asks_for_confirmation_with_the_total_then_book
     granted = Event.objects.get(event_type=EventType.APPROVAL_GRANTED)
     assert granted.payload["actor"] == "mia" and granted.payload["total_cost"] == "54500"
     page = buyer.get(response["Location"]).content.decode()
-    assert "Approved 2 line(s) for $54,500" in page and "1 line(s) rejected" in page
+    assert "Approved 2 lines for $54,500" in page and "1 line rejected" in page
 
 
 def test_approving_some_lines_leaves_the_others_for_later(buyer):
@@ -305,7 +334,7 @@ def test_approving_some_lines_leaves_the_others_for_later(buyer):
     }
     assert not Event.objects.filter(event_type=EventType.APPROVAL_REJECTED).exists()
     page = buyer.get(response["Location"]).content.decode()
-    assert "2 line(s) still wait for your decision" in page
+    assert "2 lines still wait for your decision" in page
 
 
 def test_approve_all_confirms_the_total_then_approves_every_line(buyer):
@@ -326,7 +355,7 @@ def test_reject_all_confirms_then_cancels_the_job(buyer):
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     assert set(Recommendation.objects.values_list("status", flat=True)) == {RecommendationStatus.REJECTED}
-    assert "Rejected 3 line(s); the job is cancelled." in buyer.get(response["Location"]).content.decode()
+    assert "Rejected 3 lines; the job is cancelled." in buyer.get(response["Location"]).content.decode()
 
 
 def test_a_stale_approval_becomes_a_message_not_an_error_page(buyer):
@@ -482,4 +511,4 @@ def test_a_job_is_cancelled_from_its_page_and_its_brief_booked_again(buyer):
         brief={"name": "Holiday push", "objectives": ["reach"], "budget": "60000", "channels": ["ctv"]}
     )
     form = buyer.get(reverse("campaigns:job_new"), {"from": str(job.pk)}).content.decode()
-    assert 'value="Holiday push (copy)"' in form and 'value="60000"' in form and "set the flight dates" in form
+    assert 'value="Holiday push (copy)"' in form and 'value="60,000"' in form and "set the flight dates" in form

@@ -116,8 +116,8 @@ def test_every_page_says_who_decides(client, settings):
     signed_in(client, username="mia", role=Role.MEDIA_BUYER)
     settings.LLM_MODE = "off"
     assert (
-        'title="LLM_MODE=off">decisions: deterministic policies'
+        'title="Decisions by deterministic policies: LLM_MODE=off">decided by the rules'
         in client.get(reverse("campaigns:jobs")).content.decode()
     )
     settings.LLM_MODE = "on"
-    assert "decisions: agents (LLM)" in client.get(reverse("campaigns:jobs")).content.decode()
+    assert ">decided by the agents<" in client.get(reverse("campaigns:jobs")).content.decode()

@@ -25,7 +25,7 @@ def test_the_rules_summarise_what_is_booked_and_what_waits():
     facts = report_facts(job)
     assert facts["deals_booked"] == 2 and facts["booked_by_channel_usd"] == {"branding": 8000.0, "ctv": 12000.0}
     text = rules_summary(facts)
-    assert "2 deal(s) booked for $20,000.00 (branding $8,000.00, ctv $12,000.00)" in text
+    assert "2 deals booked for $20,000.00 (Branding $8,000.00, CTV $12,000.00)" in text
     assert "No delivery has been read yet." in text
 
 

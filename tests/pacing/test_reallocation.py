@@ -124,7 +124,7 @@ def test_a_top_up_runs_from_today_to_the_end_of_the_flight_with_the_moved_money_
     campaign = top_up.campaign
     assert (campaign.start_date, campaign.end_date) == (at(16).date(), END)
     assert campaign.budget_micros == proposal.amount_micros and campaign.channels == ["ctv"]
-    assert campaign.brief["top_up_of"] == str(job.pk) and campaign.name.endswith("· top-up ctv")
+    assert campaign.brief["top_up_of"] == str(job.pk) and campaign.name.endswith("· top-up CTV")
     assert top_up.status == "pending" and not top_up.auto_approve
     created = Event.objects.get(event_type=EventType.CAMPAIGN_CREATED, flow_id=str(top_up.pk))
     assert created.payload["top_up_of"] == str(job.pk)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from buyer.sandbox.control import NotASandbox, delivery_profiles, set_deal_profile
 from buyer.sellers.selectors import seller_list_enabled
 from buyer.sellers.services import seller_get_or_create, seller_seed_from_settings
+from buyer.words import count
 from campaigns import services as campaign_services
 from campaigns import tasks as campaign_tasks
 from campaigns.models import BookedDeal, BookingJob, DealStatus, DealTransition, JobStatus
@@ -176,6 +177,6 @@ class Command(BaseCommand):
         if job.status != JobStatus.COMPLETED:
             raise CommandError(f"{demo.name}: the booking ended {job.status}: {job.failure_reason or job.errors}")
         self.stdout.write(
-            f"  booked {demo.name}: {job.deals.count()} deal(s) for ${sum(d.cost for d in job.deals.all()):,.2f}"
+            f"  booked {demo.name}: {count(job.deals.count(), 'deal')} for ${sum(d.cost for d in job.deals.all()):,.2f}"
         )
         return job
