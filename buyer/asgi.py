@@ -1,20 +1,30 @@
-"""ASGI entry point. Serve with uvicorn (lifespan on): ``uvicorn buyer.asgi:application --lifespan on``.
+"""ASGI entry point, served by Granian (``python -m granian --interface asgi buyer.asgi:application``; the
+stack, ``make run`` and the Dockerfile's command do so) or any ASGI server with lifespan.
 
-A small dispatcher sits in front of Django. It owns the ASGI lifespan, which runs the MCP session manager
-(Django's handler refuses lifespan), routes exactly the MCP paths (``/mcp``, ``/mcp/``, ``/mcp/sse``,
-``/mcp/messages/``) to the MCP transports and everything else to Django. MCP requests therefore skip
-Django's middleware: ``buyer.mcp.auth.McpGate`` authenticates them.
+A small dispatcher sits in front of everything. It owns the ASGI lifespan, which runs the MCP session manager,
+and sends each request to one of three places:
+
+- ``GET``/``HEAD /health`` is answered here, without Django: the liveness check the operations guide documents
+  (the same body as the API's ``/health`` route, which the OpenAPI schema describes), cheap enough for every
+  load balancer probe;
+- exactly the MCP paths (``/mcp``, ``/mcp/``, ``/mcp/sse``, ``/mcp/messages/``) go to the MCP transports, which
+  are asynchronous (an SSE stream holds no thread); ``buyer.mcp.auth.McpGate`` authenticates them;
+- everything else goes to Django's WSGI handlers (``buyer.web``: the lean API stack or the pages' full one) in a
+  pool of ``WEB_THREADS`` threads per process. Django's own ASGI handler would run every sync view on one
+  thread per process; the views are sync (the ORM is), so a pool of threads serves them in parallel while
+  each waits on the database.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import traceback
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
-from django.core.asgi import get_asgi_application
+import django
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
@@ -22,24 +32,45 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
 logger = logging.getLogger(__name__)
 
 
+def health_body(version: str) -> bytes:
+    """What ``/health`` answers while the process serves: the API route's body, byte for byte."""
+    return json.dumps({"status": "healthy", "version": version}).encode()
+
+
 class Dispatcher:
-    """Exact paths to their apps, everything else to ``default``; ``lifespan`` runs for the server's lifetime."""
+    """Exact paths to their apps, everything else to ``default``; ``lifespan`` runs for the server's lifetime.
+
+    ``health`` (a body) answers ``GET``/``HEAD /health`` here; other methods on it reach ``default``."""
 
     def __init__(
         self,
         default: ASGIApp,
         routes: Mapping[str, ASGIApp],
         lifespan: Callable[[], AbstractAsyncContextManager[None]],
+        health: bytes | None = None,
     ) -> None:
         self.default = default
         self.routes = dict(routes)
         self.lifespan = lifespan
         self.started = False
+        self.health = health
+        self.health_headers = [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"content-length", str(len(health or b"")).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"cache-control", b"no-store"),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._run_lifespan(receive, send)
             return
+        if self.health is not None and scope["type"] == "http" and scope["path"] == "/health":
+            if scope["method"] in ("GET", "HEAD"):
+                await send({"type": "http.response.start", "status": 200, "headers": self.health_headers})
+                body = b"" if scope["method"] == "HEAD" else self.health
+                await send({"type": "http.response.body", "body": body})
+                return
         app = self.routes.get(scope["path"]) if scope["type"] == "http" else None
         if app is None:
             await self.default(scope, receive, send)
@@ -70,14 +101,36 @@ class Dispatcher:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def build_application() -> Dispatcher:
-    """Django plus a fresh MCP server (its session manager runs once per application)."""
-    django_app = get_asgi_application()
-    # Imported after get_asgi_application(): the MCP tools use Django models.
-    from buyer.mcp.server import build_mcp_endpoints
+class ThreadedWSGI:
+    """A WSGI callable served from a pool of threads (a2wsgi), for any ASGI server.
 
+    a2wsgi reads the body with ``run_coroutine_threadsafe(receive())``, which takes only coroutines; Granian's
+    ``receive`` returns an awaitable of its own, so it is wrapped in one."""
+
+    def __init__(self, wsgi: Callable[..., object], threads: int) -> None:
+        from a2wsgi import WSGIMiddleware
+
+        self.app = WSGIMiddleware(wsgi, workers=threads)  # type: ignore[arg-type]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_coroutine() -> object:
+            return await receive()
+
+        await self.app(scope, receive_coroutine, send)  # type: ignore[arg-type]
+
+
+def build_application() -> Dispatcher:
+    """Django (in a thread pool) plus a fresh MCP server (its session manager runs once per application)."""
+    django.setup(set_prefix=False)
+    # Imported after django.setup(): Django's handlers and the MCP tools use the models.
+    from django.conf import settings
+
+    from buyer.mcp.server import build_mcp_endpoints
+    from buyer.web import build_wsgi
+
+    django_app = ThreadedWSGI(build_wsgi(), threads=settings.WEB_THREADS)
     mcp = build_mcp_endpoints()
-    return Dispatcher(django_app, mcp.routes, mcp.lifespan)
+    return Dispatcher(django_app, mcp.routes, mcp.lifespan, health=health_body(settings.VERSION))
 
 
 application = build_application()

@@ -298,6 +298,14 @@ def _database_config(url: str) -> dict:
 DATABASE_URL = env_str("DATABASE_URL", "sqlite:///./ad_buyer.db")
 DATABASES = {"default": _database_config(DATABASE_URL)}
 DATABASE_ENGINE = "postgresql" if DATABASES["default"]["ENGINE"].endswith("postgresql") else "sqlite"
+
+# The web server (Granian, started by buyer.stack / make run): processes, and threads per process that run
+# Django's views (sync: each waits on the database with the GIL released). Default: one process per core on
+# PostgreSQL; one on SQLite (a single writer, and the legacy MCP SSE transport needs its stream's process).
+WEB_WORKERS = env_int(
+    "WEB_WORKERS", min(os.cpu_count() or 1, 8) if DATABASE_ENGINE == "postgresql" else 1, minimum=1, maximum=64
+)
+WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

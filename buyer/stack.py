@@ -97,6 +97,31 @@ class Stack:
                 time.sleep(0.2)
 
 
+def web_argv(*, port: int, workers: int, env: Mapping[str, str], host: str = "127.0.0.1") -> list[str]:
+    """The web server's command: Granian on one port, the ASGI dispatcher (``buyer.asgi``) with its lifespan,
+    which runs the MCP session manager and sends Django's requests to a thread pool."""
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",  # with lifespan ("asginl" is without)
+        "buyer.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        env.get("LOG_LEVEL", "INFO").lower(),
+        "--respawn-failed-workers",
+        "--workers-kill-timeout",
+        "5",
+    ]
+
+
 def build_stack(
     *,
     port: int = 8001,
@@ -156,27 +181,7 @@ def build_stack(
         base_env,
         log("worker"),
     )
-    services["web"] = Service(
-        "web",
-        [
-            python,
-            "-m",
-            "uvicorn",
-            "buyer.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(web_workers),
-            "--no-access-log",
-            # The ASGI dispatcher (buyer.asgi) runs the MCP session manager in the lifespan.
-            "--lifespan",
-            "on",
-        ],
-        base_env,
-        log("web"),
-    )
+    services["web"] = Service("web", web_argv(port=port, workers=web_workers, env=base_env), base_env, log("web"))
     return Stack(web_url=f"http://127.0.0.1:{port}", seller_url=seller_url, services=services, log_dir=log_dir)
 
 
@@ -192,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     use_sandbox = not settings.SELLER_ENDPOINTS and not settings.IAB_SERVER_URL_IS_SET
-    stack = build_stack(port=args.port, sandbox_port=args.sandbox_port if use_sandbox else None, workers=args.workers)
+    stack = build_stack(
+        port=args.port,
+        sandbox_port=args.sandbox_port if use_sandbox else None,
+        workers=args.workers,
+        web_workers=settings.WEB_WORKERS,
+    )
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
