@@ -65,12 +65,15 @@ class Dispatcher:
         if scope["type"] == "lifespan":
             await self._run_lifespan(receive, send)
             return
-        if self.health is not None and scope["type"] == "http" and scope["path"] == "/health":
-            if scope["method"] in ("GET", "HEAD"):
-                await send({"type": "http.response.start", "status": 200, "headers": self.health_headers})
-                body = b"" if scope["method"] == "HEAD" else self.health
-                await send({"type": "http.response.body", "body": body})
-                return
+        if (
+            self.health is not None
+            and scope["type"] == "http"
+            and scope["path"] == "/health"
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            await send({"type": "http.response.start", "status": 200, "headers": self.health_headers})
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else self.health})
+            return
         app = self.routes.get(scope["path"]) if scope["type"] == "http" else None
         if app is None:
             await self.default(scope, receive, send)

@@ -351,6 +351,9 @@ if not IS_DEVELOPMENT:
 CELERY_EMBEDDED_BROKER_URL = f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
 CELERY_BROKER_URL = REDIS_URL or env_str("CELERY_BROKER_URL", CELERY_EMBEDDED_BROKER_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# How often a worker on the embedded broker (a SQLite file, which cannot push) looks for a new task: kombu's
+# default of a second made each of a job's steps wait up to that long.
+CELERY_EMBEDDED_POLL_SECONDS = float(env_decimal("CELERY_EMBEDDED_POLL_SECONDS", "0.1", minimum="0.01", maximum="5"))
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Must exceed the longest task plus its hard time limit, or a long task is delivered twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOB_STEP_LEASE_SECONDS * 2 + 600}

@@ -17,8 +17,9 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.urls import set_urlconf
 
 # What an API request passes through, in order. The API's URLconf first (so even an error raised by a later
-# middleware, such as a disallowed host, is answered by the API's JSON handlers), host validation (CommonMiddleware asks for the host), security
-# headers, the body bound (413 JSON), CORS for browser clients, and domain errors mapped to their status.
+# middleware, such as a disallowed host, is answered by the API's JSON handlers), security headers, the body
+# bound (413 JSON), CORS for browser clients, host validation (CommonMiddleware asks for the host), and domain
+# errors mapped to their status.
 API_MIDDLEWARE = [
     "buyer.web.ApiUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",

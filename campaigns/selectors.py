@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Case, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from buyer.sellers.models import Seller
@@ -16,8 +16,8 @@ from campaigns.models import (
     BookingJob,
     DealStatus,
     DealTransition,
-    JobStatus,
     Recommendation,
+    dashboard_order,
 )
 
 # What a job list shows; the JSON columns (allocations, errors, briefs) stay in the database.
@@ -139,11 +139,7 @@ def job_list_for_dashboard(
         jobs = jobs.filter(campaign__end_date__gte=flight_from)
     if flight_to:
         jobs = jobs.filter(campaign__start_date__lte=flight_to)
-    waiting = [JobStatus.AWAITING_APPROVAL, JobStatus.AWAITING_PLAN_REVIEW]
-    needs_action = Case(When(status__in=waiting, then=Value(0)), default=Value(1))
-    # Those waiting for a person first, the deadline nearest first; then the newest.
-    deadline = Case(When(status__in=waiting, then="approval_expires_at"), default=Value(None))
-    return jobs.order_by(needs_action, deadline.asc(nulls_last=True), "-created_at", "-pk")
+    return jobs.order_by(*dashboard_order())
 
 
 def job_row_get(job_id: uuid.UUID | str) -> BookingJob | None:

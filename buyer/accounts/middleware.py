@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from buyer.accounts.models import Profile
+from buyer.accounts.roles import REQUEST_PROFILE
 
 
 class UserTimeZoneMiddleware:
@@ -19,9 +20,10 @@ class UserTimeZoneMiddleware:
         name = "UTC"
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            profile = Profile.objects.filter(user=user).only("time_zone").first()
+            profile = Profile.objects.filter(user=user).only("time_zone", "role").first()
             if profile is not None:
                 name = profile.time_zone
+                setattr(user, REQUEST_PROFILE, profile)  # for user_role(), for the rest of this request
         try:
             timezone.activate(zoneinfo.ZoneInfo(name))
         except zoneinfo.ZoneInfoNotFoundError:

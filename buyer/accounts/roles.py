@@ -11,6 +11,9 @@ from django.http import HttpRequest, HttpResponse
 
 from buyer.accounts.models import Profile, Role
 
+# Where the middleware keeps the signed-in user's profile for the rest of one request.
+REQUEST_PROFILE = "_request_profile"
+
 
 def user_role(user) -> str | None:
     """``admin``, ``media_buyer`` or None (signed out or deactivated). Superusers are admins."""
@@ -18,7 +21,8 @@ def user_role(user) -> str | None:
         return None
     if user.is_superuser:
         return Role.ADMIN
-    profile = Profile.objects.filter(user=user).only("role").first()
+    # The time-zone middleware read the profile for this request already (request-scoped, never stale).
+    profile = getattr(user, REQUEST_PROFILE, None) or Profile.objects.filter(user=user).only("role").first()
     return profile.role if profile else Role.MEDIA_BUYER
 
 
