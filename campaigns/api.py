@@ -55,12 +55,8 @@ def create_booking(
 
 @router.get("/bookings", response=JobListOut, summary="List booking jobs, newest first")
 def list_bookings(request: HttpRequest, filters: Query[JobFilters]):
-    jobs = selectors.job_list(status=filters.status)
-    page = jobs[filters.offset : filters.offset + filters.limit]
-    return {
-        "jobs": [presenters.job_summary(job) for job in page],
-        "total": jobs.count(),
-    }
+    rows, total = selectors.job_page(status=filters.status, offset=filters.offset, limit=filters.limit)
+    return presenters.job_list(rows, total)
 
 
 @router.get("/bookings/{job_id}", response=JobDetailOut, summary="A booking job with recommendations and deals")

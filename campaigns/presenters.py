@@ -12,16 +12,20 @@ from buyer.sellers.money import micros_to_decimal
 from campaigns.models import BookingJob, Recommendation
 
 
-def job_summary(job: BookingJob) -> dict[str, Any]:
-    """One row of a job list (``selectors.job_list`` loads what it reads)."""
-    return {
-        "job_id": str(job.pk),
-        "status": job.status,
-        "campaign_name": job.campaign.name,
-        "budget": float(job.campaign.budget),
-        "progress": round(job.progress, 3),
-        "created_at": job.created_at,
-    }
+def job_list(rows: list[tuple[Any, ...]], total: int) -> dict[str, Any]:
+    """``GET /bookings`` and the MCP ``list_bookings``: ``{jobs: [...], total}`` from ``selectors.job_page``."""
+    jobs = [
+        {
+            "job_id": str(job_id),
+            "status": job_status,
+            "campaign_name": name,
+            "budget": float(micros_to_decimal(budget_micros)),
+            "progress": round(progress, 3),
+            "created_at": created_at,
+        }
+        for job_id, job_status, name, budget_micros, progress, created_at in rows
+    ]
+    return {"jobs": jobs, "total": total}
 
 
 def job_detail(job: BookingJob) -> dict[str, Any]:

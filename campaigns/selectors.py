@@ -24,11 +24,16 @@ from campaigns.models import (
 JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "campaign__budget_micros")
 
 
-def job_list(*, status: str | None = None) -> QuerySet[BookingJob]:
-    jobs = BookingJob.objects.select_related("campaign").only(*JOB_LIST_FIELDS).order_by("-created_at")
+JOB_PAGE_COLUMNS = ("id", "status", "campaign__name", "campaign__budget_micros", "progress", "created_at")
+
+
+def job_page(*, status: str | None, offset: int, limit: int) -> tuple[list[tuple[Any, ...]], int]:
+    """A page of the job list as rows of ``JOB_PAGE_COLUMNS`` (no model instances: the list is the API's
+    busiest read), newest first, and the number of jobs in all."""
+    jobs = BookingJob.objects.order_by("-created_at")
     if status:
         jobs = jobs.filter(status=status)
-    return jobs
+    return list(jobs.values_list(*JOB_PAGE_COLUMNS)[offset : offset + limit]), jobs.count()
 
 
 def campaign_list(*, status: str | None = None) -> QuerySet[BookingJob]:

@@ -335,9 +335,8 @@ class ListBookingsArgs(ToolArgs):
 @tool(ListBookingsArgs, title="List bookings")
 def list_bookings(args: ListBookingsArgs, principal: Principal) -> dict[str, Any]:
     """Booking jobs, newest first, as ``GET /bookings`` lists them: ``{jobs: [...], total}``."""
-    jobs = selectors.job_list(status=args.status)
-    page = jobs[args.offset : args.offset + args.limit]
-    return {"jobs": [presenters.job_summary(job) for job in page], "total": jobs.count()}
+    rows, total = selectors.job_page(status=args.status, offset=args.offset, limit=args.limit)
+    return presenters.job_list(rows, total)
 
 
 class JobArgs(ToolArgs):
