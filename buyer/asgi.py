@@ -1,5 +1,5 @@
 """ASGI entry point, served by Granian (``python -m granian --interface asgi buyer.asgi:application``; the
-stack, ``make run`` and the Dockerfile's command do so) or any ASGI server with lifespan.
+stack and ``make run`` do so) or any ASGI server with lifespan.
 
 A small dispatcher sits in front of everything. It owns the ASGI lifespan, which runs the MCP session manager,
 and sends each request to one of three places:
