@@ -419,27 +419,6 @@ class BookedDeal(models.Model):
 COUNTED_DEALS = ~models.Q(status__in=[DealStatus.BOOKING, DealStatus.FAILED]) & models.Q(refused_by="")
 
 
-class JobStatusCount(models.Model):
-    """How many jobs have each status, kept by database triggers on the jobs table (migration 0006), so a list's
-    ``total`` is a sum of a few rows instead of a count of every job. The triggers run in the transaction that
-    writes the job, whatever writes it (a save, a bulk insert, a queryset update, a delete), so the counts
-    cannot go stale. Each status is spread over ``JOB_COUNT_SHARDS`` rows, so concurrent writers of jobs with
-    the same status rarely wait on the same row; the count of a status is the sum of its rows."""
-
-    status = models.CharField(max_length=24)
-    shard = models.SmallIntegerField()
-    n = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["status", "shard"], name="job_status_count_slot")]
-
-    def __str__(self) -> str:
-        return f"{self.status}#{self.shard}: {self.n}"
-
-
-JOB_COUNT_SHARDS = 8
-
-
 class DealTransition(models.Model):
     """Audit trail: every state change of a deal, with why."""
 

@@ -16,7 +16,6 @@ from campaigns.models import (
     BookingJob,
     DealStatus,
     DealTransition,
-    JobStatusCount,
     Recommendation,
     dashboard_order,
 )
@@ -34,13 +33,7 @@ def job_page(*, status: str | None, offset: int, limit: int) -> tuple[list[tuple
     jobs = BookingJob.objects.order_by("-created_at")
     if status:
         jobs = jobs.filter(status=status)
-    return list(jobs.values_list(*JOB_PAGE_COLUMNS)[offset : offset + limit]), job_count(status=status)
-
-
-def job_count(*, status: str | None = None) -> int:
-    """How many jobs there are (of a status): a sum of the trigger-kept counts, not a count of every job."""
-    counts = JobStatusCount.objects.filter(status=status) if status else JobStatusCount.objects.all()
-    return counts.aggregate(total=Sum("n"))["total"] or 0
+    return list(jobs.values_list(*JOB_PAGE_COLUMNS)[offset : offset + limit]), jobs.count()
 
 
 def campaign_list(*, status: str | None = None) -> QuerySet[BookingJob]:

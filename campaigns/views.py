@@ -51,21 +51,8 @@ def _wants_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-class CountedPaginator(Paginator):
-    """A paginator told how many items there are (the trigger-kept job counts) instead of counting them."""
-
-    def __init__(self, items: QuerySet, per_page: int, *, total: int) -> None:
-        super().__init__(items, per_page)
-        self.total = total
-
-    @property
-    def count(self) -> int:  # type: ignore[override]
-        return self.total
-
-
-def _page(request: HttpRequest, items: QuerySet, per_page: int, *, total: int | None = None) -> Page:
-    paginator = Paginator(items, per_page) if total is None else CountedPaginator(items, per_page, total=total)
-    return paginator.get_page(request.GET.get("page"))
+def _page(request: HttpRequest, items: QuerySet, per_page: int) -> Page:
+    return Paginator(items, per_page).get_page(request.GET.get("page"))
 
 
 def _polled(request: HttpRequest, template: str, context: dict[str, Any], *, stop: bool) -> HttpResponse:
@@ -204,10 +191,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
     )
     if request.GET.get("format") == "csv":
         return csv_download("jobs.csv", JOB_CSV_COLUMNS, (_job_csv_row(job) for job in rows[:10_000]))
-    # Unfiltered, or by status alone, the count is the database's kept one; other filters count their rows.
-    narrowed = any(values.get(k) for k in ("channel", "q", "flight_from", "flight_to"))
-    total = None if narrowed else selectors.job_count(status=values.get("status") or None)
-    page = _page(request, rows, JOBS_PER_PAGE, total=total)
+    page = _page(request, rows, JOBS_PER_PAGE)
     _with_pacing(page.object_list)
     template = "campaigns/jobs.html#results" if _wants_partial(request) else "campaigns/jobs.html"
     return render(request, template, {"filters": filters, "page": page})
