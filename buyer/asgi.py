@@ -78,11 +78,11 @@ class Dispatcher:
         if app is None:
             await self.default(scope, receive, send)
         elif not self.started:
-            # Served without lifespan (uvicorn --lifespan off, a bare test server): the MCP session manager is
+            # Served without lifespan (Granian --interface asginl, a bare test server): the MCP session manager is
             # not running, so say why instead of failing inside the SDK.
             from buyer.mcp.auth import send_json
 
-            await send_json(send, 503, {"detail": "MCP needs the ASGI lifespan: serve with uvicorn --lifespan on"})
+            await send_json(send, 503, {"detail": "MCP needs the ASGI lifespan: serve with granian --interface asgi"})
         else:
             await app(scope, receive, send)
 

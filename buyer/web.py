@@ -18,14 +18,15 @@ from django.urls import set_urlconf
 
 # What an API request passes through, in order. The API's URLconf first (so even an error raised by a later
 # middleware, such as a disallowed host, is answered by the API's JSON handlers), security headers, the body
-# bound (413 JSON), CORS for browser clients, host validation (CommonMiddleware asks for the host), and domain
-# errors mapped to their status.
+# bound (413 JSON), CORS for browser clients, host validation (CommonMiddleware asks for the host), no framing,
+# and domain errors mapped to their status.
 API_MIDDLEWARE = [
     "buyer.web.ApiUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "buyer.middleware.BodySizeMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",  # /docs is HTML: never framed
     "buyer.middleware.DomainErrorMiddleware",
 ]
 API_URLCONF = "buyer.urls_api"
@@ -33,7 +34,7 @@ API_URLCONF = "buyer.urls_api"
 # Paths that belong to the pages (the full middleware): the dashboard, the Django admin, static files and the
 # few top-level page routes. Everything else is the API.
 PAGE_PREFIXES = ("/app/", "/admin/", "/static/")
-PAGE_PATHS = frozenset({"/", "/favicon.ico", "/redoc"})
+PAGE_PATHS = frozenset({"/", "/app", "/admin", "/favicon.ico", "/redoc"})  # "/app" and "/admin" redirect to "…/"
 
 
 def is_page(path: str) -> bool:
@@ -56,7 +57,8 @@ class ApiHandler(WSGIHandler):
     """Django's WSGI handler with ``API_MIDDLEWARE`` (and so the API's URLconf)."""
 
     def load_middleware(self, is_async: bool = False) -> None:
-        # BaseHandler reads the list from settings; it is swapped only while this handler builds its chain.
+        # BaseHandler reads the list from settings; it is swapped only while this handler builds its chain, which
+        # happens once, when the web process builds its application and before it serves anything.
         pages = settings.MIDDLEWARE
         settings.MIDDLEWARE = API_MIDDLEWARE
         try:

@@ -46,6 +46,7 @@ def test_the_api_runs_on_the_lean_stack_with_json_errors(application):
     listed = request(application, "GET", "/bookings?limit=2")
     assert listed.status_code == 200 and listed.json() == {"jobs": [], "total": 0}
     assert "set-cookie" not in listed.headers and "cookie" not in listed.headers.get("vary", "").lower()
+    assert listed.headers["x-frame-options"] == "DENY" and listed.headers["x-content-type-options"] == "nosniff"
     missing = request(application, "GET", "/no-such-route")
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
     wrong_host = request(application, "GET", "/bookings", headers={"host": "evil.example"})
@@ -60,10 +61,14 @@ def test_the_pages_keep_the_full_stack(application):
     missing = request(application, "GET", "/app/no-such-page/")
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
     assert request(application, "GET", "/static/css/app.css").status_code == 200
+    for bare in ("/app", "/admin"):  # typed by hand: redirected to the pages, not a JSON 404 of the API
+        moved = request(application, "GET", bare)
+        assert moved.status_code == 301 and moved.headers["location"] == bare + "/"
 
 
 def test_which_paths_are_pages():
-    assert all(is_page(p) for p in ("/", "/favicon.ico", "/redoc", "/app/", "/app/jobs/x/", "/admin/", "/static/a"))
+    pages = ("/", "/app", "/admin", "/favicon.ico", "/redoc", "/app/", "/app/jobs/x/", "/admin/", "/static/a")
+    assert all(is_page(p) for p in pages)
     assert not any(is_page(p) for p in ("/bookings", "/health", "/docs", "/openapi.json", "/application"))
 
 
