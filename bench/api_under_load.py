@@ -5,7 +5,7 @@ Seeds the scratch database directly through the Django ORM in this process (``bu
 BookingJob rows in batches; statuses mixed: completed 55 %, awaiting_approval 20 %, failed 12 %, cancelled 8 %,
 running 5 %; ``created_at`` spread over 90 days; then ``ANALYZE`` on PostgreSQL). Running jobs carry a lease a
 day long and awaiting ones an approval window in the future, so the sweeper leaves them alone and the worker
-stays idle. Then, for each uvicorn worker count in ``--web-workers`` (default 1 and 2), starts the stack and
+stays idle. Then, for each web (Granian) worker count in ``--web-workers`` (default 1 and 2), starts the stack and
 drives each endpoint with ``--concurrency`` clients (default 32) back to back for ``--duration`` seconds
 (default 15, after a 2 s warm-up), capped at ``--max-requests`` per endpoint. Prints requests/s (successful),
 median and p95 latency, and the error count. The load generator runs on the same machine, on 127.0.0.1; by
@@ -90,7 +90,7 @@ class ApiLoadResult:
             rows.append(
                 [
                     f"`GET {path}`, {sum(self.seeded.values()):,} jobs in the database",
-                    f"{self.concurrency} concurrent clients x {self.duration:.0f} s, {web_workers} uvicorn "
+                    f"{self.concurrency} concurrent clients x {self.duration:.0f} s, {web_workers} Granian "
                     f"worker{'s' if web_workers > 1 else ''}; {self.database}",
                     f"{load.rps:,.0f} req/s · median {millis(s.median)} · p95 {millis(s.p95)} · {load.errors} errors"
                     f" · web CPU {millis(load.server_cpu_per_request)}/req",
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (default 32)")
     parser.add_argument("--duration", type=float, default=15, help="seconds per endpoint (default 15)")
     parser.add_argument("--max-requests", type=int, default=300_000, help="cap per endpoint (default 300000)")
-    parser.add_argument("--web-workers", default="1,2", help="uvicorn worker counts to try (default 1,2)")
+    parser.add_argument("--web-workers", default="1,2", help="Granian worker counts to try (default 1,2)")
     parser.add_argument("--engine", choices=ENGINES, default="raw", help="load generator HTTP client (default raw)")
     parser.add_argument("--no-calibrate", action="store_true", help="skip the generator's no-op ceiling run")
     args = parser.parse_args(argv)

@@ -301,7 +301,7 @@ def running_stack(
     web_workers: int = 1,
     env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Sandbox seller, web (uvicorn) and a Celery worker with beat on ``backends``; stopped on exit."""
+    """Sandbox seller, web (Granian) and a Celery worker with beat on ``backends``; stopped on exit."""
     log_dir = backends.workdir / f"logs-{tag}"
     log_dir.mkdir(parents=True, exist_ok=True)
     full_env = {

@@ -92,7 +92,7 @@ class ConcurrentResult:
         return [
             [
                 f"{self.jobs} concurrent briefs (auto_approve)",
-                f"{self.workers} Celery worker processes, 1 uvicorn worker; {self.database}, {self.broker}",
+                f"{self.workers} Celery worker processes, 1 web (Granian) worker; {self.database}, {self.broker}",
                 f"wall {seconds(self.wall)} · {self.per_minute:.0f} jobs/min · {outcome} · per-job latency "
                 f"median {seconds(latency.median)}, p95 {seconds(latency.p95)} · all {self.jobs} POSTs accepted in "
                 f"{seconds(self.accept_wall)} (POST p95 {millis(accept.p95)})"

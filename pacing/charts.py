@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from buyer.words import count
 from campaigns.charts import money
 
 WIDTH, HEIGHT = 640, 260
@@ -112,7 +113,7 @@ def pacing_chart_svg(points: list[Point], *, title: str, chart_id: str) -> SafeS
     )
     end = points[-1]
     description = (
-        f"{len(points)} snapshot{'s' if len(points) != 1 else ''} from {local[0]:%b %-d, %Y, %H:%M} to "
+        f"{count(len(points), 'snapshot')} from {local[0]:%b %-d, %Y, %H:%M} to "
         f"{local[1]:%b %-d, %Y, %H:%M}; latest: expected {money(end.expected)}, actual {money(end.actual)}."
     )
     return format_html(

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from buyer.accounts.roles import media_buyer_required
 from buyer.events import selectors
 from buyer.events.models import Event, EventType
+from buyer.words import count as counted
 from campaigns.models import channel_label
 from campaigns.selectors import job_names_known
 
@@ -73,15 +74,6 @@ def _usd(value: Any) -> str:
     return f"${amount:,.2f}"
 
 
-def _n(number: object, noun: str) -> str:
-    """``1 line``, ``2 lines``: a count with its noun, plural when it is not one."""
-    try:
-        one = int(number) == 1  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        one = False
-    return f"{number} {noun}" if one else f"{number} {noun}s"
-
-
 def _product(payload: dict[str, Any]) -> str:
     """A product by its name where the event carries it (older events carry only the seller's id)."""
     return str(payload.get("product") or payload.get("product_id") or "")
@@ -99,11 +91,11 @@ def event_summary(event: Event) -> str:
         case EventType.CAMPAIGN_CREATED:
             return str(payload.get("name", ""))
         case EventType.BUDGET_ALLOCATED:
-            return _n(count("allocations"), "channel")
+            return counted(count("allocations"), "channel")
         case EventType.RESEARCH_STARTED:
-            return _n(count("sellers"), "seller")
+            return counted(count("sellers"), "seller")
         case EventType.RESEARCH_COMPLETED:
-            return f"{_n(payload.get('quoted', 0), 'quote')}, {payload.get('selected', 0)} selected"
+            return f"{counted(payload.get('quoted', 0), 'quote')}, {payload.get('selected', 0)} selected"
         case EventType.SELLER_FAILED | EventType.QUOTE_FAILED:
             about = f" · {_product(payload)}" if payload.get("product") or payload.get("product_id") else ""
             return f"{payload.get('seller', '')}{about}: {payload.get('error', '')}"
@@ -111,18 +103,18 @@ def event_summary(event: Event) -> str:
             return f"{payload.get('seller', '')} · {_product(payload)} at {_usd(payload.get('final_cpm'))} CPM"
         case EventType.RECOMMENDATIONS_READY:
             return (
-                f"{_n(payload.get('count', 0), 'line')}, {_usd(payload.get('total_cost'))} of "
+                f"{counted(payload.get('count', 0), 'line')}, {_usd(payload.get('total_cost'))} of "
                 f"{_usd(payload.get('budget'))}"
             )
         case EventType.APPROVAL_GRANTED:
-            text = f"{_n(count('product_ids'), 'line')}, {_usd(payload.get('total_cost'))}"
+            text = f"{counted(count('product_ids'), 'line')}, {_usd(payload.get('total_cost'))}"
             if payload.get("actor"):
                 return f"{text} by {payload['actor']}"
             return f"{text}, automatically" if payload.get("auto_approve") else text
         case EventType.APPROVAL_REJECTED:
-            return _n(count("product_ids"), "line") + (f" by {payload['actor']}" if payload.get("actor") else "")
+            return counted(count("product_ids"), "line") + (f" by {payload['actor']}" if payload.get("actor") else "")
         case EventType.BOOKING_STARTED:
-            text = _n(payload.get("lines", 0), "line")
+            text = counted(payload.get("lines", 0), "line")
             return f"{text}, reading back what the seller booked" if payload.get("recovery") else text
         case EventType.DEAL_BOOKED:
             return f"{event.deal_id} · {payload.get('seller', '')} · {_usd(payload.get('cost'))}"
@@ -148,18 +140,17 @@ def event_summary(event: Event) -> str:
         case EventType.BOOKING_FAILED:
             return f"{payload.get('seller', '')} · {_product(payload)}: {payload.get('reason', '')}"
         case EventType.JOB_COMPLETED:
-            return f"{_n(payload.get('booked', 0), 'deal')}, {_usd(payload.get('total_cost'))}"
+            return f"{counted(payload.get('booked', 0), 'deal')}, {_usd(payload.get('total_cost'))}"
         case EventType.JOB_FAILED | EventType.JOB_CANCELLED:
             return str(payload.get("reason", ""))
         case EventType.DEAL_STATUS_CHANGED:
             text = f"{event.deal_id}: {payload.get('from', '?')} → {payload.get('to', '?')}"
             return f"{text} ({payload['reason']})" if payload.get("reason") else text
         case EventType.PACING_DELIVERY_FAILED:
-            return f"{payload.get('seller', '')}: {_n(count('deals'), 'deal')}, {payload.get('error', '')}"
+            return f"{payload.get('seller', '')}: {counted(count('deals'), 'deal')}, {payload.get('error', '')}"
         case EventType.PACING_SNAPSHOT_TAKEN:
-            return (
-                f"{_n(payload.get('campaigns', 0), 'campaign')}, {_n(payload.get('alerts_opened', 0), 'alert')} opened"
-            )
+            campaigns, alerts = payload.get("campaigns", 0), payload.get("alerts_opened", 0)
+            return f"{counted(campaigns, 'campaign')}, {counted(alerts, 'alert')} opened"
         case EventType.PACING_DEVIATION_DETECTED | EventType.PACING_ALERT_RESOLVED:
             return _pacing_alert_summary(payload)
         case EventType.PACING_REALLOCATION_RECOMMENDED | EventType.PACING_REALLOCATION_APPLIED:

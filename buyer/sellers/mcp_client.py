@@ -76,6 +76,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Implementation, TextContent, Tool
 from pydantic import ValidationError
 
+from buyer.words import count
+
 from .client import SellerRestClient, negotiation_message
 from .errors import SellerError
 from .money import decimal_to_micros, micros_to_decimal, money, parse_legacy_float
@@ -434,7 +436,7 @@ class SellerMcpClient:
                 if not exc.retryable:
                     raise
                 if attempt == attempts - 1:
-                    exc.message = f"{exc.message} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+                    exc.message = f"{exc.message} (gave up after {count(attempts, 'attempt')})"
                     raise
                 delay = self._backoff(attempt)
                 logger.debug("seller MCP %s: %s, retrying in %.2f s", what, exc.code, delay)

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import httpx
 
+from buyer.words import count
+
 from .errors import SellerError
 
 logger = logging.getLogger("buyer.sellers")
@@ -185,7 +187,7 @@ class SellerHttp:
                 retry_after = retry_after_seconds(headers.get("retry-after"))
             if attempt == attempts - 1:
                 raise SellerError(
-                    f"{message} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})",
+                    f"{message} (gave up after {count(attempts, 'attempt')})",
                     status=status_or_none,
                     code=code,
                     retryable=True,

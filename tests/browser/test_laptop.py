@@ -61,12 +61,9 @@ def test_every_page_reads_on_a_laptop_at_125_percent_zoom(laptop, users, stack, 
     look(page, "sellers", problems)
     page.get_by_role("link", name="Add seller").click()
     look(page, "seller-new", problems)
-    page.goto("/app/api-keys/")
-    look(page, "api-keys", problems)
-    page.goto("/app/users/")
-    look(page, "users", problems)
-    page.goto("/app/llm-usage/")
-    look(page, "llm-usage", problems)
+    for name in ("api-keys", "users", "llm-usage"):
+        page.goto(f"/app/{name}/")
+        look(page, name, problems)
     assert problems == [], "\n".join(problems)
 
 

@@ -512,3 +512,15 @@ def test_a_job_is_cancelled_from_its_page_and_its_brief_booked_again(buyer):
     )
     form = buyer.get(reverse("campaigns:job_new"), {"from": str(job.pk)}).content.decode()
     assert 'value="Holiday push (copy)"' in form and 'value="60,000"' in form and "set the flight dates" in form
+
+
+def test_a_line_names_its_publisher_by_the_sellers_domain_and_keeps_the_id_in_reach(buyer):
+    job = awaiting_job(costs=(30_000, 20_000))
+    named, bare = lines(job)
+    Recommendation.objects.filter(pk=named.pk).update(
+        publisher="pub-meridian-news", publisher_domain="meridian.example"
+    )
+    Recommendation.objects.filter(pk=bare.pk).update(publisher="pub-no-domain", publisher_domain="")
+    content = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
+    assert '<span class="muted" title="Publisher pub-meridian-news">meridian.example</span>' in content
+    assert '<span class="muted">pub-no-domain</span>' in content  # a seller that names no site: its id, as given
