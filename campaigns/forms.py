@@ -223,6 +223,8 @@ class DealFilterForm(forms.Form):
     status = forms.ChoiceField(label="State", required=False, choices=[("", "Any"), *DealStatus.choices])
     channel = forms.ChoiceField(label="Channel", required=False, choices=[("", "Any"), *CHANNEL_CHOICES])
     seller = forms.TypedChoiceField(label="Seller", required=False, coerce=int, empty_value=None)
+    flight_from = forms.DateField(label="Flight from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    flight_to = forms.DateField(label="Flight to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args: Any, sellers: list[tuple[int, str]], **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -182,6 +182,8 @@ def deal_list(
     seller_id: int | None = None,
     needs: str | None = None,
     campaign: str | None = None,
+    flight_from: Any = None,
+    flight_to: Any = None,
 ) -> QuerySet[BookedDeal]:
     deals = BookedDeal.objects.select_related("seller", "delivery", "job__campaign").defer(
         "pricing", "terms", "activation_instructions", "openrtb_params"
@@ -196,6 +198,10 @@ def deal_list(
         deals = deals.filter(channel=channel)
     if seller_id:
         deals = deals.filter(seller_id=seller_id)
+    if flight_from:  # flights that run on or after the day, as on the jobs list
+        deals = deals.filter(flight_end__gte=flight_from)
+    if flight_to:
+        deals = deals.filter(flight_start__lte=flight_to)
     return deals.order_by("-booked_at", "-pk")
 
 

@@ -685,6 +685,8 @@ def deals(request: HttpRequest) -> HttpResponse:
         seller_id=values.get("seller"),
         needs=values.get("needs") or None,
         campaign=(values.get("campaign") or "").strip() or None,
+        flight_from=values.get("flight_from"),
+        flight_to=values.get("flight_to"),
     )
     if request.GET.get("format") == "csv":
         return csv_download("deals.csv", DEAL_CSV_COLUMNS, (_deal_csv_row(deal) for deal in rows[:10_000]))

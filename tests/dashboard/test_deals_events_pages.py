@@ -86,6 +86,22 @@ def test_deals_filter_by_state_channel_and_seller(buyer):
     assert "No deals match these filters." in buyer.get(url, {"status": "expired"}).content.decode()
 
 
+def test_deals_filter_by_flight_dates_kept_in_the_url(buyer):
+    seller = SellerFactory()
+    deal(1, seller=seller, product_name="December", flight_start=date(2030, 12, 1), flight_end=date(2030, 12, 31))
+    deal(2, seller=seller, product_name="March", flight_start=date(2031, 3, 1), flight_end=date(2031, 3, 31))
+    url = reverse("campaigns:deals")
+    later = buyer.get(url, {"flight_from": "2031-01-01"}).content.decode()
+    assert "March" in later and "December" not in later and 'value="2031-01-01"' in later
+    earlier = buyer.get(url, {"flight_to": "2030-12-15"}).content.decode()
+    assert "December" in earlier and "March" not in earlier
+    both = buyer.get(url, {"flight_from": "2030-12-20", "flight_to": "2031-03-05"}).content.decode()
+    assert "December" in both and "March" in both  # overlapping the window counts
+    assert "No deals match these filters." in buyer.get(url, {"flight_from": "2032-01-01"}).content.decode()
+    bad = buyer.get(url, {"flight_from": "not a date"})
+    assert bad.status_code == 200 and "Some filters were not understood" in bad.content.decode()
+
+
 def test_deals_are_paginated_and_the_htmx_request_gets_the_results_fragment(buyer):
     seller = SellerFactory()
     for n in range(27):
