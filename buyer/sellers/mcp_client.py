@@ -76,6 +76,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Implementation, TextContent, Tool
 from pydantic import ValidationError
 
+from buyer.sellers.tls import tls_context
 from buyer.words import count
 
 from .client import SellerRestClient, negotiation_message
@@ -485,7 +486,9 @@ class SellerMcpClient:
                 timeout: httpx2.Timeout | None = None,
                 auth: httpx2.Auth | None = None,
             ) -> httpx2.AsyncClient:
-                return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, event_hooks=hooks)
+                return httpx2.AsyncClient(
+                    headers=headers, timeout=timeout, auth=auth, event_hooks=hooks, verify=tls_context()
+                )
 
             return sse_client(
                 self.endpoint,
@@ -494,7 +497,9 @@ class SellerMcpClient:
                 sse_read_timeout=self.timeout * SESSION_DEADLINE_FACTOR,
                 httpx_client_factory=factory,
             )
-        http_client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(self.timeout), event_hooks=hooks)
+        http_client = httpx2.AsyncClient(
+            headers=headers, timeout=httpx2.Timeout(self.timeout), event_hooks=hooks, verify=tls_context()
+        )
         return _owning(http_client, streamable_http_client(self.endpoint, http_client=http_client))
 
     def _auth_headers(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from buyer.sellers.tls import tls_context
 from buyer.words import count
 
 from .errors import SellerError
@@ -124,6 +125,7 @@ class SellerHttp:
             base_url=base_url,
             timeout=timeout,
             transport=transport,
+            verify=tls_context(),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
