@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
 
 app = Celery("buyer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Celery's Django fixup closes every database connection before and after each task and, in a prefork child,
+# the whole connection pool too: each task then built a new pool and a new PostgreSQL connection (its wait was
+# a third of a booking job's time). Past this many tasks it still does (a recycle every 2 x N tasks); between,
+# ``_connections_to_pool`` hands the connection back to the pool the way Django does after a request.
+app.conf["CELERY_DB_REUSE_MAX"] = 5000
 
 
 @worker_init.connect
@@ -26,3 +32,15 @@ def _embedded_broker_polling(**kwargs: object) -> None:
         from kombu.transport import sqlalchemy
 
         sqlalchemy.Transport.polling_interval = settings.CELERY_EMBEDDED_POLL_SECONDS
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _connections_to_pool(sender: object = None, **kwargs: object) -> None:
+    """What Django does around a request: a connection that is broken or past its age is closed (with a pool,
+    given back to it), so a task starts on a healthy connection and never holds one between tasks."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
