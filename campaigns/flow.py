@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from buyer.events.models import EventType
-from buyer.events.services import event_emit
+from buyer.events.services import event_emit, event_emit_many
 from buyer.sellers.client import SellerRestClient, fetch_catalogs
 from buyer.sellers.errors import SellerError
 from buyer.sellers.models import Seller, TrustLevel
@@ -265,33 +265,38 @@ def _research(
         results = list(pool.map(quote, candidates))
 
     lines: list[policies.QuotedLine] = []
+    events: list[dict[str, Any]] = []  # one INSERT for every quote's event
     for candidate, result in zip(candidates, results, strict=True):
         seller = sellers[candidate.seller_key]
         if isinstance(result, SellerError):
             errors.append(f"Seller {seller.name}: quote for {candidate.product.product_id} failed: {result}")
-            event_emit(
-                EventType.QUOTE_FAILED,
+            events.append(
+                dict(
+                    event_type=EventType.QUOTE_FAILED,
+                    **flow_ids(job),
+                    payload={
+                        "seller": seller.name,
+                        "product_id": candidate.product.product_id,
+                        "product": candidate.product.name,
+                        "error": str(result),
+                    },
+                )
+            )
+            continue
+        events.append(
+            dict(
+                event_type=EventType.QUOTE_RECEIVED,
                 **flow_ids(job),
                 payload={
                     "seller": seller.name,
                     "product_id": candidate.product.product_id,
                     "product": candidate.product.name,
-                    "error": str(result),
+                    "quote_id": result.quote_id,
+                    "final_cpm": result.final_cpm,
+                    "impressions": result.impressions,
+                    "buyer_tier": result.buyer_tier,
                 },
             )
-            continue
-        event_emit(
-            EventType.QUOTE_RECEIVED,
-            **flow_ids(job),
-            payload={
-                "seller": seller.name,
-                "product_id": candidate.product.product_id,
-                "product": candidate.product.name,
-                "quote_id": result.quote_id,
-                "final_cpm": result.final_cpm,
-                "impressions": result.impressions,
-                "buyer_tier": result.buyer_tier,
-            },
         )
         line = policies.QuotedLine(candidate, result)
         problem = policies.quote_problem(line, terms)
@@ -307,6 +312,7 @@ def _research(
             )
         else:
             lines.append(line)
+    event_emit_many(events)
     job_progress(job, 0.8)
     return errors, lines, skips
 

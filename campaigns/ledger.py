@@ -69,16 +69,31 @@ def earmarked_micros(root: BookingJob, *, besides: int | None = None) -> int:
 
 
 def held_micros(line: Recommendation) -> int:
-    return BudgetEntry.objects.filter(recommendation=line).aggregate(total=Sum("amount_micros"))["total"] or 0
+    return held_by_line([line])[line.pk]
+
+
+def held_by_line(lines: Iterable[Recommendation]) -> dict[int, int]:
+    """What each line holds, in micros, in one query (a line without entries holds 0)."""
+    pks = [line.pk for line in lines]
+    held = dict(
+        BudgetEntry.objects.filter(recommendation_id__in=pks)
+        .order_by()
+        .values_list("recommendation_id")
+        .annotate(total=Sum("amount_micros"))
+    )
+    return {pk: held.get(pk) or 0 for pk in pks}
 
 
 def _money(micros: int) -> str:
     return f"${micros_to_decimal(micros):,.2f}"
 
 
-def _check_limits(root: BookingJob, holdings: list[tuple[Recommendation, int]]) -> None:
+def _check_limits(
+    root: BookingJob, holdings: list[tuple[Recommendation, int]], *, now_held: dict[int, int] | None = None
+) -> None:
     """Refuse (``LimitExceeded``) if a line would hold more than ``MAX_LINE_USD``, or a seller more than
-    ``SELLER_MAX_SHARE_PCT`` of the campaign's budget, once each line holds its new amount."""
+    ``SELLER_MAX_SHARE_PCT`` of the campaign's budget, once each line holds its new amount. ``now_held``: what
+    the lines hold now, if the caller has read it (``held_by_line``)."""
     max_line = decimal_to_micros(settings.MAX_LINE_USD)
     for line, target in holdings:
         if target > max_line:
@@ -90,7 +105,8 @@ def _check_limits(root: BookingJob, holdings: list[tuple[Recommendation, int]]) 
     if share >= 100:
         return
     cap = int(root.campaign.budget_micros * share / 100)
-    changes = {line.pk: target - held_micros(line) for line, target in holdings}
+    now_held = now_held if now_held is not None else held_by_line(line for line, _ in holdings)
+    changes = {line.pk: target - now_held[line.pk] for line, target in holdings}
     sellers = {line.seller_url for line, _ in holdings}
     held = dict(
         BudgetEntry.objects.filter(root=root, recommendation__seller_url__in=sellers)
@@ -112,7 +128,8 @@ def reserve(job: BookingJob, lines: Iterable[Recommendation], *, reason: str = "
     lines = [line for line in lines if line.cost_micros > 0]
     with transaction.atomic():
         root = _root_locked(job)
-        wanted = sum(line.cost_micros for line in lines) - sum(held_micros(line) for line in lines)
+        now_held = held_by_line(lines)
+        wanted = sum(line.cost_micros - now_held[line.pk] for line in lines)
         already = committed_micros(root)
         aside = earmarked_micros(root, besides=job.pk)
         if already + aside + wanted > root.campaign.budget_micros:
@@ -122,7 +139,7 @@ def reserve(job: BookingJob, lines: Iterable[Recommendation], *, reason: str = "
                 f"{_money(root.campaign.budget_micros)} budget ({_money(already)} already reserved or committed"
                 f"{set_aside}); nothing was approved"
             )
-        _check_limits(root, [(line, line.cost_micros) for line in lines])
+        _check_limits(root, [(line, line.cost_micros) for line in lines], now_held=now_held)
         BudgetEntry.objects.bulk_create(
             [
                 BudgetEntry(
@@ -130,11 +147,11 @@ def reserve(job: BookingJob, lines: Iterable[Recommendation], *, reason: str = "
                     job_id=line.job_id,
                     recommendation=line,
                     kind=LedgerKind.RESERVE,
-                    amount_micros=line.cost_micros - held_micros(line),
+                    amount_micros=line.cost_micros - now_held[line.pk],
                     reason=reason[:300],
                 )
                 for line in lines
-                if line.cost_micros != held_micros(line)
+                if line.cost_micros != now_held[line.pk]
             ]
         )
 
@@ -155,7 +172,8 @@ def _settle(line: Recommendation, target: int, kind: str, reason: str) -> None:
     with transaction.atomic():
         job = BookingJob.objects.only("pk", "parent_id").get(pk=line.job_id)
         root = _root_locked(job)
-        difference = target - held_micros(line)
+        held = held_micros(line)
+        difference = target - held
         if difference > 0 and (
             committed_micros(root) + earmarked_micros(root, besides=job.pk) + difference > root.campaign.budget_micros
         ):
@@ -164,7 +182,7 @@ def _settle(line: Recommendation, target: int, kind: str, reason: str) -> None:
                 f"{_money(root.campaign.budget_micros)} budget has no room for it"
             )
         if difference > 0:
-            _check_limits(root, [(line, target)])
+            _check_limits(root, [(line, target)], now_held={line.pk: held})
         first_commit = (
             kind == LedgerKind.COMMIT
             and not BudgetEntry.objects.filter(recommendation=line, kind=LedgerKind.COMMIT).exists()

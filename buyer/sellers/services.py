@@ -33,10 +33,15 @@ def seller_seed_from_settings() -> list[Seller]:
     real seller must not leave the dead sandbox enabled). A seller an admin edited is the admin's: never
     touched here."""
     endpoints = configured_endpoints()
-    gone = Seller.objects.filter(seeded_from_env=True, enabled=True).exclude(base_url__in=endpoints)
-    for url in gone.values_list("base_url", flat=True):
+    gone = dict(
+        Seller.objects.filter(seeded_from_env=True, enabled=True)
+        .exclude(base_url__in=endpoints)
+        .values_list("pk", "base_url")
+    )
+    for url in gone.values():
         logger.info("seller %s is no longer in SELLER_ENDPOINTS: disabled", urlsplit(url).netloc)
-    gone.update(enabled=False)
+    if gone:  # most calls find none: no UPDATE then
+        Seller.objects.filter(pk__in=gone, seeded_from_env=True).update(enabled=False)
     return [seller_get_or_create(base_url=url, seeded_from_env=True) for url in endpoints]
 
 

@@ -6,6 +6,8 @@ import contextlib
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -103,6 +105,24 @@ def test_a_refused_reservation_reserves_nothing_and_names_the_figures():
         ledger.reserve(root, lines[1:])
 
     assert committed_micros(root) == 30_000 * M and held_micros(lines[1]) == 0
+
+
+def test_what_lines_hold_is_read_in_one_query_and_reserving_more_lines_costs_no_more_queries():
+    root, lines = campaign(500_000, lines=(10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000))
+    ledger.reserve(root, lines[:2])
+    ledger.commit(lines[0], cost_micros=9_000 * M, reason="booked for less")
+    with CaptureQueriesContext(connection) as read:
+        held = ledger.held_by_line(lines)
+    assert len(read) == 1
+    assert held == {line.pk: held_micros(line) for line in lines}
+    assert list(held.values()) == [9_000 * M, 20_000 * M, 0, 0, 0, 0, 0]
+
+    with CaptureQueriesContext(connection) as one:
+        ledger.reserve(root, lines[2:3])
+    with CaptureQueriesContext(connection) as four:
+        ledger.reserve(root, lines[3:])
+    assert len(four) == len(one)
+    assert committed_micros(root) == (9_000 + 20_000 + 30_000 + 40_000 + 50_000 + 60_000 + 70_000) * M
 
 
 def test_a_line_booked_for_less_frees_the_difference_and_a_release_frees_it_all():
