@@ -356,7 +356,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_EMBEDDED_POLL_SECONDS = float(env_decimal("CELERY_EMBEDDED_POLL_SECONDS", "0.1", minimum="0.01", maximum="5"))
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Must exceed the longest task plus its hard time limit, or a long task is delivered twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOB_STEP_LEASE_SECONDS * 2 + 600}
+    # A worker takes from the queues it consumes in the order ``-Q`` names them (the booking queue first),
+    # not round robin: a burst's bookings and negotiations go before the plan steps queued behind them.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": JOB_STEP_LEASE_SECONDS * 2 + 600,
+        "queue_order_strategy": "priority",
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -364,7 +369,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "buyer")
 # Pacing has its own queue, so reading delivery never waits behind booking steps (and the other way round).
 CELERY_PACING_QUEUE = env_str("CELERY_PACING_QUEUE", "pacing")
+# The steps that finish a job whose money is decided (negotiating, booking) have their own queue, consumed
+# first, so a burst's bookings are not stuck behind every brief's plan and research.
+CELERY_BOOKING_QUEUE = env_str("CELERY_BOOKING_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-booking")
 CELERY_TASK_ROUTES = {
+    "campaigns.tasks.job_book": {"queue": CELERY_BOOKING_QUEUE},
+    "campaigns.tasks.job_negotiate": {"queue": CELERY_BOOKING_QUEUE},
     "pacing.tasks.*": {"queue": CELERY_PACING_QUEUE},
     "campaigns.tasks.refresh_deals": {"queue": CELERY_PACING_QUEUE},  # seller I/O, never behind booking steps
 }

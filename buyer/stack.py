@@ -122,6 +122,12 @@ def web_argv(*, port: int, workers: int, env: Mapping[str, str], host: str = "12
     ]
 
 
+def worker_queues(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """The queues a worker consumes, booking first, named as the settings name them from the same variables."""
+    steps = env.get("CELERY_QUEUE") or "buyer"
+    return (env.get("CELERY_BOOKING_QUEUE") or f"{steps}-booking", steps, env.get("CELERY_PACING_QUEUE") or "pacing")
+
+
 def build_stack(
     *,
     port: int = 8001,
@@ -170,9 +176,10 @@ def build_stack(
             base_env.get("LOG_LEVEL", "INFO"),
             "--concurrency",
             str(workers),
-            # Booking steps and pacing on their own queues; one worker consumes both here.
+            # Booking, the other steps and pacing on their own queues; one worker consumes all three here,
+            # booking first (on Redis the order given is the order taken).
             "--queues",
-            f"{base_env.get('CELERY_QUEUE') or 'buyer'},{base_env.get('CELERY_PACING_QUEUE') or 'pacing'}",
+            ",".join(worker_queues(base_env)),
             "--without-gossip",
             "--without-mingle",
             "--hostname",
