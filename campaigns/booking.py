@@ -5,6 +5,9 @@ it imports, calls a model (a test checks it)."""
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -45,10 +48,6 @@ logger = logging.getLogger(__name__)
 # --- booking ------------------------------------------------------------------------------------------------
 
 
-class LineRefused(Exception):
-    """A line that must not be booked as approved."""
-
-
 class LineNeedsApproval(Exception):
     """A line whose re-quote changed beyond the tolerance: it goes back to a person at the new price."""
 
@@ -78,7 +77,93 @@ def _line_requoted(job: BookingJob, line: Recommendation, needs: LineNeedsApprov
         job_add_errors(job, [f"{line.product_name} at {line.seller_name}: {needs}"])
 
 
+@dataclass
+class _Call:
+    """One line's seller I/O, run in a thread that touches no database: a read-back deal, a re-quote (the
+    line's quote had expired: the step records it, then books the new quote), or the seller's error."""
+
+    line: Recommendation
+    deal: Deal | None = None
+    requote: Quote | None = None
+    error: SellerError | None = None
+
+
+def _book_call(job: BookingJob, client: SellerRestClient, line: Recommendation, *, requoted: bool) -> _Call:
+    """Book one approved line with a key derived from our records, so a replay returns the same deal, and read
+    back what the seller holds. Seller I/O only: every value it reads was loaded before (``job.campaign``
+    included)."""
+    identity = identity_for(line.seller)
+    try:
+        try:
+            deal = client.book_deal(
+                idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
+                quote_id=line.quote_id,
+                buyer_identity=identity,
+            )
+        except SellerError as exc:
+            if exc.code == "quote_already_booked":
+                # Our quote, booked by an earlier attempt under another key: read back that deal.
+                deal_id = client.get_quote(line.quote_id).raw.get("deal_id")
+                if not deal_id:
+                    raise
+                deal = client.get_deal(deal_id)
+            elif exc.code in {"quote_expired", "quote_not_found"} and not requoted:
+                campaign = job.campaign
+                quote = client.request_quote(
+                    QuoteRequest(
+                        idempotency_key=f"{job.pk}:requote:{line.pk}:{line.quote_id}",
+                        product_id=line.product_id,
+                        deal_type=line.deal_type,
+                        impressions=line.impressions,
+                        flight_start=campaign.start_date,
+                        flight_end=campaign.end_date,
+                        buyer_identity=identity,
+                        media_type="ctv" if line.inventory_type == "ctv" else "digital",
+                    )
+                )
+                return _Call(line, requote=quote)
+            else:
+                raise
+        # Read back what the seller holds before reporting success.
+        return _Call(line, deal=client.get_deal(deal.deal_id))
+    except SellerError as exc:
+        return _Call(line, error=exc)
+
+
+def _take_requote(job: BookingJob, line: Recommendation, quote: Quote) -> None:
+    """Record the seller's new quote for a line whose quote expired; ``LineNeedsApproval`` when it differs from
+    what a person approved beyond the tolerance. Written before the new quote is booked, so a step interrupted
+    after booking it reads back the deal that quote names (``step_book_recover``)."""
+    event_emit(
+        EventType.QUOTE_RECEIVED,
+        **flow_ids(job),
+        payload={
+            "seller": line.seller_name,
+            "product_id": line.product_id,
+            "quote_id": quote.quote_id,
+            "final_cpm": quote.final_cpm,
+            "requote_of": line.quote_id,
+        },
+    )
+    if quote.impressions != line.impressions or quote.final_cpm > line.cpm * (1 + settings.BOOKING_TOLERANCE_PCT / 100):
+        raise LineNeedsApproval(
+            f"the approved quote expired and the seller now asks ${quote.final_cpm:,.2f} CPM for "
+            f"{quote.impressions:,} impressions (approved ${line.cpm:,.2f} for {line.impressions:,}): approve "
+            "the new price or reject it",
+            quote,
+        )
+    # The line keeps the price a person approved: the read-back is judged against it, never against a re-quote
+    # (so the tolerance cannot compound over several expiries).
+    Recommendation.objects.filter(pk=line.pk).update(quote_id=quote.quote_id, quote_expires_at=quote.expires_at)
+    line.quote_id, line.quote_expires_at = quote.quote_id, quote.expires_at
+
+
 def step_book(job: BookingJob) -> None:
+    """Book the approved lines: different sellers at once (up to ``SELLER_MAX_PARALLEL``), each seller's lines one
+    after another in priority order, the seller I/O in threads and the database work in this one. One line at a
+    time per seller keeps what a sequential step promised: a seller that booked a line differently gets no
+    further automatic booking, a cancel stops every seller before its next line, and a worker killed mid-step
+    leaves at most one deal per seller to read back."""
     if job_in_recovery(job) or job.cancel_requested:
         step_book_recover(job)
         return
@@ -88,6 +173,7 @@ def step_book(job: BookingJob) -> None:
         .order_by("priority")
     )
     event_emit(EventType.BOOKING_STARTED, **flow_ids(job), payload={"lines": len(lines), "attempt": job.attempts})
+    job.campaign  # noqa: B018 - loaded here: the seller threads touch no database
     clients: dict[str, SellerRestClient] = {}
     errors: list[str] = []
     transient = False
@@ -99,39 +185,75 @@ def step_book(job: BookingJob) -> None:
             job=job, status=RecommendationStatus.FLAGGED
         ).values_list("seller_url", "seller_name", "status_reason")
     }
-    try:
-        for done, line in enumerate(lines, start=1):
-            if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-                break
-            # Only what auto_approve approved waits for a person again: a person's own approval is booked.
-            if line.approved_by == AUTO_APPROVER and line.seller_url in held:
-                _line_back_to_approval(line, held[line.seller_url])
-                continue
-            if line.seller is None:
-                _line_failed(job, line, "seller was deleted")
-                continue
-            client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
-            try:
-                deal = _book_line(job, client, line)
-            except SellerError as exc:
-                # An open breaker follows timeouts: a booking that timed out may exist, so wait and read back.
-                if exc.retryable or exc.code == "circuit_open":
-                    transient = True
-                    errors.append(f"Seller {line.seller_name}: booking {line.product_id} will be retried: {exc}")
+    waiting: dict[str, deque[Recommendation]] = {}
+    for line in lines:
+        waiting.setdefault(line.seller_url, deque()).append(line)
+    running: dict[Future[_Call], Recommendation] = {}
+    limit = settings.SELLER_MAX_PARALLEL
+    done = 0
+
+    def busy(url: str) -> bool:
+        return any(line.seller_url == url for line in running.values())
+
+    def start(pool: ThreadPoolExecutor, line: Recommendation, *, requoted: bool = False) -> None:
+        client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
+        running[pool.submit(_book_call, job, client, line, requoted=requoted)] = line
+
+    def start_due(pool: ThreadPoolExecutor) -> bool:
+        """Start what may go now; False once the job is cancelled (nothing new starts)."""
+        if BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            return False
+        for url, queue in waiting.items():
+            while queue and len(running) < limit:
+                if busy(url):
+                    break  # one line at a time per seller
+                line = queue.popleft()
+                # Only what auto_approve approved waits for a person again: a person's own approval is booked.
+                if line.approved_by == AUTO_APPROVER and url in held:
+                    _line_back_to_approval(line, held[url])
+                elif line.seller is None:
+                    _line_failed(job, line, "seller was deleted")
                 else:
-                    _line_failed(job, line, str(exc))
-                continue
-            except LineRefused as exc:
-                _line_failed(job, line, str(exc))
-                continue
-            except LineNeedsApproval as exc:
-                _line_requoted(job, line, exc)
-                continue
-            recorded = deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
-            if recorded.held:  # other terms than approved, or more than the budget holds
-                why = f"{line.seller_name} booked another line differently ({recorded.flag})"
-                held.setdefault(line.seller_url, why)
-            job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
+                    start(pool, line)
+        return True
+
+    try:
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="seller-book") as pool:
+            going = start_due(pool)
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    line = running.pop(future)
+                    call = future.result()
+                    if call.error is not None:
+                        exc = call.error
+                        # An open breaker follows timeouts: a booking that timed out may exist: wait, read back.
+                        if exc.retryable or exc.code == "circuit_open":
+                            transient = True
+                            errors.append(
+                                f"Seller {line.seller_name}: booking {line.product_id} will be retried: {exc}"
+                            )
+                        else:
+                            _line_failed(job, line, str(exc))
+                    elif call.requote is not None:
+                        try:
+                            _take_requote(job, line, call.requote)
+                        except LineNeedsApproval as needs:
+                            _line_requoted(job, line, needs)
+                        else:
+                            start(pool, line, requoted=True)
+                    else:
+                        assert call.deal is not None
+                        recorded = deal_record(
+                            recommendation=line, deal=call.deal, flag=read_back_mismatch(line, call.deal)
+                        )
+                        if recorded.held:  # other terms than approved, or more than the budget holds
+                            why = f"{line.seller_name} booked another line differently ({recorded.flag})"
+                            held.setdefault(line.seller_url, why)
+                        done += 1
+                        job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
+                if going:
+                    going = start_due(pool)
     finally:
         for client in clients.values():
             client.close()
@@ -197,73 +319,6 @@ def read_back_mismatch(line: Recommendation, confirmed: Deal) -> str:
     if not problems:
         return ""
     return f"the seller booked deal {confirmed.deal_id} at {', '.join(problems)}"
-
-
-def _book_line(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
-    """Book one approved line with a key derived from our records, so a replay returns the same deal."""
-    try:
-        deal = client.book_deal(
-            idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
-            quote_id=line.quote_id,
-            buyer_identity=identity_for(line.seller),
-        )
-    except SellerError as exc:
-        if exc.code == "quote_already_booked":
-            # Our quote, booked by an earlier attempt under another key: read back that deal.
-            quote = client.get_quote(line.quote_id)
-            deal_id = quote.raw.get("deal_id")
-            if not deal_id:
-                raise
-            deal = client.get_deal(deal_id)
-        elif exc.code in {"quote_expired", "quote_not_found"}:
-            deal = _requote_and_book(job, client, line)
-        else:
-            raise
-    # Read back what the seller holds before reporting success.
-    return client.get_deal(deal.deal_id)
-
-
-def _requote_and_book(job: BookingJob, client: SellerRestClient, line: Recommendation) -> Deal:
-    campaign = job.campaign
-    quote = client.request_quote(
-        QuoteRequest(
-            idempotency_key=f"{job.pk}:requote:{line.pk}:{line.quote_id}",
-            product_id=line.product_id,
-            deal_type=line.deal_type,
-            impressions=line.impressions,
-            flight_start=campaign.start_date,
-            flight_end=campaign.end_date,
-            buyer_identity=identity_for(line.seller),
-            media_type="ctv" if line.inventory_type == "ctv" else "digital",
-        )
-    )
-    event_emit(
-        EventType.QUOTE_RECEIVED,
-        **flow_ids(job),
-        payload={
-            "seller": line.seller_name,
-            "product_id": line.product_id,
-            "quote_id": quote.quote_id,
-            "final_cpm": quote.final_cpm,
-            "requote_of": line.quote_id,
-        },
-    )
-    if quote.impressions != line.impressions or quote.final_cpm > line.cpm * (1 + settings.BOOKING_TOLERANCE_PCT / 100):
-        raise LineNeedsApproval(
-            f"the approved quote expired and the seller now asks ${quote.final_cpm:,.2f} CPM for "
-            f"{quote.impressions:,} impressions (approved ${line.cpm:,.2f} for {line.impressions:,}): approve "
-            "the new price or reject it",
-            quote,
-        )
-    # The line keeps the price a person approved: the read-back is judged against it, never against a re-quote
-    # (so the tolerance cannot compound over several expiries).
-    Recommendation.objects.filter(pk=line.pk).update(quote_id=quote.quote_id, quote_expires_at=quote.expires_at)
-    line.refresh_from_db()
-    return client.book_deal(
-        idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
-        quote_id=line.quote_id,
-        buyer_identity=identity_for(line.seller),
-    )
 
 
 def _line_failed(job: BookingJob, line: Recommendation, reason: str) -> None:

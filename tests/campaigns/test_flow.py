@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -99,6 +101,49 @@ def test_auto_approve_books_every_line_and_completes_with_seller_deal_ids(sandbo
     assert {d.deal_id for d in deals} == set(sandbox_deals(sandbox))
     assert all(d.activation_instructions.get("ttd") for d in deals)
     assert Event.objects.filter(flow_id=str(job.pk), event_type="deal.booked").count() == len(deals)
+
+
+class _Overlap:
+    """Wraps the sellers' clients and notes how many bookings are at a seller at once, per seller and in all."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now: dict[str, int] = {}
+        self.most_in_all = 0
+        self.most_at_one = 0
+
+    def wrap(self, client):
+        overlap, real_book = self, client.book_deal
+
+        def book_deal(**kwargs):
+            key = client.base_url
+            with overlap.lock:
+                overlap.now[key] = overlap.now.get(key, 0) + 1
+                overlap.most_in_all = max(overlap.most_in_all, sum(overlap.now.values()))
+                overlap.most_at_one = max(overlap.most_at_one, overlap.now[key])
+            try:
+                time.sleep(0.2)  # a seller taking its time: long enough for the others to start
+                return real_book(**kwargs)
+            finally:
+                with overlap.lock:
+                    overlap.now[key] -= 1
+
+        client.book_deal = book_deal
+        return client
+
+
+def test_lines_at_different_sellers_are_booked_at_once_and_one_at_a_time_at_each_seller(sandbox, monkeypatch):
+    with serve_in_thread(create_app(catalog="default")) as second_url:
+        Seller.objects.create(name="Second sandbox", base_url=second_url)
+        job = run(new_job(auto_approve=True, budget=Decimal(120000)), JobStage.PLAN, JobStage.RESEARCH)
+        lines = job.recommendations.all()
+        assert len({line.seller_url for line in lines}) == 2 and lines.count() > 2
+        overlap, real_client_for = _Overlap(), booking.client_for
+        monkeypatch.setattr(booking, "client_for", lambda seller: overlap.wrap(real_client_for(seller)))
+        job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED
+    assert BookedDeal.objects.filter(job=job).count() == lines.count()
+    assert overlap.most_in_all == 2 and overlap.most_at_one == 1
 
 
 def test_the_booking_step_run_twice_after_a_crash_makes_exactly_one_deal_per_line(sandbox, monkeypatch):
