@@ -268,36 +268,20 @@ def _research(
     events: list[dict[str, Any]] = []  # one INSERT for every quote's event
     for candidate, result in zip(candidates, results, strict=True):
         seller = sellers[candidate.seller_key]
+        about = {"seller": seller.name, "product_id": candidate.product.product_id, "product": candidate.product.name}
         if isinstance(result, SellerError):
             errors.append(f"Seller {seller.name}: quote for {candidate.product.product_id} failed: {result}")
-            events.append(
-                dict(
-                    event_type=EventType.QUOTE_FAILED,
-                    **flow_ids(job),
-                    payload={
-                        "seller": seller.name,
-                        "product_id": candidate.product.product_id,
-                        "product": candidate.product.name,
-                        "error": str(result),
-                    },
-                )
-            )
+            payload = {**about, "error": str(result)}
+            events.append(dict(event_type=EventType.QUOTE_FAILED, **flow_ids(job), payload=payload))
             continue
-        events.append(
-            dict(
-                event_type=EventType.QUOTE_RECEIVED,
-                **flow_ids(job),
-                payload={
-                    "seller": seller.name,
-                    "product_id": candidate.product.product_id,
-                    "product": candidate.product.name,
-                    "quote_id": result.quote_id,
-                    "final_cpm": result.final_cpm,
-                    "impressions": result.impressions,
-                    "buyer_tier": result.buyer_tier,
-                },
-            )
-        )
+        payload = {
+            **about,
+            "quote_id": result.quote_id,
+            "final_cpm": result.final_cpm,
+            "impressions": result.impressions,
+            "buyer_tier": result.buyer_tier,
+        }
+        events.append(dict(event_type=EventType.QUOTE_RECEIVED, **flow_ids(job), payload=payload))
         line = policies.QuotedLine(candidate, result)
         problem = policies.quote_problem(line, terms)
         if problem:
