@@ -31,13 +31,13 @@ def test_steps_are_routed_by_what_they_do():
     assert route({}, "pacing.tasks.read_delivery")["queue"].name == settings.CELERY_PACING_QUEUE
 
 
-def test_the_stack_worker_consumes_the_settings_queues_booking_first(tmp_path):
+def test_the_stack_worker_consumes_the_settings_queues_booking_first():
     assert worker_queues(os.environ) == (
         settings.CELERY_BOOKING_QUEUE,
         settings.CELERY_TASK_DEFAULT_QUEUE,
         settings.CELERY_PACING_QUEUE,
     )
-    env = {"CELERY_QUEUE": "steps-x", "CELERY_PACING_QUEUE": "pacing-x"}
+    env = {"CELERY_QUEUE": "steps-x", "CELERY_PACING_QUEUE": "pacing-x", "CELERY_BOOKING_QUEUE": ""}
     argv = build_stack(env=env, sandbox_port=None).services["worker"].argv
     assert argv[argv.index("--queues") + 1] == "steps-x-booking,steps-x,pacing-x"
 
