@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs to seed (default 10000)")
     parser.add_argument("--duration", type=float, default=10, help="seconds per route (default 10)")
     parser.add_argument("--web-workers", type=int, default=2, help="Granian worker processes (default 2)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated words; run only the routes whose name holds one (e.g. bookings,mcp)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("needs wrk: apt-get install wrk")
@@ -195,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("Dashboard jobs page (signed in)", "/app/", 16, {"Cookie": cookie}, ""),
                 ("MCP tools/call list_bookings", "/mcp", 32, mcp_headers, json.dumps(MCP_CALL)),
             ]
+            wanted = [word.strip().lower() for word in args.only.split(",") if word.strip()]
+            runs = [run for run in runs if not wanted or any(word in run[0].lower() for word in wanted)]
             for route, path, connections, headers, body in runs:
                 result = wrk(
                     stack.web_url + path, route=route, connections=connections, duration=args.duration,

@@ -9,6 +9,8 @@ and sends each request to one of three places:
   load balancer probe;
 - exactly the MCP paths (``/mcp``, ``/mcp/``, ``/mcp/sse``, ``/mcp/messages/``) go to the MCP transports, which
   are asynchronous (an SSE stream holds no thread); ``buyer.mcp.auth.McpGate`` authenticates them;
+- ``GET /bookings`` and ``GET /bookings/{id}`` are answered in the event loop when they are ordinary
+  (``buyer.fastpath``: the same SQL, presenters and JSON as Django's, on PostgreSQL); otherwise, and
 - everything else goes to Django's WSGI handlers (``buyer.web``: the lean API stack or the pages' full one) in a
   pool of ``WEB_THREADS`` threads per process. Django's own ASGI handler would run every sync view on one
   thread per process; the views are sync (the ORM is), so a pool of threads serves them in parallel while
@@ -21,8 +23,8 @@ import json
 import logging
 import os
 import traceback
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import django
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -128,12 +130,21 @@ def build_application() -> Dispatcher:
     # Imported after django.setup(): Django's handlers and the MCP tools use the models.
     from django.conf import settings
 
+    from buyer.fastpath import FastReads
     from buyer.mcp.server import build_mcp_endpoints
     from buyer.web import build_wsgi
+    from campaigns.fast_reads import ROUTES
 
     django_app = ThreadedWSGI(build_wsgi(), threads=settings.WEB_THREADS)
+    web = FastReads(django_app, ROUTES, connections=settings.WEB_FAST_READ_CONNECTIONS)
     mcp = build_mcp_endpoints()
-    return Dispatcher(django_app, mcp.routes, mcp.lifespan, health=health_body(settings.VERSION))
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with web.lifespan(), mcp.lifespan():
+            yield
+
+    return Dispatcher(web, mcp.routes, lifespan, health=health_body(settings.VERSION))
 
 
 application = build_application()

@@ -306,6 +306,9 @@ WEB_WORKERS = env_int(
     "WEB_WORKERS", min(os.cpu_count() or 1, 8) if DATABASE_ENGINE == "postgresql" else 1, minimum=1, maximum=64
 )
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
+# The busiest API reads answered in the event loop, on a small asynchronous pool per web process (PostgreSQL).
+WEB_FAST_READS = env_bool("WEB_FAST_READS", True)
+WEB_FAST_READ_CONNECTIONS = env_int("WEB_FAST_READ_CONNECTIONS", 4, minimum=1, maximum=64)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
@@ -398,6 +401,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "pacing-thin-snapshots": {"task": "pacing.tasks.thin_snapshots", "schedule": 6 * 3600.0},
     "deals-refresh": {"task": "campaigns.tasks.refresh_deals", "schedule": 3600.0},
+    # The job list reads its total from per-status counts; folding keeps them a few rows (PostgreSQL).
+    "jobs-fold-counts": {"task": "campaigns.tasks.fold_job_counts", "schedule": 10.0},
 }
 
 # --- Logging -----------------------------------------------------------------------------------------------

@@ -172,6 +172,44 @@ class BookingJob(models.Model):
         return self.parent_id or self.pk
 
 
+class JobCount(models.Model):
+    """How many jobs have each status, kept by the database for the job list's ``total`` (PostgreSQL only).
+
+    A trigger on the jobs table inserts a delta for every job inserted, deleted or moved between statuses, in
+    the writer's transaction; insert-only, so concurrent writers never wait on a shared counter row. The sum per
+    status is therefore always exact; ``job_counts_fold`` (every few seconds on beat) sums the rows into one per
+    status so the sum stays cheap to read. Migration 0007 created the trigger and the first rows."""
+
+    status = models.CharField(max_length=24, db_index=True)
+    delta = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.delta:+d}"
+
+
+class JobListVersion(models.Model):
+    """The job list's version (PostgreSQL only): the sum of these rows, one inserted by a trigger for every
+    statement that writes jobs, or the campaign fields the list shows. A reader that finds the same sum as
+    when it rendered a page has seen the same committed writes (rows are only added; folding keeps the sum), so
+    ``buyer.fastpath`` may answer with that page again."""
+
+    delta = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.delta:+d}"
+
+
+class JobVersion(models.Model):
+    """One job's version, as ``JobListVersion`` is the list's: triggers add a row for every statement that
+    writes the job, its campaign, lines, negotiation rounds or deals."""
+
+    job_id = models.UUIDField(db_index=True, null=True, help_text="None: every job (after a TRUNCATE).")
+    delta = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.delta:+d}"
+
+
 class RecommendationStatus(models.TextChoices):
     PENDING_APPROVAL = "pending_approval"
     APPROVED = "approved"

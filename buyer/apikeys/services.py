@@ -64,23 +64,42 @@ def auth_is_configured() -> bool:
 def api_key_authenticate(presented: str | None) -> Principal | None:
     """The caller for a presented key, or None. With no key configured anywhere, development stays open."""
     if presented:
-        if settings.API_KEY and hmac.compare_digest(_digest(presented), _digest(settings.API_KEY)):
-            return BOOTSTRAP
-        parts = presented.split("_", 2)
-        if len(parts) == 3 and parts[0] == KEY_PREFIX:
-            key = ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).first()
-            # Compare even when no row matched, so timing does not reveal which prefixes exist.
-            expected = key.digest if key else _digest(secrets.token_hex(16))
-            if hmac.compare_digest(_digest(presented), expected) and key is not None:
-                _touch(key)
-                return Principal(name=key.name, scopes=frozenset(key.scopes), api_key_id=key.pk)
-        return None
+        prefix = api_key_prefix(presented)
+        key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first() if prefix else None
+        principal = api_key_match(presented, key)
+        if principal is not None and key is not None and principal.api_key_id == key.pk:
+            _touch(key)
+        return principal
     if settings.ENVIRONMENT == "development" and not auth_is_configured():
         return OPEN_DEVELOPMENT
     return None
 
 
+def api_key_prefix(presented: str) -> str | None:
+    """The stored key a presented one names (``mba_<prefix>_<secret>``), or None for any other shape."""
+    parts = presented.split("_", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == KEY_PREFIX else None
+
+
+def api_key_match(presented: str, key: ApiKey | None) -> Principal | None:
+    """Who a presented key proves to be: the bootstrap ``API_KEY``, or ``key`` (the unrevoked row its prefix
+    names, None when there is none). Compared in constant time either way."""
+    if settings.API_KEY and hmac.compare_digest(_digest(presented), _digest(settings.API_KEY)):
+        return BOOTSTRAP
+    if api_key_prefix(presented) is None:
+        return None
+    # Compare even when no row matched, so timing does not reveal which prefixes exist.
+    expected = key.digest if key else _digest(secrets.token_hex(16))
+    if hmac.compare_digest(_digest(presented), expected) and key is not None:
+        return Principal(name=key.name, scopes=frozenset(key.scopes), api_key_id=key.pk)
+    return None
+
+
+def api_key_use_is_recorded(key: ApiKey) -> bool:
+    """Whether ``last_used_at`` is recent enough that this use need not be written."""
+    return key.last_used_at is not None and timezone.now() - key.last_used_at <= _LAST_USED_RESOLUTION
+
+
 def _touch(key: ApiKey) -> None:
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    if not api_key_use_is_recorded(key):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())

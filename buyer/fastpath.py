@@ -1,0 +1,419 @@
+"""Fast reads: the API's busiest GETs answered in the web process's event loop, without Django's request cycle.
+
+``GET /bookings`` and ``GET /bookings/{id}`` are what dashboards and agents poll. Through Django each costs
+the middleware chain, ninja's routing and response validation and, above all, the ORM compiling the same SQL
+on every request. Here the same querysets are compiled to SQL once, at start-up (``PreparedQuery``), run on an
+asynchronous PostgreSQL pool of the web process, turned into the same rows and model instances as the ORM's,
+and given to the same presenters and the same JSON renderer, so the answer is Django's byte for byte (the tests
+compare the two).
+
+Only the ordinary request is served here: a GET on PostgreSQL with a valid ``X-API-Key`` that has the read
+scope and is within its rate limit, well-formed parameters, an allowed host and no CORS origin. Anything else
+(no key, a bad parameter, an unknown job, a key whose ``last_used_at`` is due to be written, a database error)
+goes on to Django, which answers it as it always has: every error answer stays Django's.
+
+Off with ``WEB_FAST_READS=false``; on SQLite there is nothing to do (everything goes to Django)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.http.request import split_domain_port, validate_host
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from buyer.apikeys.models import Scope as KeyScope
+from buyer.apikeys.services import Principal, api_key_match, api_key_prefix, api_key_use_is_recorded
+
+logger = logging.getLogger(__name__)
+
+Rows = list[tuple[Any, ...]]
+_PREFIX = "\0prefix"  # stands for the key's prefix while its query is compiled
+
+
+class PreparedQuery:
+    """A queryset compiled to SQL once, run with one value in place of its ``sentinel`` parameter.
+
+    ``tuples`` and ``models`` turn raw rows into what iterating the queryset would have given (its field
+    converters applied; model instances built as the ORM builds them), without compiling the query again."""
+
+    def __init__(self, queryset: QuerySet[Any], sentinel: object = None, *, suffix: str = "") -> None:
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        self.sql = sql + suffix
+        self.params = tuple(params)
+        self.slots = [i for i, p in enumerate(self.params) if sentinel is not None and p == sentinel]
+        if sentinel is not None and not self.slots:
+            raise ValueError(f"the sentinel {sentinel!r} is not a parameter of {sql}")
+        self.compiler = compiler
+        # What results_iter() applies to each row (from_db_value and the backend's converters), found once.
+        self.converters = compiler.get_converters([col[0] for col in compiler.select[: compiler.col_count]])
+        self.model = queryset.model
+        self.db = queryset.db
+        klass_info = compiler.klass_info
+        if klass_info is not None:
+            fields = klass_info["select_fields"]
+            self.span = (fields[0], fields[-1] + 1)
+            self.init_list = [col[0].target.attname for col in compiler.select[self.span[0] : self.span[1]]]
+
+    def bind(self, value: object = None, extra: Sequence[object] = ()) -> tuple[object, ...]:
+        params = list(self.params)
+        for slot in self.slots:
+            params[slot] = value
+        return (*params, *extra)
+
+    def _converted(self, rows: Rows) -> Iterable[Sequence[Any]]:
+        return self.compiler.apply_converters(rows, self.converters) if self.converters else rows
+
+    def tuples(self, rows: Rows) -> Rows:
+        return [tuple(row) for row in self._converted(rows)] if self.converters else rows
+
+    def models(self, rows: Rows) -> list[Any]:
+        start, end = self.span
+        make = self.model.from_db
+        return [make(self.db, self.init_list, row[start:end]) for row in self._converted(rows)]
+
+
+def prefetched(instance: Model, name: str, objects: list[Model]) -> None:
+    """Give ``instance`` the related ``objects`` as ``prefetch_related(name)`` would (no query when read)."""
+    queryset = getattr(instance, name).get_queryset()
+    queryset._result_cache = objects
+    queryset._prefetch_done = True
+    cache = getattr(instance, "_prefetched_objects_cache", None)
+    if cache is None:
+        cache = instance._prefetched_objects_cache = {}
+    cache[name] = queryset
+
+
+class Database:
+    """An asynchronous pool on Django's default PostgreSQL database: the same connection settings and the same
+    type loaders (JSON as text for the fields to parse, timestamps in Django's time zone), autocommit."""
+
+    def __init__(self, size: int) -> None:
+        import psycopg
+        from psycopg.types.datetime import TimestamptzLoader
+        from psycopg_pool import AsyncConnectionPool
+
+        django_connection = connections["default"]
+        params = django_connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        # Django's loaders (its map is shared: copied), but psycopg's own timestamptz loader, which is compiled
+        # (Django's subclass of it parses in Python); the session is in Django's time zone, so both agree.
+        context = psycopg.adapt.AdaptersMap(params["context"])
+        context.register_loader("timestamptz", TimestamptzLoader)
+        params["context"] = context
+        time_zone = django_connection.timezone_name
+
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            if time_zone and conn.info.parameter_status("TimeZone") != time_zone:
+                await conn.execute("SELECT set_config('TimeZone', %s, false)", [time_zone])
+
+        self.pool = AsyncConnectionPool(
+            kwargs={**params, "autocommit": True},
+            min_size=1,
+            max_size=size,
+            configure=configure,
+            open=False,
+            timeout=5,
+            name="fast-reads",
+        )
+
+    async def fetch(self, *queries: tuple[str, Sequence[object]], snapshot: bool = False) -> list[Rows]:
+        """Run each (sql, params) on one connection, sent together (one round trip), as prepared statements
+        (the same few, planned once per connection): the rows of each. ``snapshot``: all of them in one
+        read-only REPEATABLE READ transaction, so they see the same committed writes."""
+        async with self.pool.connection() as conn:
+            if len(queries) == 1 and not snapshot:
+                sql, params = queries[0]
+                return [await (await conn.execute(sql, params, prepare=True)).fetchall()]
+            async with conn.pipeline():
+                if snapshot:
+                    await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    cursors = [await conn.cursor().execute(sql, params, prepare=True) for sql, params in queries]
+                finally:
+                    if snapshot:
+                        await conn.execute("COMMIT")
+            return [await cursor.fetchall() for cursor in cursors]
+
+
+class RateLimiter:
+    """``buyer.ratelimit``'s counters, counted without blocking the event loop: the same cache keys in the same
+    Redis as Django's cache, or the process's own memory (no I/O) without Redis."""
+
+    def __init__(self) -> None:
+        from django.core.cache import caches
+
+        self.cache = caches["ratelimit"]
+        self.redis: Any = None
+        if settings.REDIS_URL and "redis" in type(self.cache).__module__:
+            import redis.asyncio
+
+            self.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+
+    async def allow(self, bucket: str) -> bool:
+        from buyer.ratelimit import COUNTER_TIMEOUT, rate_limit_check, rate_limit_window
+
+        limit = settings.API_RATE_LIMIT_PER_MINUTE
+        if limit <= 0:
+            return True
+        if self.redis is None:
+            return rate_limit_check(bucket)[0]
+        key = self.cache.make_and_validate_key(rate_limit_window(bucket)[0])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, 0, ex=COUNTER_TIMEOUT, nx=True)
+            pipe.incr(key)
+            _, count = await pipe.execute()
+        return int(count) <= limit
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def ninja_response(view: Callable[..., Any]) -> Callable[[Any], Any]:
+    """What the ninja route ``view`` does to its result before rendering it: validated against the route's
+    response schema and dumped with the route's options (field order, coercions), as ``Operation`` does."""
+    from ninja.operation import ResponseObject
+
+    operation = view._ninja_operation  # type: ignore[attr-defined]
+    model = operation.response_models[200]
+    options = {
+        "by_alias": operation.by_alias,
+        "exclude_unset": operation.exclude_unset,
+        "exclude_defaults": operation.exclude_defaults,
+        "exclude_none": operation.exclude_none,
+    }
+    context = {"request": None, "response_status": 200}
+
+    def shape(result: Any) -> Any:
+        validated = model.model_validate(ResponseObject(result), context=context)
+        return validated.model_dump(context=context, **options)["response"]
+
+    return shape
+
+
+class Answers:
+    """Rendered answers, each kept with the version of the data it was rendered from (a sum that triggers move
+    on with every write, read in the same snapshot as the data): an answer is given again only to a reader who
+    finds the same version, so it is never stale. At most ``size`` of them (the oldest go first)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.entries: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def version_of(self, key: Hashable) -> int | None:
+        entry = self.entries.get(key)
+        return None if entry is None else entry[0]
+
+    def get(self, key: Hashable, version: int) -> bytes | None:
+        entry = self.entries.get(key)
+        if entry is not None and entry[0] == version:
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        return None
+
+    def put(self, key: Hashable, version: int, body: bytes) -> bytes:
+        self.entries[key] = (version, body)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return body
+
+
+@dataclass
+class Request:
+    """What a fast route reads: the path's match, the query (each name once) and the caller; where to read,
+    how to render, and the answers already rendered."""
+
+    match: re.Match[str]
+    query: dict[str, str]
+    principal: Principal
+    db: Database
+    render: Callable[[Any], bytes]
+    answers: Answers
+
+
+Handler = Callable[[Request], Awaitable[bytes | None]]
+"""A fast route: the body of its 200 answer, or None to let Django answer."""
+
+
+@dataclass
+class Route:
+    pattern: re.Pattern[str]
+    handler: Handler
+    params: frozenset[str] = field(default_factory=frozenset)
+    """The query parameters it understands; a request with any other goes to Django."""
+
+
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+def _secure(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """``HttpRequest.is_secure()`` for this request."""
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower().encode()
+        value = headers.get(name)
+        if value is not None:
+            return value.decode("latin-1").split(",", 1)[0].strip() == proxy[1]
+    return scope.get("scheme") == "https"
+
+
+class FastReads:
+    """An ASGI app: the routes it can answer here, everything else to ``fallback`` (Django)."""
+
+    def __init__(self, fallback: ASGIApp, routes: Iterable[Route], *, connections: int = 4) -> None:
+        self.fallback = fallback
+        self.routes = list(routes)
+        self.connections = connections
+        self.db: Database | None = None
+        self.limiter: RateLimiter | None = None
+        self.key_query: PreparedQuery | None = None
+        self.render: Callable[[Any], bytes] | None = None
+        self.answers = Answers()
+
+    @staticmethod
+    def enabled() -> bool:
+        return bool(settings.WEB_FAST_READS) and connections["default"].vendor == "postgresql"
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Open the pool (without waiting for the database: until it answers, Django answers) for the
+        server's lifetime."""
+        if not self.enabled():
+            yield
+            return
+        from buyer.api import api
+        from buyer.apikeys.models import ApiKey
+
+        renderer = api.renderer
+        self.render = lambda data: renderer.render(None, data, response_status=200).encode()  # type: ignore[arg-type]
+        keys = ApiKey.objects.filter(prefix=_PREFIX, revoked_at__isnull=True)[:1]
+        self.key_query = PreparedQuery(keys, _PREFIX)
+        self.limiter = RateLimiter()
+        db = Database(self.connections)
+        await db.pool.open(wait=False)
+        self.db = db
+        try:
+            yield
+        finally:
+            self.db = None
+            await db.pool.close()
+            await self.limiter.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.db is not None and scope["type"] == "http" and scope["method"] == "GET":
+            for route in self.routes:
+                match = route.pattern.fullmatch(scope["path"])
+                if match is not None:
+                    body = await self._answer(route, match, scope)
+                    if body is not None:
+                        await send({"type": "http.response.start", "status": 200, "headers": body[1]})
+                        await send({"type": "http.response.body", "body": body[0]})
+                        return
+                    break
+        await self.fallback(scope, receive, send)
+
+    async def _answer(self, route: Route, match: re.Match[str], scope: Scope) -> tuple[bytes, list[Any]] | None:
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in headers:
+                return None  # a repeated header: Django decides what it means
+            headers[name] = value
+        if b"origin" in headers or b"x-forwarded-host" in headers:
+            return None  # CORS answers and forwarded hosts are Django's
+        host = headers.get(b"host", b"").decode("latin-1")
+        domain, _port = split_domain_port(host)
+        if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+            return None
+        secure = _secure(scope, headers)
+        if settings.SECURE_SSL_REDIRECT and not secure:
+            return None
+        query = _query(scope.get("query_string", b""), route.params)
+        presented = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        if query is None or not presented:
+            return None
+        try:
+            principal = await self._principal(presented)
+            if principal is None or not principal.has_scope(KeyScope.READ):
+                return None
+            assert self.limiter is not None and self.db is not None and self.render is not None
+            if not await self.limiter.allow(f"rest:{principal.api_key_id or principal.name}"):
+                return None
+            request = Request(
+                match=match, query=query, principal=principal, db=self.db, render=self.render, answers=self.answers
+            )
+            body = await route.handler(request)
+        except Exception:  # the database is away, say: Django answers, as it would have
+            logger.warning("fast read of %s left to Django", scope["path"], exc_info=True)
+            return None
+        if body is None:
+            return None
+        return body, response_headers(len(body), secure=secure)
+
+    async def _principal(self, presented: str) -> Principal | None:
+        """Who the key belongs to, as ``api_key_authenticate`` decides; None also when its use is due to be
+        recorded (Django writes ``last_used_at``)."""
+        prefix = api_key_prefix(presented)
+        key = None
+        if prefix is not None:
+            assert self.db is not None and self.key_query is not None
+            (rows,) = await self.db.fetch((self.key_query.sql, self.key_query.bind(prefix)))
+            found = self.key_query.models(rows)
+            key = found[0] if found else None
+        principal = api_key_match(presented, key)
+        recorded = key is None or principal is None or principal.api_key_id != key.pk or api_key_use_is_recorded(key)
+        return principal if recorded else None
+
+
+def _query(raw: bytes, allowed: frozenset[str]) -> dict[str, str] | None:
+    """Each parameter once, none unknown, none empty; else None (Django's to judge)."""
+    try:
+        pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, strict_parsing=bool(raw))
+    except ValueError:
+        return None
+    query: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed or name in query or not value:
+            return None
+        query[name] = value
+    return query
+
+
+def response_headers(length: int, *, secure: bool) -> list[tuple[bytes, bytes]]:
+    """What the API's middleware stack puts on a JSON answer (``buyer.web.API_MIDDLEWARE``)."""
+    headers = [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(length).encode()),
+        (b"vary", b"origin"),  # corsheaders, on every answer
+    ]
+    if settings.X_FRAME_OPTIONS:
+        headers.append((b"x-frame-options", settings.X_FRAME_OPTIONS.upper().encode()))
+    if secure and settings.SECURE_HSTS_SECONDS:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        headers.append((b"strict-transport-security", value.encode()))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        policy = settings.SECURE_REFERRER_POLICY
+        policy = policy if isinstance(policy, str) else ",".join(policy)
+        headers.append((b"referrer-policy", policy.encode()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
+    return headers

@@ -1,0 +1,157 @@
+"""``GET /bookings`` and ``GET /bookings/{job_id}`` for ``buyer.fastpath``: the selectors' querysets compiled
+once, their rows given to the same presenters as the ninja routes in ``campaigns.api``."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from functools import cached_property
+from typing import Any
+
+from django.db.models import QuerySet
+
+from buyer.fastpath import UUID_PATTERN, PreparedQuery, Request, Route, Rows, ninja_response, prefetched
+from campaigns import api, presenters, selectors
+from campaigns.models import BookedDeal, BookingJob, Campaign, JobCount, JobStatus, NegotiationRound, Recommendation
+
+_STATUS = "\0status"
+_JOB = uuid.UUID(int=0x5E471E1)  # stands for the job id while the queries are compiled
+_LIST_VERSION = "SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion"
+_JOB_VERSION = "SELECT COALESCE(SUM(delta), 0) FROM campaigns_jobversion WHERE job_id = %s OR job_id IS NULL"
+_PAGE_SQL = (
+    "SELECT (SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion), "
+    "(SELECT COALESCE(SUM(t.delta), 0) FROM ({total}) AS t), p.* "
+    "FROM (SELECT 1) AS one LEFT JOIN LATERAL ({rows} LIMIT %s OFFSET %s) AS p ON TRUE"
+)
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+class Page:
+    """``selectors.job_page`` in one statement: the list's version and the total (``job_total``'s sum of counts)
+    first on each row of the page, and on one row of NULLs when the page is empty."""
+
+    def __init__(self, jobs: QuerySet[BookingJob], counts: QuerySet[JobCount], sentinel: str | None) -> None:
+        self.rows = PreparedQuery(jobs.order_by("-created_at").values_list(*selectors.JOB_PAGE_COLUMNS), sentinel)
+        self.total = PreparedQuery(counts.values_list("delta"), sentinel)
+        # The ORM's compiled SQL, composed; every value is a parameter.
+        self.sql = _PAGE_SQL.format(total=self.total.sql, rows=self.rows.sql)
+
+    def bind(self, status: str | None, limit: int, offset: int) -> tuple[object, ...]:
+        return (*self.total.bind(status), *self.rows.bind(status, (limit, offset)))
+
+    def result(self, rows: Rows) -> tuple[int, Rows, int]:
+        """(version, the page's rows, total)."""
+        return int(rows[0][0]), self.rows.tuples([row[2:] for row in rows if row[2] is not None]), int(rows[0][1])
+
+
+class Queries:
+    """Compiled on first use (the models' SQL needs Django's connection settings, not a connection)."""
+
+    @cached_property
+    def page(self) -> Page:
+        return Page(BookingJob.objects.all(), JobCount.objects.all(), None)
+
+    @cached_property
+    def page_of_status(self) -> Page:
+        return Page(BookingJob.objects.filter(status=_STATUS), JobCount.objects.filter(status=_STATUS), _STATUS)
+
+    @cached_property
+    def job(self) -> PreparedQuery:
+        return PreparedQuery(BookingJob.objects.filter(pk=_JOB), _JOB)
+
+    @cached_property
+    def campaign(self) -> PreparedQuery:
+        return PreparedQuery(Campaign.objects.filter(jobs__pk=_JOB), _JOB)
+
+    @cached_property
+    def recommendations(self) -> PreparedQuery:
+        return PreparedQuery(Recommendation.objects.filter(job_id=_JOB).order_by("priority"), _JOB)
+
+    @cached_property
+    def rounds(self) -> PreparedQuery:
+        return PreparedQuery(NegotiationRound.objects.filter(recommendation__job_id=_JOB), _JOB)
+
+    @cached_property
+    def deals(self) -> PreparedQuery:
+        return PreparedQuery(BookedDeal.objects.filter(job_id=_JOB).order_by("booked_at"), _JOB)
+
+
+QUERIES = Queries()
+# The detail's stored JSON (allocations, errors) goes through its response schema, as the ninja route's does; the
+# list's rows are plain columns, which the schema would give back unchanged (the tests compare both with Django).
+_detail_shape = ninja_response(api.get_booking)
+
+
+def _number(text: str | None, default: int, *, low: int, high: int | None = None) -> int | None:
+    if text is None:
+        return default
+    if not _DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value >= low and (high is None or value <= high) else None
+
+
+async def job_list(request: Request) -> bytes | None:
+    """``selectors.job_page`` + ``presenters.job_list``; parameters as ``JobFilters`` reads them. The page as
+    last rendered when the list's version has not moved since."""
+    status = request.query.get("status")
+    if status is not None and status not in JobStatus.values:
+        return None
+    limit = _number(request.query.get("limit"), 20, low=1, high=200)
+    offset = _number(request.query.get("offset"), 0, low=0)
+    if limit is None or offset is None:
+        return None
+    key = ("list", status, limit, offset)
+    if request.answers.version_of(key) is not None:
+        (((version,),),) = await request.db.fetch((_LIST_VERSION, ()))
+        body = request.answers.get(key, int(version))
+        if body is not None:
+            return body
+    page = QUERIES.page_of_status if status else QUERIES.page
+    (rows,) = await request.db.fetch((page.sql, page.bind(status, limit, offset)))
+    version, jobs, total = page.result(rows)
+    return request.answers.put(key, version, request.render(presenters.job_list(jobs, total)))
+
+
+async def job_detail(request: Request) -> bytes | None:
+    """``selectors.job_get`` + ``presenters.job_detail``: the job, its campaign, lines, rounds and deals, read
+    in one snapshot with the job's version. The answer as last rendered when that version has not moved."""
+    job_id = uuid.UUID(request.match["job_id"])
+    key = ("job", job_id)
+    if request.answers.version_of(key) is not None:
+        (((version,),),) = await request.db.fetch((_JOB_VERSION, (job_id,)))
+        body = request.answers.get(key, int(version))
+        if body is not None:
+            return body
+    q = QUERIES
+    queries = (q.job, q.campaign, q.recommendations, q.rounds, q.deals)
+    versions, jobs, campaigns, recommendations, rounds, deals = await request.db.fetch(
+        (_JOB_VERSION, (job_id,)), *((query.sql, query.bind(job_id)) for query in queries), snapshot=True
+    )
+    if not jobs or not campaigns:
+        return None  # unknown: Django's 404
+    (job,), (campaign,) = q.job.models(jobs), q.campaign.models(campaigns)
+    BookingJob.campaign.field.set_cached_value(job, campaign)
+    lines = q.recommendations.models(recommendations)
+    by_line: dict[Any, list[NegotiationRound]] = {line.pk: [] for line in lines}
+    for negotiation_round in q.rounds.models(rounds):
+        by_line[negotiation_round.recommendation_id].append(negotiation_round)
+    for line in lines:
+        prefetched(line, "negotiation_rounds", by_line[line.pk])
+    line_of = {line.pk: line for line in lines}
+    booked = q.deals.models(deals)
+    for deal in booked:
+        line = line_of.get(deal.recommendation_id)
+        if line is None:
+            return None  # a deal on another job's line: leave the odd case to the ORM
+        BookedDeal.recommendation.field.set_cached_value(deal, line)
+    prefetched(job, "recommendations", lines)
+    prefetched(job, "deals", booked)
+    body = request.render(_detail_shape(presenters.job_detail(job)))
+    return request.answers.put(key, int(versions[0][0]), body)
+
+
+ROUTES = [
+    Route(re.compile(r"/bookings"), job_list, frozenset({"status", "limit", "offset"})),
+    Route(re.compile(rf"/bookings/(?P<job_id>{UUID_PATTERN})"), job_detail),
+]
