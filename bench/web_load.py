@@ -143,9 +143,26 @@ def media_buyer_cookie(web_url: str, backends: Backends) -> str:
         return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
 
 
-def group_rss_mib(pgid: int) -> float:
-    """Resident memory of every process in a process group (the server and its workers), in MiB."""
-    total = 0
+@dataclass
+class Memory:
+    """A process group's resident memory, in MiB: the sum of RSS (shared pages counted in every process), the
+    sum of PSS (shared pages split between the processes that share them) and the largest single process."""
+
+    rss: float
+    pss: float
+    largest: float
+    processes: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.rss:.0f} MiB RSS summed over {self.processes} processes (PSS {self.pss:.0f} MiB); "
+            f"largest process {self.largest:.0f} MiB"
+        )
+
+
+def group_memory(pgid: int) -> Memory:
+    """Resident memory of every process in a process group (the server and its workers)."""
+    rss, pss, sizes = 0, 0, []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -153,11 +170,15 @@ def group_rss_mib(pgid: int) -> float:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
             status = (entry / "status").read_text()
+            rollup = (entry / "smaps_rollup").read_text()
         except (OSError, ProcessLookupError):
             continue
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        total += int(match.group(1)) if match else 0
-    return total / 1024
+        resident = re.search(r"VmRSS:\s+(\d+) kB", status)
+        proportional = re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)
+        sizes.append(int(resident.group(1)) if resident else 0)
+        pss += int(proportional.group(1)) if proportional else 0
+    rss = sum(sizes)
+    return Memory(rss=rss / 1024, pss=pss / 1024, largest=max(sizes, default=0) / 1024, processes=len(sizes))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         with running_stack(backends, tag="http", web_workers=args.web_workers) as stack:
             healthy_after = time.perf_counter() - started
             time.sleep(3)
-            rss = group_rss_mib(service_pgid(stack, "web"))
-            log(f"http: healthy after {healthy_after:.2f} s; web idle RSS {rss:.0f} MiB")
+            memory = group_memory(service_pgid(stack, "web"))
+            log(f"http: healthy after {healthy_after:.2f} s; web idle memory: {memory.describe()}")
             cookie = media_buyer_cookie(stack.web_url, backends)
             mcp_headers = {
                 **HEADERS,
@@ -226,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 + [
                     ["Web start-up to healthy", "the whole stack started at once", f"{healthy_after:.2f} s"],
-                    ["Web idle RSS", f"{args.web_workers} workers and the server process", f"{rss:.0f} MiB"],
+                    ["Web idle memory", f"{args.web_workers} workers and the server process", memory.describe()],
                 ],
             )
         )

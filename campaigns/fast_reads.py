@@ -8,52 +8,19 @@ import uuid
 from functools import cached_property
 from typing import Any
 
-from django.db.models import QuerySet
-
-from buyer.fastpath import UUID_PATTERN, PreparedQuery, Request, Route, Rows, ninja_response, prefetched
+from buyer.fastpath import UUID_PATTERN, Request, Route, ninja_response
+from buyer.prepared import PreparedQuery, prefetched
 from campaigns import api, presenters, selectors
-from campaigns.models import BookedDeal, BookingJob, Campaign, JobCount, JobStatus, NegotiationRound, Recommendation
+from campaigns.models import BookedDeal, BookingJob, Campaign, JobStatus, NegotiationRound, Recommendation
 
-_STATUS = "\0status"
 _JOB = uuid.UUID(int=0x5E471E1)  # stands for the job id while the queries are compiled
 _LIST_VERSION = "SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion"
 _JOB_VERSION = "SELECT COALESCE(SUM(delta), 0) FROM campaigns_jobversion WHERE job_id = %s OR job_id IS NULL"
-_PAGE_SQL = (
-    "SELECT (SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion), "
-    "(SELECT COALESCE(SUM(t.delta), 0) FROM ({total}) AS t), p.* "
-    "FROM (SELECT 1) AS one LEFT JOIN LATERAL ({rows} LIMIT %s OFFSET %s) AS p ON TRUE"
-)
 _DIGITS = re.compile(r"[0-9]{1,9}")
-
-
-class Page:
-    """``selectors.job_page`` in one statement: the list's version and the total (``job_total``'s sum of counts)
-    first on each row of the page, and on one row of NULLs when the page is empty."""
-
-    def __init__(self, jobs: QuerySet[BookingJob], counts: QuerySet[JobCount], sentinel: str | None) -> None:
-        self.rows = PreparedQuery(jobs.order_by("-created_at").values_list(*selectors.JOB_PAGE_COLUMNS), sentinel)
-        self.total = PreparedQuery(counts.values_list("delta"), sentinel)
-        # The ORM's compiled SQL, composed; every value is a parameter.
-        self.sql = _PAGE_SQL.format(total=self.total.sql, rows=self.rows.sql)
-
-    def bind(self, status: str | None, limit: int, offset: int) -> tuple[object, ...]:
-        return (*self.total.bind(status), *self.rows.bind(status, (limit, offset)))
-
-    def result(self, rows: Rows) -> tuple[int, Rows, int]:
-        """(version, the page's rows, total)."""
-        return int(rows[0][0]), self.rows.tuples([row[2:] for row in rows if row[2] is not None]), int(rows[0][1])
 
 
 class Queries:
     """Compiled on first use (the models' SQL needs Django's connection settings, not a connection)."""
-
-    @cached_property
-    def page(self) -> Page:
-        return Page(BookingJob.objects.all(), JobCount.objects.all(), None)
-
-    @cached_property
-    def page_of_status(self) -> Page:
-        return Page(BookingJob.objects.filter(status=_STATUS), JobCount.objects.filter(status=_STATUS), _STATUS)
 
     @cached_property
     def job(self) -> PreparedQuery:
@@ -107,7 +74,7 @@ async def job_list(request: Request) -> bytes | None:
         body = request.answers.get(key, int(version))
         if body is not None:
             return body
-    page = QUERIES.page_of_status if status else QUERIES.page
+    page = selectors.job_page_statement(status)
     (rows,) = await request.db.fetch((page.sql, page.bind(status, limit, offset)))
     version, jobs, total = page.result(rows)
     return request.answers.put(key, version, request.render(presenters.job_list(jobs, total)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -10,6 +11,7 @@ from django.db import connection
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
+from buyer.prepared import PreparedQuery, Rows
 from buyer.sellers.models import Seller
 from campaigns.models import (
     COUNTED_DEALS,
@@ -29,9 +31,58 @@ JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "
 JOB_PAGE_COLUMNS = ("id", "status", "campaign__name", "campaign__budget_micros", "progress", "created_at")
 
 
+_JOB_PAGE_SQL = (
+    "SELECT (SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion), "
+    "(SELECT COALESCE(SUM(t.delta), 0) FROM ({total}) AS t), p.* "
+    "FROM (SELECT 1) AS one LEFT JOIN LATERAL ({rows} LIMIT %s OFFSET %s) AS p ON TRUE"
+)
+
+
+class JobPageStatement:
+    """``job_page`` on PostgreSQL, compiled once, in one statement: the list's version and the total
+    (``job_total``'s sum of counts) first on each row of the page, and on one row of NULLs when it is empty."""
+
+    def __init__(self, jobs: QuerySet[BookingJob], counts: QuerySet[JobCount], sentinel: str | None) -> None:
+        self.rows = PreparedQuery(jobs.order_by("-created_at").values_list(*JOB_PAGE_COLUMNS), sentinel)
+        self.total = PreparedQuery(counts.values_list("delta"), sentinel)
+        # The ORM's compiled SQL, composed; every value is a parameter.
+        self.sql = _JOB_PAGE_SQL.format(total=self.total.sql, rows=self.rows.sql)
+
+    def bind(self, status: str | None, limit: int, offset: int) -> tuple[object, ...]:
+        return (*self.total.bind(status), *self.rows.bind(status, (limit, offset)))
+
+    def result(self, rows: Rows) -> tuple[int, Rows, int]:
+        """(version, the page's rows, total)."""
+        return int(rows[0][0]), self.rows.tuples([row[2:] for row in rows if row[2] is not None]), int(rows[0][1])
+
+
+_JOB_STATUS = "\0status"  # stands for the status while the statement is compiled
+
+
+def job_page_statement(status: str | None) -> JobPageStatement:
+    """The compiled ``job_page`` for all jobs, or for one status (any: it is a parameter)."""
+    return _job_page_statement(bool(status))
+
+
+@functools.cache
+def _job_page_statement(of_status: bool) -> JobPageStatement:
+    if of_status:
+        return JobPageStatement(
+            BookingJob.objects.filter(status=_JOB_STATUS), JobCount.objects.filter(status=_JOB_STATUS), _JOB_STATUS
+        )
+    return JobPageStatement(BookingJob.objects.all(), JobCount.objects.all(), None)
+
+
 def job_page(*, status: str | None, offset: int, limit: int) -> tuple[list[tuple[Any, ...]], int]:
     """A page of the job list as rows of ``JOB_PAGE_COLUMNS`` (no model instances: the list is the API's
-    busiest read), newest first, and the number of jobs in all."""
+    busiest read), newest first, and the number of jobs in all. On PostgreSQL one statement compiled once (the
+    same queryset); elsewhere the ORM and a ``COUNT``."""
+    if connection.vendor == "postgresql":
+        page = job_page_statement(status)
+        with connection.cursor() as cursor:
+            cursor.execute(page.sql, page.bind(status, limit, offset))
+            _version, rows, total = page.result(cursor.fetchall())
+        return rows, total
     jobs = BookingJob.objects.order_by("-created_at")
     if status:
         jobs = jobs.filter(status=status)
