@@ -17,7 +17,9 @@ Off with ``WEB_FAST_READS=false``; on SQLite there is nothing to do (everything 
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +30,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 from django.db import connections
 from django.http.request import split_domain_port, validate_host
+from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from buyer.apikeys.models import Scope as KeyScope
@@ -37,6 +40,10 @@ from buyer.prepared import PreparedQuery, Rows
 logger = logging.getLogger(__name__)
 
 _PREFIX = "\0prefix"  # stands for the key's prefix while its query is compiled
+
+
+CHECKOUT_TIMEOUT = 0.25
+"""Seconds a fast read waits for a connection of its pool before leaving the request to Django."""
 
 
 class Database:
@@ -68,7 +75,7 @@ class Database:
             max_size=size,
             configure=configure,
             open=False,
-            timeout=5,
+            timeout=CHECKOUT_TIMEOUT,
             name="fast-reads",
         )
 
@@ -150,30 +157,39 @@ def ninja_response(view: Callable[..., Any]) -> Callable[[Any], Any]:
 class Answers:
     """Rendered answers, each kept with the version of the data it was rendered from (a sum that triggers move
     on with every write, read in the same snapshot as the data): an answer is given again only to a reader who
-    finds the same version, so it is never stale. At most ``size`` of them (the oldest go first)."""
+    finds the same version, so it is never stale. At most ``budget`` bytes of them, the least recently given
+    dropped first."""
 
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self.entries: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+    def __init__(self, budget: int = 32 * 2**20) -> None:
+        self.budget = budget
+        self.entries: OrderedDict[Hashable, tuple[Hashable, bytes]] = OrderedDict()
+        self.size = 0
         self.hits = self.misses = 0
 
-    def version_of(self, key: Hashable) -> int | None:
+    def version_of(self, key: Hashable) -> Hashable | None:
         entry = self.entries.get(key)
         return None if entry is None else entry[0]
 
-    def get(self, key: Hashable, version: int) -> bytes | None:
+    def get(self, key: Hashable, version: Hashable) -> bytes | None:
         entry = self.entries.get(key)
         if entry is not None and entry[0] == version:
             self.hits += 1
+            self.entries.move_to_end(key)
             return entry[1]
         self.misses += 1
         return None
 
-    def put(self, key: Hashable, version: int, body: bytes) -> bytes:
-        self.entries[key] = (version, body)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+    def put(self, key: Hashable, version: Hashable, body: bytes) -> bytes:
+        """Keep ``body`` (the least recently given go first beyond the budget); returns it."""
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.size -= len(old[1])
+        if len(body) <= self.budget // 8:  # one huge answer must not push out all the others
+            self.entries[key] = (version, body)
+            self.size += len(body)
+        while self.size > self.budget:
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.size -= len(dropped)
         return body
 
 
@@ -228,6 +244,7 @@ class FastReads:
         self.key_query: PreparedQuery | None = None
         self.render: Callable[[Any], bytes] | None = None
         self.answers = Answers()
+        self.warned_at = -math.inf
 
     @staticmethod
     def enabled() -> bool:
@@ -274,11 +291,13 @@ class FastReads:
     async def _answer(self, route: Route, match: re.Match[str], scope: Scope) -> tuple[bytes, list[Any]] | None:
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            if name in headers:
-                return None  # a repeated header: Django decides what it means
+            if name in headers or b"_" in name:
+                return None  # repeated, or a name WSGI would merge with another: Django decides what it means
             headers[name] = value
         if b"origin" in headers or b"x-forwarded-host" in headers:
             return None  # CORS answers and forwarded hosts are Django's
+        if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
+            return None  # a body: Django's bound on it (413) applies
         host = headers.get(b"host", b"").decode("latin-1")
         domain, _port = split_domain_port(host)
         if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
@@ -287,7 +306,7 @@ class FastReads:
         if settings.SECURE_SSL_REDIRECT and not secure:
             return None
         query = _query(scope.get("query_string", b""), route.params)
-        presented = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        presented = headers.get(b"x-api-key", b"").decode("latin-1")  # as Django reads it: not stripped
         if query is None or not presented:
             return None
         try:
@@ -295,18 +314,27 @@ class FastReads:
             if principal is None or not principal.has_scope(KeyScope.READ):
                 return None
             assert self.limiter is not None and self.db is not None and self.render is not None
-            if not await self.limiter.allow(f"rest:{principal.api_key_id or principal.name}"):
-                return None
             request = Request(
                 match=match, query=query, principal=principal, db=self.db, render=self.render, answers=self.answers
             )
             body = await route.handler(request)
-        except Exception:  # the database is away, say: Django answers, as it would have
-            logger.warning("fast read of %s left to Django", scope["path"], exc_info=True)
+            # Counted only when answered here: a request left to Django is counted there, once.
+            if body is None or not await self.limiter.allow(f"rest:{principal.api_key_id or principal.name}"):
+                return None  # over the limit: Django counts it too, and answers 429
+        except PoolTimeout:  # every connection busy, or the database unreachable: Django answers, at once
+            self._warn(f"fast read of {scope['path']} left to Django: no database connection within the timeout")
             return None
-        if body is None:
+        except Exception:  # noqa: BLE001 (whatever failed, Django answers the request, as it would have)
+            self._warn(f"fast read of {scope['path']} left to Django", exc_info=True)
             return None
         return body, response_headers(len(body), secure=secure)
+
+    def _warn(self, message: str, *, exc_info: bool = False) -> None:
+        """At most one warning a minute: a database outage must not flood the log with a line per request."""
+        now = time.monotonic()
+        if now - self.warned_at >= 60:
+            self.warned_at = now
+            logger.warning(message, exc_info=exc_info)
 
     async def _principal(self, presented: str) -> Principal | None:
         """Who the key belongs to, as ``api_key_authenticate`` decides; None also when its use is due to be

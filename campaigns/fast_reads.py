@@ -14,8 +14,12 @@ from campaigns import api, presenters, selectors
 from campaigns.models import BookedDeal, BookingJob, Campaign, JobStatus, NegotiationRound, Recommendation
 
 _JOB = uuid.UUID(int=0x5E471E1)  # stands for the job id while the queries are compiled
-_LIST_VERSION = "SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion"
-_JOB_VERSION = "SELECT COALESCE(SUM(delta), 0) FROM campaigns_jobversion WHERE job_id = %s OR job_id IS NULL"
+# Constants composed: no value of a request is in the SQL text.
+_LIST_VERSION = f"SELECT {selectors.VERSION_STAMP}, COALESCE(SUM(delta), 0) FROM campaigns_joblistversion"  # noqa: S608
+_JOB_VERSION = (
+    f"SELECT {selectors.VERSION_STAMP}, COALESCE(SUM(delta), 0) FROM campaigns_jobversion "  # noqa: S608
+    "WHERE job_id = %s OR job_id IS NULL"
+)
 _DIGITS = re.compile(r"[0-9]{1,9}")
 
 
@@ -70,8 +74,8 @@ async def job_list(request: Request) -> bytes | None:
         return None
     key = ("list", status, limit, offset)
     if request.answers.version_of(key) is not None:
-        (((version,),),) = await request.db.fetch((_LIST_VERSION, ()))
-        body = request.answers.get(key, int(version))
+        (((stamp, version),),) = await request.db.fetch((_LIST_VERSION, ()))
+        body = request.answers.get(key, (stamp, int(version)))
         if body is not None:
             return body
     page = selectors.job_page_statement(status)
@@ -86,8 +90,8 @@ async def job_detail(request: Request) -> bytes | None:
     job_id = uuid.UUID(request.match["job_id"])
     key = ("job", job_id)
     if request.answers.version_of(key) is not None:
-        (((version,),),) = await request.db.fetch((_JOB_VERSION, (job_id,)))
-        body = request.answers.get(key, int(version))
+        (((stamp, version),),) = await request.db.fetch((_JOB_VERSION, (job_id,)))
+        body = request.answers.get(key, (stamp, int(version)))
         if body is not None:
             return body
     q = QUERIES
@@ -115,7 +119,8 @@ async def job_detail(request: Request) -> bytes | None:
     prefetched(job, "recommendations", lines)
     prefetched(job, "deals", booked)
     body = request.render(_detail_shape(presenters.job_detail(job)))
-    return request.answers.put(key, int(versions[0][0]), body)
+    ((stamp, version),) = versions
+    return request.answers.put(key, (stamp, int(version)), body)
 
 
 ROUTES = [

@@ -210,6 +210,17 @@ class JobVersion(models.Model):
         return f"{self.job_id} {self.delta:+d}"
 
 
+class VersionEpoch(models.Model):
+    """One row: changed by a trigger whenever version rows are removed (a fold, a TRUNCATE, a DELETE by hand).
+    Readers compare it, and the server's start time, along with the version sums."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    epoch = models.UUIDField(default=uuid.uuid4)
+
+    def __str__(self) -> str:
+        return str(self.epoch)
+
+
 class RecommendationStatus(models.TextChoices):
     PENDING_APPROVAL = "pending_approval"
     APPROVED = "approved"

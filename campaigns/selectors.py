@@ -31,8 +31,14 @@ JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "
 JOB_PAGE_COLUMNS = ("id", "status", "campaign__name", "campaign__budget_micros", "progress", "created_at")
 
 
+# What a version is compared with besides its sum: the epoch (new whenever version rows are removed) and the
+# server's start (a restored or failed-over database is another server), as one text.
+VERSION_STAMP = (
+    "COALESCE((SELECT epoch::text FROM campaigns_versionepoch WHERE id = 1), '') "
+    "|| ' ' || pg_postmaster_start_time()::text"
+)
 _JOB_PAGE_SQL = (
-    "SELECT (SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion), "
+    f"SELECT {VERSION_STAMP}, (SELECT COALESCE(SUM(delta), 0) FROM campaigns_joblistversion), "  # noqa: S608
     "(SELECT COALESCE(SUM(t.delta), 0) FROM ({total}) AS t), p.* "
     "FROM (SELECT 1) AS one LEFT JOIN LATERAL ({rows} LIMIT %s OFFSET %s) AS p ON TRUE"
 )
@@ -51,9 +57,10 @@ class JobPageStatement:
     def bind(self, status: str | None, limit: int, offset: int) -> tuple[object, ...]:
         return (*self.total.bind(status), *self.rows.bind(status, (limit, offset)))
 
-    def result(self, rows: Rows) -> tuple[int, Rows, int]:
-        """(version, the page's rows, total)."""
-        return int(rows[0][0]), self.rows.tuples([row[2:] for row in rows if row[2] is not None]), int(rows[0][1])
+    def result(self, rows: Rows) -> tuple[tuple[str, int], Rows, int]:
+        """(the list's version, the page's rows, total)."""
+        stamp, version, total = rows[0][:3]
+        return (stamp, int(version)), self.rows.tuples([row[3:] for row in rows if row[3] is not None]), int(total)
 
 
 _JOB_STATUS = "\0status"  # stands for the status while the statement is compiled

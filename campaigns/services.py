@@ -1032,21 +1032,27 @@ def _costed(line: Recommendation, cost_micros: int) -> Recommendation:
     )
 
 
-# Rows deleted in one statement and summed back, one per key; a concurrent fold skips the rows this one deleted
-# (they are locked, then gone), and rows inserted meanwhile wait for the next fold. Readers see the same sums
-# before and after (one transaction). Zero counts are dropped; versions are never zero.
+# The rows of every key that has more than one, deleted in one statement and summed back into one; a concurrent
+# fold skips the rows this one deleted (they are locked, then gone), and rows inserted meanwhile wait for the
+# next fold. Readers see the same sums before and after (one transaction). A key with one row is left alone, so
+# an idle fold deletes nothing (and starts no new version epoch). Zero counts are dropped; versions never are 0.
 _FOLD = """
-WITH gone AS (DELETE FROM {table} RETURNING {keys}delta),
+WITH gone AS (
+    DELETE FROM {table} AS t
+    USING (SELECT {key} AS key FROM {table} AS t GROUP BY {group} HAVING COUNT(*) > 1) AS many
+    WHERE {key} IS NOT DISTINCT FROM many.key
+    RETURNING {key} AS key, t.delta
+),
 summed AS (
-    INSERT INTO {table} ({keys}delta)
-    SELECT {keys}SUM(delta) FROM gone {group} HAVING COUNT(*) > 0 AND SUM(delta) <> 0
+    INSERT INTO {table} ({columns}delta)
+    SELECT {keys}SUM(delta) FROM gone GROUP BY key HAVING SUM(delta) <> 0
     RETURNING 1
 )
 SELECT (SELECT COUNT(*) FROM gone), (SELECT COUNT(*) FROM summed)
 """
-_FOLDED = {  # table: the columns its rows are summed by
+_FOLDED = {  # table: the column its rows are summed by (the list's version has none: one sum)
     "campaigns_jobcount": "status",
-    "campaigns_joblistversion": "",
+    "campaigns_joblistversion": None,
     "campaigns_jobversion": "job_id",
 }
 
@@ -1059,8 +1065,11 @@ def job_counts_fold() -> tuple[int, int]:
     read = left = 0
     with connection.cursor() as cursor:
         for table, key in _FOLDED.items():
-            keys, group = (f"{key}, ", f"GROUP BY {key}") if key else ("", "")
-            cursor.execute(_FOLD.format(table=table, keys=keys, group=group))
+            if key:
+                sql = _FOLD.format(table=table, key=f"t.{key}", group=f"t.{key}", columns=f"{key}, ", keys="key, ")
+            else:  # one group of every row
+                sql = _FOLD.format(table=table, key="TRUE", group="()", columns="", keys="")
+            cursor.execute(sql)
             gone, summed = cursor.fetchone()
             read, left = read + gone, left + summed
     return read, left

@@ -1,6 +1,8 @@
 """Job counts per status and the versions of the job list and of each job, kept by triggers on PostgreSQL (see
 ``campaigns.models.JobCount``, ``JobListVersion`` and ``JobVersion``)."""
 
+import uuid
+
 from django.db import migrations, models
 
 TRIGGERS = """
@@ -28,9 +30,11 @@ LOCK TABLE campaigns_bookingjob IN SHARE MODE;
 INSERT INTO campaigns_jobcount (status, delta) SELECT status, COUNT(*) FROM campaigns_bookingjob GROUP BY status;
 """
 
-# Statement-level triggers: one version row per statement (per job it wrote), from its transition table, which
-# every function below calls ``changed``. A TRUNCATE cannot say which jobs it removed: it moves every version on
-# (a job_id NULL row counts for every job), so a version never comes back to a value seen before.
+# Statement-level triggers: one version row per statement (per job it wrote), from its transition tables: the
+# rows written (``changed``) and, for an UPDATE, the rows as they were (``gone``), so a row moved from one job to
+# another moves both. A TRUNCATE cannot say which jobs it removed: it moves every version on (a job_id NULL row
+# counts for every job). Removing version rows (a TRUNCATE or DELETE of them, a fold) changes the epoch, which
+# readers compare with the sums, so a version never comes back to a value seen before with other data behind it.
 VERSION_TRIGGERS = """
 CREATE FUNCTION campaigns_version_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -51,13 +55,25 @@ BEGIN
 END $$;
 CREATE FUNCTION campaigns_version_job_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO campaigns_jobversion (job_id, delta) SELECT DISTINCT job_id, 1 FROM changed;
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO campaigns_jobversion (job_id, delta)
+            SELECT job_id, 1 FROM (SELECT job_id FROM changed UNION SELECT job_id FROM gone) AS jobs;
+    ELSE
+        INSERT INTO campaigns_jobversion (job_id, delta) SELECT DISTINCT job_id, 1 FROM changed;
+    END IF;
     RETURN NULL;
 END $$;
 CREATE FUNCTION campaigns_version_rounds() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO campaigns_jobversion (job_id, delta)
-        SELECT DISTINCT r.job_id, 1 FROM changed c JOIN campaigns_recommendation r ON r.id = c.recommendation_id;
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO campaigns_jobversion (job_id, delta)
+            SELECT DISTINCT r.job_id, 1
+            FROM (SELECT recommendation_id FROM changed UNION SELECT recommendation_id FROM gone) AS c
+            JOIN campaigns_recommendation r ON r.id = c.recommendation_id;
+    ELSE
+        INSERT INTO campaigns_jobversion (job_id, delta)
+            SELECT DISTINCT r.job_id, 1 FROM changed c JOIN campaigns_recommendation r ON r.id = c.recommendation_id;
+    END IF;
     RETURN NULL;
 END $$;
 CREATE FUNCTION campaigns_version_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -66,7 +82,27 @@ BEGIN
     INSERT INTO campaigns_jobversion (job_id, delta) VALUES (NULL, 1);
     RETURN NULL;
 END $$;
+CREATE FUNCTION campaigns_version_new_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF NOT EXISTS (SELECT 1 FROM gone) THEN  -- a DELETE of no row removes nothing
+            RETURN NULL;
+        END IF;
+    END IF;
+    INSERT INTO campaigns_versionepoch (id, epoch) VALUES (1, gen_random_uuid())
+        ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch;
+    RETURN NULL;
+END $$;
+INSERT INTO campaigns_versionepoch (id, epoch) VALUES (1, gen_random_uuid());
 """
+
+EPOCH_TRIGGERS = [  # removing version rows, by any means, starts a new epoch
+    f"CREATE TRIGGER {table}_new_epoch_{event.lower()} AFTER {event} ON {table} "
+    f"{'REFERENCING OLD TABLE AS gone ' if event == 'DELETE' else ''}"
+    "FOR EACH STATEMENT EXECUTE FUNCTION campaigns_version_new_epoch();"
+    for table in ("campaigns_joblistversion", "campaigns_jobversion", "campaigns_versionepoch")
+    for event in ("DELETE", "TRUNCATE")
+]
 
 VERSIONED = [  # table, function, events
     ("campaigns_bookingjob", "campaigns_version_jobs", ("INSERT", "UPDATE", "DELETE")),
@@ -81,24 +117,32 @@ def _version_triggers() -> str:
     statements = [VERSION_TRIGGERS]
     for table, function, events in VERSIONED:
         for event in events:
-            transition = "OLD" if event == "DELETE" else "NEW"
+            transition = {
+                "INSERT": "NEW TABLE AS changed",
+                "UPDATE": "OLD TABLE AS gone NEW TABLE AS changed",
+                "DELETE": "OLD TABLE AS changed",
+            }[event]
             statements.append(
                 f"CREATE TRIGGER {table}_version_{event.lower()} AFTER {event} ON {table} "
-                f"REFERENCING {transition} TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {function}();"
+                f"REFERENCING {transition} FOR EACH STATEMENT EXECUTE FUNCTION {function}();"
             )
         statements.append(
             f"CREATE TRIGGER {table}_version_truncate AFTER TRUNCATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION campaigns_version_truncate();"
         )
-    return "\n".join(statements)
+    return "\n".join([*statements, *EPOCH_TRIGGERS])
 
 
 def _drop_version_triggers() -> str:
-    statements = []
+    statements = [
+        f"DROP TRIGGER IF EXISTS {table}_new_epoch_{event.lower()} ON {table};"
+        for table in ("campaigns_joblistversion", "campaigns_jobversion", "campaigns_versionepoch")
+        for event in ("DELETE", "TRUNCATE")
+    ]
     for table, _function, events in VERSIONED:
         for event in (*events, "TRUNCATE"):
             statements.append(f"DROP TRIGGER IF EXISTS {table}_version_{event.lower()} ON {table};")
-    for function in ("jobs", "campaigns", "job_rows", "rounds", "truncate"):
+    for function in ("jobs", "campaigns", "job_rows", "rounds", "truncate", "new_epoch"):
         statements.append(f"DROP FUNCTION IF EXISTS campaigns_version_{function}();")
     return "\n".join(statements)
 
@@ -146,6 +190,13 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("job_id", models.UUIDField(db_index=True, help_text="None: every job (after a TRUNCATE).", null=True)),
                 ("delta", models.BigIntegerField()),
+            ],
+        ),
+        migrations.CreateModel(
+            name="VersionEpoch",
+            fields=[
+                ("id", models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ("epoch", models.UUIDField(default=uuid.uuid4)),
             ],
         ),
         migrations.RunPython(_on_postgres(TRIGGERS), _on_postgres(DROP_TRIGGERS)),

@@ -169,6 +169,9 @@ def test_anything_unusual_is_left_to_django(api_settings):
         ("/bookings/not-a-uuid", key),
         ("/bookings", {**key, "Origin": "http://localhost:3000"}),  # CORS is Django's
         ("/bookings", {**key, "Host": "evil.example"}),
+        ("/bookings", {"X-API-Key": BOOTSTRAP.encode() + b"\xa0"}),  # Django does not strip the key: 401
+        ("/bookings", {**key, "X_API_Key": "junk"}),  # WSGI merges it with X-API-Key: Django's 401
+        ("/bookings", {**key, "Content-Length": "5"}),  # a body: Django's bound (413) applies
     ]
     fast, deferred = fast_get(unusual)
     assert [answer.status_code for answer in fast] == [599] * len(unusual)
@@ -181,8 +184,10 @@ def test_anything_unusual_is_left_to_django(api_settings):
 
 def test_a_key_over_its_rate_limit_is_left_to_django(api_settings, fresh_rate_limits):
     api_settings.API_RATE_LIMIT_PER_MINUTE = 2
-    fast, _ = fast_get([("/bookings", {"X-API-Key": api_settings.API_KEY})] * 3)
-    assert [answer.status_code for answer in fast] == [200, 200, 599]
+    key = {"X-API-Key": api_settings.API_KEY}
+    unknown = (f"/bookings/{uuid.uuid4()}", key)  # left to Django, so counted there only (here: not at all)
+    fast, _ = fast_get([unknown, unknown, *[("/bookings", key)] * 3])
+    assert [answer.status_code for answer in fast] == [599, 599, 200, 200, 599]
     assert django_get("/bookings", {"X-API-Key": api_settings.API_KEY}).status_code == 429
 
 
@@ -200,9 +205,22 @@ def test_without_the_setting_everything_goes_to_django(api_settings):
     assert asyncio.run(run()) == 599 and fallback.paths == ["/bookings"]
 
 
+def move_line(line: Recommendation, to: BookingJob) -> None:
+    """A line and its deal to another job (two statements, as a data fix would)."""
+    Recommendation.objects.filter(pk=line.pk).update(job=to)
+    BookedDeal.objects.filter(recommendation=line).update(job=to)
+
+
+def truncate_versions() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE campaigns_jobversion, campaigns_joblistversion")
+
+
 def test_an_answer_is_given_again_only_while_nothing_it_shows_has_changed(api_settings):
     job = seeded_job()
-    other = BookingJobFactory()
+    other, third = BookingJobFactory(), BookingJobFactory()
     line, deal = job.recommendations.order_by("priority").first(), job.deals.order_by("booked_at").first()
     writes = [  # each thing a list or a detail shows, written the ways the services write it
         lambda: BookingJob.objects.filter(pk=job.pk).update(progress=0.75),
@@ -214,9 +232,12 @@ def test_an_answer_is_given_again_only_while_nothing_it_shows_has_changed(api_se
         lambda: BookedDealFactory(recommendation=RecommendationFactory(job=job, priority=9), deal_id="DEAL-NEW"),
         lambda: BookingJobFactory(),
         lambda: BookedDeal.objects.filter(deal_id="DEAL-NEW").delete(),
+        lambda: move_line(line, third),  # both jobs change
+        truncate_versions,  # the sums start again from nothing, in a new epoch
+        lambda: BookingJob.objects.filter(pk=job.pk).update(progress=0.5),
         lambda: BookingJob.objects.filter(pk=other.pk).delete(),
     ]
-    urls = ["/bookings?limit=3", f"/bookings/{job.pk}", f"/bookings/{other.pk}"]
+    urls = ["/bookings?limit=3", f"/bookings/{job.pk}", f"/bookings/{other.pk}", f"/bookings/{third.pk}"]
     key = {"X-API-Key": BOOTSTRAP}
     fallback = Fallback()
     app = FastReads(fallback, ROUTES, connections=2)

@@ -21,6 +21,7 @@ from campaigns.models import (
     JobVersion,
     NegotiationRound,
     Recommendation,
+    VersionEpoch,
 )
 from tests.factories import BookedDealFactory, BookingJobFactory, RecommendationFactory
 
@@ -69,10 +70,24 @@ def test_a_fold_keeps_the_sums_and_leaves_a_row_per_status(needs_postgres):
     assert _versions(job.pk) == versions
     assert JobListVersion.objects.count() == 1
     assert JobVersion.objects.filter(job_id=job.pk).count() == 1
-    again = services.job_counts_fold()
-    assert again == (folded["left"], folded["left"])  # folding folded rows changes nothing
+    epoch = VersionEpoch.objects.get().epoch  # a new one: the fold removed version rows
+    assert services.job_counts_fold() == (0, 0)  # folded rows are left alone, and so is the epoch
+    assert VersionEpoch.objects.get().epoch == epoch
     _assert_totals_match()
     assert _versions(job.pk) == versions
+
+
+def test_removing_version_rows_by_any_means_starts_a_new_epoch(needs_postgres):
+    job = BookingJobFactory()
+    BookingJob.objects.filter(pk=job.pk).update(progress=0.5)  # a second version row for the fold to fold
+    epochs = [VersionEpoch.objects.get().epoch]
+    services.job_counts_fold()
+    epochs.append(VersionEpoch.objects.get().epoch)
+    JobVersion.objects.filter(pk__in=JobVersion.objects.values("pk")[:1]).delete()
+    epochs.append(VersionEpoch.objects.get().epoch)
+    VersionEpoch.objects.all().delete()  # even the epoch itself: a new one takes its place
+    epochs.append(VersionEpoch.objects.get().epoch)
+    assert len(set(epochs)) == 4
 
 
 def _versions(job_id) -> tuple[int, int]:
@@ -103,6 +118,17 @@ def test_every_write_a_job_shows_moves_its_version_and_only_list_writes_move_the
         assert after[1] > own
         assert (after[0] > listed) is lists
         assert _versions(other.pk)[1] == others  # another job's answer stays as it was
+    spare = RecommendationFactory(job=other)
+    NegotiationRound.objects.create(recommendation=line, round_number=2, action="counter")
+    moves = [  # a row moved to another job moves both jobs' versions
+        lambda: NegotiationRound.objects.filter(recommendation=line).update(recommendation=spare),
+        lambda: Recommendation.objects.filter(pk=line.pk).update(job=other),
+        lambda: BookedDeal.objects.filter(recommendation=line).update(job=other),
+    ]
+    for move in moves:
+        before = _versions(job.pk)[1], _versions(other.pk)[1]
+        move()
+        assert _versions(job.pk)[1] > before[0] and _versions(other.pk)[1] > before[1]
     listed, own = _versions(job.pk)
     BookingJob.objects.filter(pk=job.pk).update(progress=0.5)  # an update that changes no row still counts
     BookingJob.objects.filter(pk=uuid.uuid4()).update(progress=0.5)  # one that matches no row does not
@@ -121,6 +147,10 @@ def test_truncating_the_jobs_empties_the_counts(needs_postgres):
         cursor.execute("TRUNCATE campaigns_bookeddeal CASCADE")
     after = _versions(uuid.uuid4())
     assert after[0] > before[0] and after[1] > before[1]
+    epoch = VersionEpoch.objects.get().epoch
+    with connection.cursor() as cursor:  # the version rows themselves: the sums start again, in a new epoch
+        cursor.execute("TRUNCATE campaigns_jobversion, campaigns_joblistversion, campaigns_versionepoch")
+    assert VersionEpoch.objects.get().epoch != epoch
 
 
 def test_on_sqlite_the_total_is_a_count_and_the_fold_does_nothing(using_postgres):
