@@ -3,13 +3,15 @@ once, their rows given to the same presenters as the ninja routes in ``campaigns
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
 from buyer.fastpath import UUID_PATTERN, Request, Route, ninja_response
-from buyer.prepared import PreparedQuery, prefetched
+from buyer.prepared import PreparedQuery, Rows, prefetched
 from campaigns import api, presenters, selectors
 from campaigns.models import BookedDeal, BookingJob, Campaign, JobStatus, NegotiationRound, Recommendation
 
@@ -20,6 +22,7 @@ _JOB_VERSION = (
     f"SELECT {selectors.VERSION_STAMP}, COALESCE(SUM(delta), 0) FROM campaigns_jobversion "  # noqa: S608
     "WHERE job_id = %s OR job_id IS NULL"
 )
+_RENDER_IN_LOOP = 60  # rows of lines, rounds and deals a job's answer is rendered from in the event loop
 _DIGITS = re.compile(r"[0-9]{1,9}")
 
 
@@ -101,6 +104,23 @@ async def job_detail(request: Request) -> bytes | None:
     )
     if not jobs or not campaigns:
         return None  # unknown: Django's 404
+    rendering = (jobs, campaigns, recommendations, rounds, deals, request.render)
+    if len(recommendations) + len(rounds) + len(deals) > _RENDER_IN_LOOP:
+        body = await asyncio.to_thread(_detail_body, *rendering)  # a big job: not a pause of every request
+    else:
+        body = _detail_body(*rendering)
+    if body is None:
+        return None
+    ((stamp, version),) = versions
+    return request.answers.put(key, (stamp, int(version)), body)
+
+
+def _detail_body(
+    jobs: Rows, campaigns: Rows, recommendations: Rows, rounds: Rows, deals: Rows, render: Callable[[Any], bytes]
+) -> bytes | None:
+    """The job's answer from its rows: model instances as ``job_get`` prefetches them, then the ninja route's
+    presenter, schema and renderer. No query: every relation the presenter reads is filled here."""
+    q = QUERIES
     (job,), (campaign,) = q.job.models(jobs), q.campaign.models(campaigns)
     BookingJob.campaign.field.set_cached_value(job, campaign)
     lines = q.recommendations.models(recommendations)
@@ -118,9 +138,7 @@ async def job_detail(request: Request) -> bytes | None:
         BookedDeal.recommendation.field.set_cached_value(deal, line)
     prefetched(job, "recommendations", lines)
     prefetched(job, "deals", booked)
-    body = request.render(_detail_shape(presenters.job_detail(job)))
-    ((stamp, version),) = versions
-    return request.answers.put(key, (stamp, int(version)), body)
+    return render(_detail_shape(presenters.job_detail(job)))
 
 
 ROUTES = [

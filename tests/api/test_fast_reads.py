@@ -122,9 +122,15 @@ def test_the_fast_answers_are_djangos_byte_for_byte(api_settings):
     job = seeded_job()
     BookingJobFactory.create_batch(3, status=JobStatus.FAILED)
     BookingJobFactory.create_batch(2, status=JobStatus.AWAITING_APPROVAL)
+    big = BookingJobFactory(status=JobStatus.COMPLETED)  # rendered in a thread: more rows than the loop takes
+    for n in range(40):
+        line = RecommendationFactory(job=big, priority=n + 1)
+        if n < 30:
+            BookedDealFactory(recommendation=line)
     _, stored = api_key_create(name="reader", scopes=["read"])
     ApiKey.objects.update(last_used_at=timezone.now())
     urls = [
+        f"/bookings/{big.pk}",
         "/bookings",
         "/bookings?limit=2",
         "/bookings?limit=2&offset=3",
@@ -144,7 +150,8 @@ def test_the_fast_answers_are_djangos_byte_for_byte(api_settings):
             assert answer.status_code == expected.status_code == 200, url
             assert answer.content == expected.content, url
             assert header_set(answer) == header_set(expected), url
-    assert fast[1].json()["total"] == 7 and len(fast[1].json()["jobs"]) == 2
+    assert fast[2].json()["total"] == 8 and len(fast[2].json()["jobs"]) == 2
+    assert len(fast[0].json()["booked_lines"]) == 30
     assert [line["deal_id"] for line in fast[-3].json()["booked_lines"]] == ["DEAL-A", "DEAL-B", "DEAL-C"]
 
 
