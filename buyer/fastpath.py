@@ -232,8 +232,17 @@ def _secure(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     return scope.get("scheme") == "https"
 
 
+_running: FastReads | None = None
+
+
+def running() -> FastReads | None:
+    """This process's fast reads while its server runs with them (PostgreSQL), else None."""
+    return _running
+
+
 class FastReads:
-    """An ASGI app: the routes it can answer here, everything else to ``fallback`` (Django)."""
+    """An ASGI app: the routes it can answer here, everything else to ``fallback`` (Django). Its routes also
+    answer the MCP tools that read the same thing (``read``)."""
 
     def __init__(self, fallback: ASGIApp, routes: Iterable[Route], *, connections: int = 4) -> None:
         self.fallback = fallback
@@ -268,12 +277,31 @@ class FastReads:
         db = Database(self.connections)
         await db.pool.open(wait=False)
         self.db = db
+        global _running
+        _running = self
         try:
             yield
         finally:
+            if _running is self:
+                _running = None
             self.db = None
             await db.pool.close()
             await self.limiter.close()
+
+    async def read(self, path: str, query: dict[str, str], principal: Principal) -> bytes | None:
+        """The body a fast route answers ``path`` with, for a caller already authenticated and counted (an MCP
+        tool); None when no route takes it or the route leaves it to the caller's own way."""
+        if self.db is None or self.render is None:
+            return None
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match is not None:
+                try:
+                    return await route.handler(Request(match, query, principal, self.db, self.render, self.answers))
+                except Exception:  # noqa: BLE001 (whatever failed, the caller answers its own way)
+                    self._warn(f"fast read of {path} left to the caller", exc_info=True)
+                    return None
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.db is not None and scope["type"] == "http" and scope["method"] == "GET":

@@ -28,6 +28,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict, Field, SkipValidation, ValidationError, create_model, model_validator
 
+from buyer import fastpath
 from buyer.apikeys.models import Scope
 from buyer.apikeys.services import Principal
 from buyer.errors import DomainError
@@ -70,6 +71,9 @@ class ToolSpec:
     fn: ToolFn
     scope: Scope
     annotations: ToolAnnotations
+    fast: Callable[[Any], tuple[str, dict[str, str]]] | None = None
+    """For a tool that reads what a fast REST read answers: the path and query of that read, from the arguments.
+    The tool's result is then that answer, in the event loop (``buyer.fastpath``), when the process has them."""
 
     def refusal(self, principal: Principal | None) -> CallToolResult | None:
         """Why ``principal`` may not call this tool, or None."""
@@ -119,10 +123,32 @@ class _ScopedTool(Tool):
     spec: SkipValidation[ToolSpec] = Field(exclude=True)
 
     async def run(self, arguments: dict[str, Any], context: Context, convert_result: bool = False) -> Any:
-        refusal = self.spec.refusal(principal_of(context))
+        principal = principal_of(context)
+        refusal = self.spec.refusal(principal)
         if refusal is not None:
             return refusal
+        reads = fastpath.running() if self.spec.fast is not None else None
+        if reads is not None and principal is not None:
+            result = await self._fast(reads, arguments, principal)
+            if result is not None:
+                return self.fn_metadata.convert_result(result) if convert_result else result
         return await super().run(arguments, context, convert_result=convert_result)
+
+    async def _fast(
+        self, reads: fastpath.FastReads, arguments: dict[str, Any], principal: Principal
+    ) -> CallToolResult | None:
+        """The REST fast read's answer as this tool's result (the same JSON), or None to run the tool."""
+        assert self.spec.fast is not None
+        try:
+            validated = self.fn_metadata.validate_arguments(arguments)
+        except ValidationError:
+            return None  # the SDK reports it, as for any tool
+        path, query = self.spec.fast(self.spec.args.model_construct(**validated))
+        body = await reads.read(path, query, principal)
+        if body is None:
+            return None
+        text = body.decode()
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=json.loads(text))
 
 
 TOOLS: dict[str, ToolSpec] = {}
@@ -137,6 +163,7 @@ def tool(
     destructive: bool = False,
     idempotent: bool = True,
     open_world: bool = False,
+    fast: Callable[[A], tuple[str, dict[str, str]]] | None = None,
 ) -> Callable[[Callable[[A, Principal], dict[str, Any]]], Callable[[A, Principal], dict[str, Any]]]:
     """Register the decorated function as a tool named after it; its docstring is the description."""
 
@@ -155,6 +182,7 @@ def tool(
                 idempotent_hint=idempotent,
                 open_world_hint=open_world,
             ),
+            fast=fast,
         )
         return fn
 
@@ -332,7 +360,13 @@ class ListBookingsArgs(ToolArgs):
     offset: int = Field(default=0, ge=0)
 
 
-@tool(ListBookingsArgs, title="List bookings")
+def _bookings_read(args: ListBookingsArgs) -> tuple[str, dict[str, str]]:
+    query = {"limit": str(args.limit), "offset": str(args.offset)}
+    # The status as its value ("failed"): an enum member would reach the database by its name.
+    return "/bookings", {**query, "status": JobStatus(args.status).value} if args.status else query
+
+
+@tool(ListBookingsArgs, title="List bookings", fast=_bookings_read)
 def list_bookings(args: ListBookingsArgs, principal: Principal) -> dict[str, Any]:
     """Booking jobs, newest first, as ``GET /bookings`` lists them: ``{jobs: [...], total}``."""
     rows, total = selectors.job_page(status=args.status, offset=args.offset, limit=args.limit)
