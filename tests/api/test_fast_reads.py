@@ -312,3 +312,27 @@ def test_a_write_committed_after_an_answer_was_rendered_is_seen(api_settings):
     (listed, detail), (listed_after, detail_after) = asyncio.run(run())
     assert listed["jobs"][0]["progress"] == detail["progress"] == 0.0
     assert listed_after["jobs"][0]["progress"] == detail_after["progress"] == 0.9
+
+
+def test_with_every_connection_busy_the_request_goes_to_django_at_once(api_settings):
+    import time
+
+    fallback = Fallback()
+    app = FastReads(fallback, ROUTES, connections=1)
+
+    async def run() -> tuple[int, float]:
+        async with app.lifespan():
+            assert app.db is not None
+            await app.db.pool.wait()
+            transport = httpx.ASGITransport(app=app)
+            async with (
+                httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+                app.db.pool.connection(),  # the pool's only connection, held
+            ):
+                started = time.monotonic()
+                answer = await client.get("/bookings", headers={"X-API-Key": BOOTSTRAP})
+                return answer.status_code, time.monotonic() - started
+
+    status, waited = asyncio.run(run())
+    assert status == 599 and fallback.paths == ["/bookings"]
+    assert waited < 2  # the checkout timeout (a quarter second), not the pool's default 30 s
