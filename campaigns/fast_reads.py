@@ -13,7 +13,8 @@ from typing import Any
 from buyer.fastpath import UUID_PATTERN, Request, Route, ninja_response
 from buyer.prepared import PreparedQuery, Rows, prefetched
 from campaigns import api, presenters, selectors
-from campaigns.models import BookedDeal, BookingJob, Campaign, JobStatus, NegotiationRound, Recommendation
+from campaigns.models import BookedDeal, BookingJob, Campaign, JobStatus, NegotiationRound
+from campaigns.schemas import JOB_PAGE_DEFAULT, JOB_PAGE_MAX
 
 _JOB = uuid.UUID(int=0x5E471E1)  # stands for the job id while the queries are compiled
 # Constants composed: no value of a request is in the SQL text.
@@ -39,7 +40,7 @@ class Queries:
 
     @cached_property
     def recommendations(self) -> PreparedQuery:
-        return PreparedQuery(Recommendation.objects.filter(job_id=_JOB).order_by("priority"), _JOB)
+        return PreparedQuery(selectors.job_lines().filter(job_id=_JOB), _JOB)
 
     @cached_property
     def rounds(self) -> PreparedQuery:
@@ -47,7 +48,7 @@ class Queries:
 
     @cached_property
     def deals(self) -> PreparedQuery:
-        return PreparedQuery(BookedDeal.objects.filter(job_id=_JOB).order_by("booked_at"), _JOB)
+        return PreparedQuery(selectors.job_deals().filter(job_id=_JOB), _JOB)
 
 
 QUERIES = Queries()
@@ -71,7 +72,7 @@ async def job_list(request: Request) -> bytes | None:
     status = request.query.get("status")
     if status is not None and status not in JobStatus.values:
         return None
-    limit = _number(request.query.get("limit"), 20, low=1, high=200)
+    limit = _number(request.query.get("limit"), JOB_PAGE_DEFAULT, low=1, high=JOB_PAGE_MAX)
     offset = _number(request.query.get("offset"), 0, low=0)
     if limit is None or offset is None:
         return None

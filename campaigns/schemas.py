@@ -110,9 +110,14 @@ class JobListOut(Schema):
     total: int
 
 
+# A page of the job list: GET /bookings, the MCP list_bookings and the fast reads read the same bounds.
+JOB_PAGE_DEFAULT = 20
+JOB_PAGE_MAX = 200
+
+
 class JobFilters(Schema):
     status: JobStatus | None = None
-    limit: int = Field(default=20, ge=1, le=200)
+    limit: int = Field(default=JOB_PAGE_DEFAULT, ge=1, le=JOB_PAGE_MAX)
     offset: int = Field(default=0, ge=0)
 
 

@@ -118,6 +118,16 @@ def campaign_list(*, status: str | None = None) -> QuerySet[BookingJob]:
     return jobs
 
 
+def job_lines() -> QuerySet[Recommendation]:
+    """A job's lines in the order its detail shows them (``job_get`` and the fast reads)."""
+    return Recommendation.objects.order_by("priority")
+
+
+def job_deals() -> QuerySet[BookedDeal]:
+    """A job's deals in the order its detail shows them (``job_get`` and the fast reads)."""
+    return BookedDeal.objects.order_by("booked_at")
+
+
 def job_get(job_id: str) -> BookingJob | None:
     """A job with everything its detail view shows, in a fixed number of queries; None when unknown."""
     try:
@@ -129,9 +139,9 @@ def job_get(job_id: str) -> BookingJob | None:
         .prefetch_related(
             Prefetch(
                 "recommendations",
-                queryset=Recommendation.objects.order_by("priority").prefetch_related("negotiation_rounds"),
+                queryset=job_lines().prefetch_related("negotiation_rounds"),
             ),
-            Prefetch("deals", queryset=BookedDeal.objects.select_related("recommendation").order_by("booked_at")),
+            Prefetch("deals", queryset=job_deals().select_related("recommendation")),
         )
         .filter(pk=key)
         .first()

@@ -41,7 +41,7 @@ from buyer.sellers.schemas import ProductSearchIn
 from buyer.sellers.search import UnknownSellerIds, search_enabled_sellers, search_outcome_out
 from campaigns import presenters, selectors, services
 from campaigns.models import BookedDeal, BookingJob, DealStatus, JobStatus
-from campaigns.schemas import CampaignBriefIn, JobDetailOut
+from campaigns.schemas import JOB_PAGE_DEFAULT, JOB_PAGE_MAX, CampaignBriefIn, JobDetailOut
 from pacing import selectors as pacing
 
 JOB_NOT_FOUND = "Job not found"
@@ -356,7 +356,7 @@ def review_budgets(args: ReviewBudgetsArgs, principal: Principal) -> dict[str, A
 
 class ListBookingsArgs(ToolArgs):
     status: JobStatus | None = None
-    limit: int = Field(default=20, ge=1, le=200)
+    limit: int = Field(default=JOB_PAGE_DEFAULT, ge=1, le=JOB_PAGE_MAX)
     offset: int = Field(default=0, ge=0)
 
 
