@@ -227,10 +227,10 @@ def job_list_for_dashboard(
     return jobs.order_by(*dashboard_order())
 
 
-def job_row_get(job_id: uuid.UUID | str) -> BookingJob | None:
-    """One jobs-list row (for its live update), or None."""
+def job_row_values(job_id: uuid.UUID | str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """One jobs-list row's ``columns`` (for its live update): one tuple, or none for an unknown job."""
     key = _uuid_or_none(job_id)
-    return None if key is None else _job_rows().filter(pk=key).first()
+    return [] if key is None else list(_job_rows().filter(pk=key).values_list(*columns))
 
 
 def job_header_get(job_id: uuid.UUID | str) -> BookingJob | None:

@@ -16,6 +16,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -29,8 +30,16 @@ from buyer.llm.mode import llm_mode
 from buyer.sellers.money import micros_to_decimal
 from buyer.words import count, verb
 from campaigns import brief_intake as brief_intake_service
-from campaigns import charts, selectors, services
-from campaigns.forms import BookingForm, BriefIntakeForm, DealFilterForm, JobFilterForm, booking_initial
+from campaigns import charts, job_rows, selectors, services
+from campaigns.forms import (
+    JOB_FILTER_WIDGETS,
+    BookingForm,
+    BriefIntakeForm,
+    DealFilterForm,
+    JobFilterForm,
+    booking_initial,
+    job_filter_widgets,
+)
 from campaigns.models import BookedDeal, BookingJob, JobStatus, Recommendation, RecommendationStatus
 from campaigns.reconciliation import reconcile
 from campaigns.report import campaign_summary
@@ -51,13 +60,30 @@ def _wants_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def _page(request: HttpRequest, items: QuerySet, per_page: int) -> Page:
-    return Paginator(items, per_page).get_page(request.GET.get("page"))
+class _CountedPaginator(Paginator):
+    """A paginator told how many items there are, instead of counting them."""
+
+    def __init__(self, items: QuerySet, per_page: int, *, count: int):
+        super().__init__(items, per_page)
+        self._count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._count
+
+
+def _page(request: HttpRequest, items: QuerySet, per_page: int, *, count: int | None = None) -> Page:
+    """One page of ``items``; ``count``, when known, spares the paginator its COUNT query."""
+    paginator = Paginator(items, per_page) if count is None else _CountedPaginator(items, per_page, count=count)
+    return paginator.get_page(request.GET.get("page"))
 
 
 def _polled(request: HttpRequest, template: str, context: dict[str, Any], *, stop: bool) -> HttpResponse:
     """A fragment that polls itself; status 286 tells htmx to stop once the job can no longer change."""
-    response = render(request, template, context)
+    return _stop_polling(render(request, template, context), stop=stop)
+
+
+def _stop_polling(response: HttpResponse, *, stop: bool) -> HttpResponse:
     if stop:
         response.status_code = HttpResponseStopPolling.status_code
         response.reason_phrase = "Stop Polling"
@@ -191,10 +217,15 @@ def jobs(request: HttpRequest) -> HttpResponse:
     )
     if request.GET.get("format") == "csv":
         return csv_download("jobs.csv", JOB_CSV_COLUMNS, (_job_csv_row(job) for job in rows[:10_000]))
-    page = _page(request, rows, JOBS_PER_PAGE)
-    _with_pacing(page.object_list)
+    narrowed = any(values.get(name) for name in ("channel", "q", "flight_from", "flight_to"))
+    # Without filters beyond the status, the trigger-kept counts answer the paginator's COUNT over every job.
+    total = None if narrowed else selectors.job_total(values.get("status") or None)
+    page = _page(request, rows.values_list(*job_rows.COLUMNS), JOBS_PER_PAGE, count=total)
+    html = [job_rows.row_html(row) for row in job_rows.job_rows(page.object_list)]
     template = "campaigns/jobs.html#results" if _wants_partial(request) else "campaigns/jobs.html"
-    return render(request, template, {"filters": filters, "page": page})
+    widgets = job_filter_widgets(tuple((name, request.GET.get(name)) for name in JOB_FILTER_WIDGETS))
+    context = {"filters": filters, "filter_widgets": widgets, "page": page, "rows": html}
+    return render(request, template, context)
 
 
 JOB_CSV_COLUMNS = (
@@ -259,23 +290,15 @@ def job_lines_csv(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     return csv_download(f"recommendations-{job.pk}.csv", LINE_CSV_COLUMNS, rows)
 
 
-def _with_pacing(jobs: Any) -> None:
-    """Set ``job.pacing`` (its campaign's latest pacing snapshot, or None) on each job, in one query."""
-    jobs = list(jobs)
-    statuses = campaign_pacing_statuses([job.pk for job in jobs if job.status == JobStatus.COMPLETED])
-    for job in jobs:
-        job.pacing = statuses.get(job.pk)
-
-
 @media_buyer_required
 def job_row(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    job = selectors.job_row_get(job_id)
-    if job is None:
+    found = job_rows.job_rows(selectors.job_row_values(job_id, job_rows.COLUMNS))
+    if not found:
         raise Http404("No such job")
+    row = found[0]
     if not request.htmx:
-        return redirect("campaigns:job_detail", job_id=job.pk)
-    _with_pacing([job])
-    return _polled(request, "campaigns/jobs.html#job_row", {"job": job}, stop=job.is_terminal)
+        return redirect("campaigns:job_detail", job_id=row.pk)
+    return _stop_polling(HttpResponse(job_rows.row_html(row)), stop=row.is_terminal)
 
 
 # --- New booking ----------------------------------------------------------------------------------------------

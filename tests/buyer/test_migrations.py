@@ -19,6 +19,7 @@ SHIPPED = {
         "0004_agents_decisions",
         "0005_plan_review",
         "0006_publisher_domain_dashboard_order_and_more",
+        "0007_job_counts_and_versions",
     ],
     "events": ["0001_initial", "0002_pacing_negotiation_deal_event_types", "0003_plan_review"],
     "llm": ["0001_initial", "0002_gateway_breaker_and_stop_reason"],
