@@ -10,6 +10,7 @@ from ninja.errors import AuthenticationError
 from buyer.apikeys.auth import read_auth
 from buyer.errors import DomainError
 from buyer.events.api import router as events_router
+from buyer.openapi_errors import document_errors
 from buyer.ratelimit import RateLimited
 from buyer.sellers.api import router as sellers_router
 from campaigns.api import router as bookings_router
@@ -17,7 +18,16 @@ from campaigns.briefs_api import router as briefs_router
 from campaigns.deals_api import router as deals_router
 from pacing.api import router as pacing_router
 
-api = NinjaAPI(
+
+class BuyerAPI(NinjaAPI):
+    """The REST API; its OpenAPI schema lists every error answer with its body (``buyer.openapi_errors``)."""
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        return document_errors(schema)
+
+
+api = BuyerAPI(
     title="Media Buyer Agent API",
     version=settings.VERSION,
     description=(

@@ -230,6 +230,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "buyer.accounts.middleware.UserTimeZoneMiddleware",
+    # Text the database cannot store: the pages' addresses here, the API's everything (buyer.web's lean stack).
+    "buyer.storable.StorableTextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -18,12 +18,13 @@ from django.urls import set_urlconf
 
 # What an API request passes through, in order. The API's URLconf first (so even an error raised by a later
 # middleware, such as a disallowed host, is answered by the API's JSON handlers), security headers, the body
-# bound (413 JSON), CORS for browser clients, host validation (CommonMiddleware asks for the host), no framing,
-# and domain errors mapped to their status.
+# bound (413 JSON), text the database cannot store (422 JSON), CORS for browser clients, host validation
+# (CommonMiddleware asks for the host), no framing, and domain errors mapped to their status.
 API_MIDDLEWARE = [
     "buyer.web.ApiUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "buyer.middleware.BodySizeMiddleware",
+    "buyer.storable.StorableTextMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",  # /docs is HTML: never framed

@@ -275,6 +275,7 @@ def deal_history(request: HttpRequest, deal_pk: int):
     auth=write_auth,
     response=DealDetailOut,
     summary="Read the deal from its seller now and follow its status",
+    openapi_extra={"responses": {"502": {"description": "The seller could not be asked; nothing changed"}}},
 )
 def refresh_deal(request: HttpRequest, deal_pk: int):
     """A seller that is down answers 502 with its error; nothing changes then."""

@@ -14,7 +14,7 @@ from buyer.fastpath import UUID_PATTERN, Request, Route, ninja_response
 from buyer.prepared import PreparedQuery, Rows, prefetched
 from campaigns import api, presenters, selectors
 from campaigns.models import BookedDeal, BookingJob, Campaign, JobStatus, NegotiationRound
-from campaigns.schemas import JOB_PAGE_DEFAULT, JOB_PAGE_MAX
+from campaigns.schemas import JOB_OFFSET_MAX, JOB_PAGE_DEFAULT, JOB_PAGE_MAX
 
 _JOB = uuid.UUID(int=0x5E471E1)  # stands for the job id while the queries are compiled
 # Constants composed: no value of a request is in the SQL text.
@@ -73,7 +73,7 @@ async def job_list(request: Request) -> bytes | None:
     if status is not None and status not in JobStatus.values:
         return None
     limit = _number(request.query.get("limit"), JOB_PAGE_DEFAULT, low=1, high=JOB_PAGE_MAX)
-    offset = _number(request.query.get("offset"), 0, low=0)
+    offset = _number(request.query.get("offset"), 0, low=0, high=JOB_OFFSET_MAX)
     if limit is None or offset is None:
         return None
     key = ("list", status, limit, offset)

@@ -113,12 +113,14 @@ class JobListOut(Schema):
 # A page of the job list: GET /bookings, the MCP list_bookings and the fast reads read the same bounds.
 JOB_PAGE_DEFAULT = 20
 JOB_PAGE_MAX = 200
+# Far past any real list, and within PostgreSQL's bigint (a larger OFFSET is a database error, not an empty page).
+JOB_OFFSET_MAX = 10_000_000
 
 
 class JobFilters(Schema):
     status: JobStatus | None = None
     limit: int = Field(default=JOB_PAGE_DEFAULT, ge=1, le=JOB_PAGE_MAX)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=JOB_OFFSET_MAX)
 
 
 class AllocationOut(Schema):

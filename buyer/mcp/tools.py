@@ -39,9 +39,10 @@ from buyer.mcp import status as status_checks
 from buyer.mcp.auth import principal_of
 from buyer.sellers.schemas import ProductSearchIn
 from buyer.sellers.search import UnknownSellerIds, search_enabled_sellers, search_outcome_out
+from buyer.storable import REFUSED_TEXT, refused_text
 from campaigns import presenters, selectors, services
 from campaigns.models import BookedDeal, BookingJob, DealStatus, JobStatus
-from campaigns.schemas import JOB_PAGE_DEFAULT, JOB_PAGE_MAX, CampaignBriefIn, JobDetailOut
+from campaigns.schemas import JOB_OFFSET_MAX, JOB_PAGE_DEFAULT, JOB_PAGE_MAX, CampaignBriefIn, JobDetailOut
 from pacing import selectors as pacing
 
 JOB_NOT_FOUND = "Job not found"
@@ -127,6 +128,10 @@ class _ScopedTool(Tool):
         refusal = self.spec.refusal(principal)
         if refusal is not None:
             return refusal
+        unstorable = refused_text(arguments)
+        if unstorable:  # refused before validation: the database would refuse it later, as a crash
+            places = "; ".join(f"{'.'.join(str(p) for p in where)}: {REFUSED_TEXT}" for where in unstorable)
+            return error_result(f"Invalid arguments: {places}")
         reads = fastpath.running() if self.spec.fast is not None else None
         if reads is not None and principal is not None:
             result = await self._fast(reads, arguments, principal)
@@ -357,7 +362,7 @@ def review_budgets(args: ReviewBudgetsArgs, principal: Principal) -> dict[str, A
 class ListBookingsArgs(ToolArgs):
     status: JobStatus | None = None
     limit: int = Field(default=JOB_PAGE_DEFAULT, ge=1, le=JOB_PAGE_MAX)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=JOB_OFFSET_MAX)
 
 
 def _bookings_read(args: ListBookingsArgs) -> tuple[str, dict[str, str]]:

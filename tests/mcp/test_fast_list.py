@@ -1,8 +1,9 @@
 """``list_bookings`` answered from the fast reads when the web process runs them (PostgreSQL): the same result as
-the tool's own query, and the tool's own way whenever the fast read leaves it (a bigger offset than it takes)."""
+the tool's own query, and the tool's own way whenever the fast read leaves it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -11,11 +12,12 @@ from mcp import Client
 from mcp_types import CallToolResult
 
 from buyer import fastpath
-from buyer.fastpath import FastReads
+from buyer.fastpath import FastReads, Route
 from buyer.mcp.auth import acting_as
 from buyer.mcp.server import build_mcp_server
 from campaigns.fast_reads import ROUTES
 from campaigns.models import JobStatus
+from campaigns.schemas import JOB_OFFSET_MAX
 from tests.factories import BookingJobFactory
 from tests.mcp.conftest import READER, call, ok
 
@@ -27,8 +29,19 @@ ARGUMENTS: list[dict[str, Any]] = [
     {"limit": 2, "offset": 1},
     {"status": "failed"},
     {"status": "running", "limit": 200},
-    {"offset": 10_000_000_000},  # beyond what the fast read takes: the tool's own query
+    {"offset": JOB_OFFSET_MAX},
+    {"offset": 7},  # the fast read leaves this one (LEFT_TO_THE_TOOL): the tool's own query
 ]
+LEFT_TO_THE_TOOL = "7"
+
+
+def _leaving(route: Route) -> Route:
+    """The route, leaving one offset to its caller as it leaves whatever it cannot answer."""
+
+    async def handler(request: Any) -> bytes | None:
+        return None if request.query.get("offset") == LEFT_TO_THE_TOOL else await route.handler(request)
+
+    return replace(route, handler=handler)
 
 
 async def _unexpected(scope: Any, receive: Any, send: Any) -> None:
@@ -40,7 +53,7 @@ def test_the_fast_answer_is_the_tools_own(settings):
     BookingJobFactory.create_batch(3, status=JobStatus.FAILED)
     BookingJobFactory.create_batch(2, status=JobStatus.COMPLETED)
     expected = [ok(call(build_mcp_server(), "list_bookings", arguments, as_=READER)) for arguments in ARGUMENTS]
-    reads = FastReads(_unexpected, ROUTES, connections=2)
+    reads = FastReads(_unexpected, [_leaving(route) for route in ROUTES], connections=2)
 
     async def run() -> list[CallToolResult]:
         async with reads.lifespan():
