@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError
 
 from buyer.apikeys.auth import read_auth
 from buyer.errors import DomainError
 from buyer.events.api import router as events_router
+from buyer.health.checks import readiness
 from buyer.openapi_errors import document_errors
 from buyer.ratelimit import RateLimited
 from buyer.sellers.api import router as sellers_router
@@ -67,6 +70,25 @@ class HealthOut(Schema):
 @api.get("/health", auth=None, response=HealthOut, tags=["health"], summary="Liveness: the web process answers")
 def health(request: HttpRequest):
     return {"status": "healthy", "version": settings.VERSION}
+
+
+class ReadyOut(Schema):
+    status: str = Field(description="ready, or unready when anything in `failed` is")
+    failed: list[str] = Field(description="What is not healthy: database, broker, worker:<queue>, beat")
+    checks: dict[str, dict] = Field(description="Each check: status, and its latency, heartbeat age or error")
+    checked_at: datetime
+
+
+@api.get(
+    "/health/ready",
+    auth=None,
+    response={200: ReadyOut, 503: ReadyOut},
+    tags=["health"],
+    summary="Readiness: the database, the broker, a recent heartbeat from the workers of every queue and beat",
+)
+def ready(request: HttpRequest):
+    report = readiness()
+    return Status(200 if report["status"] == "ready" else 503, report)
 
 
 api.add_router("", bookings_router)

@@ -12,6 +12,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
 app = Celery("buyer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Every worker writes the heartbeat of the queues it consumes (readiness reads it; works on every broker).
+app.steps["worker"].add("buyer.health.heartbeat:HeartbeatStep")
 
 # Celery's Django fixup closes every database connection before and after each task and, in a prefork child,
 # the whole connection pool too: each task then built a new pool and a new PostgreSQL connection (its wait was

@@ -9,6 +9,7 @@ from django.views.generic import RedirectView
 from ninja.openapi.docs import Redoc
 
 from buyer.api import api
+from buyer.unavailable import unavailable_response
 
 
 def redoc(request: HttpRequest) -> HttpResponse:
@@ -29,3 +30,14 @@ urlpatterns = [
     path("redoc", redoc, name="redoc"),
     path("", api.urls),
 ]
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A 503 when the database or the broker is down (``buyer.unavailable``: JSON for the API's paths, which
+    tests serve through this URLconf too), otherwise the product's 500 page."""
+    from django.views.defaults import server_error as page
+
+    return unavailable_response(request) or page(request)
+
+
+handler500 = server_error

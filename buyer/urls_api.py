@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 from buyer.api import api
+from buyer.unavailable import unavailable_response
 
 urlpatterns = [path("", api.urls)]
 
@@ -14,8 +15,9 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
     return JsonResponse({"detail": "Not Found"}, status=404)
 
 
-def server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"detail": "Internal server error"}, status=500)
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A 503 when the database or the broker is down (``buyer.unavailable``), otherwise the JSON 500."""
+    return unavailable_response(request) or JsonResponse({"detail": "Internal server error"}, status=500)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

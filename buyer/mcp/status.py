@@ -1,9 +1,8 @@
 """Setup, health and configuration as the MCP foundation tools report them. Deterministic: no model calls.
 
-Health checks function, not just that a process exists: the database answers a query, the Celery broker
-accepts a connection (bounded by ``BROKER_TIMEOUT_S``), and a worker answers Celery's ``ping`` broadcast
-within ``WORKER_PING_TIMEOUT_S``. The embedded broker (kombu's SQLAlchemy transport) cannot broadcast, so
-there the worker is reported ``unknown`` rather than guessed at.
+Health checks function, not just that a process exists (``buyer.health.checks``, the same as readiness): the
+database answers a query, the Celery broker accepts a connection, and the workers of every queue wrote a heartbeat
+recently (on every broker, the embedded one included).
 
 Nothing here reports a secret: no API key, seller credential, ``SECRET_KEY``, model key or connection URL
 (error details are exception class names only, since driver messages may quote a URL).
@@ -12,16 +11,17 @@ Nothing here reports a secret: no API key, seller credential, ``SECRET_KEY``, mo
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from buyer.apikeys.services import auth_is_configured
 from buyer.events.selectors import event_list
+from buyer.health.checks import HEALTHY, UNHEALTHY, UNKNOWN, broker_transport, heartbeats, timed
+from buyer.health.checks import broker as check_broker
+from buyer.health.checks import database as check_database
 from buyer.llm.mode import llm_mode
 from buyer.sellers.api import _public_url as public_url
 from buyer.sellers.models import BreakerState
@@ -30,26 +30,7 @@ from buyer.sellers.services import configured_endpoints
 
 logger = logging.getLogger(__name__)
 
-BROKER_TIMEOUT_S = 2.0
-WORKER_PING_TIMEOUT_S = 1.0
-HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
-
-
-def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    started = time.perf_counter()
-    result = check()
-    return {**result, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
-
-
-def _database() -> dict[str, Any]:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError as exc:
-        logger.warning("health: database check failed: %s", type(exc).__name__)
-        return {"status": UNHEALTHY, "engine": settings.DATABASE_ENGINE, "error": type(exc).__name__}
-    return {"status": HEALTHY, "engine": settings.DATABASE_ENGINE}
+DEGRADED = "degraded"
 
 
 def _seller_endpoints() -> tuple[list[str], int]:
@@ -82,60 +63,35 @@ def _event_bus() -> dict[str, Any]:
     return {"status": HEALTHY, "backend": "database"}
 
 
-def broker_transport() -> str:
-    return "redis" if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "embedded"
-
-
-def _broker() -> tuple[dict[str, Any], bool]:
-    """The broker's reachability, and whether it can carry broadcasts (worker ping)."""
-    from buyer.celery import app
-
-    try:
-        with app.connection_for_write(connect_timeout=BROKER_TIMEOUT_S) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=BROKER_TIMEOUT_S)
-            broadcasts = "fanout" in conn.transport.implements.exchange_type
-    except Exception as exc:  # noqa: BLE001 - kombu and its drivers raise many types; any of them means down
-        logger.warning("health: broker check failed: %s", type(exc).__name__)
-        return {"status": UNHEALTHY, "transport": broker_transport(), "error": type(exc).__name__}, False
-    return {"status": HEALTHY, "transport": broker_transport()}, broadcasts
-
-
-def _worker(*, broker_ok: bool, broadcasts: bool) -> dict[str, Any]:
-    method = f"celery inspect ping ({WORKER_PING_TIMEOUT_S:g} s)"
-    if not broker_ok:
-        return {"status": UNHEALTHY, "method": method, "workers": [], "detail": "the broker is unreachable"}
-    if not broadcasts:
-        return {
-            "status": UNKNOWN,
-            "method": method,
-            "workers": [],
-            "detail": "the embedded broker cannot broadcast, so workers cannot be pinged (set REDIS_URL)",
-        }
-    from buyer.celery import app
-
-    try:
-        replies = app.control.inspect(timeout=WORKER_PING_TIMEOUT_S).ping() or {}
-    except Exception as exc:  # noqa: BLE001 - a failed broadcast means no heartbeat, whatever the cause
-        logger.warning("health: worker ping failed: %s", type(exc).__name__)
-        return {"status": UNHEALTHY, "method": method, "workers": [], "error": type(exc).__name__}
-    workers = sorted(replies)
+def _worker(*, database_ok: bool) -> dict[str, Any]:
+    """The workers, by their heartbeats: healthy when the workers of every queue wrote one recently."""
+    queues = {
+        role.removeprefix("worker:"): check
+        for role, check in heartbeats(database_ok=database_ok).items()
+        if role.startswith("worker:")
+    }
+    statuses = {check["status"] for check in queues.values()}
+    status = UNKNOWN if UNKNOWN in statuses else HEALTHY if statuses == {HEALTHY} else UNHEALTHY
+    workers = sorted({check["hostname"] for check in queues.values() if check["status"] == HEALTHY})
+    stale = sorted(queue for queue, check in queues.items() if check["status"] == UNHEALTHY)
     return {
-        "status": HEALTHY if workers else UNHEALTHY,
-        "method": method,
+        "status": status,
+        "method": f"heartbeats (fresh within {settings.HEALTH_HEARTBEAT_STALE_SECONDS} s)",
         "workers": workers,
-        **({} if workers else {"detail": "no worker answered"}),
+        "queues": queues,
+        **({"detail": f"no recent heartbeat for: {', '.join(stale)}"} if stale else {}),
     }
 
 
 def health_report() -> dict[str, Any]:
-    database = _timed(_database)
-    broker, broadcasts = _broker()
+    database = timed(check_database)
+    broker = check_broker()
     services = {
         "database": database,
         "seller_connections": _sellers(),
         "event_bus": _event_bus(),
         "broker": broker,
-        "worker": _worker(broker_ok=broker["status"] == HEALTHY, broadcasts=broadcasts),
+        "worker": _worker(database_ok=database["status"] == HEALTHY),
     }
     if database["status"] != HEALTHY or broker["status"] != HEALTHY:
         status = UNHEALTHY  # nothing can be stored or run
@@ -152,7 +108,7 @@ def health_report() -> dict[str, Any]:
 
 
 def setup_status() -> dict[str, Any]:
-    database_ok = _database()["status"] == HEALTHY
+    database_ok = check_database()["status"] == HEALTHY
     sellers = _sellers()
     try:
         api_key_configured = auth_is_configured()

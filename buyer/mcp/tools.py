@@ -40,6 +40,7 @@ from buyer.mcp.auth import principal_of
 from buyer.sellers.schemas import ProductSearchIn
 from buyer.sellers.search import UnknownSellerIds, search_enabled_sellers, search_outcome_out
 from buyer.storable import REFUSED_TEXT, refused_text
+from buyer.unavailable import UNAVAILABLE, unavailable_message, unavailable_service
 from campaigns import presenters, selectors, services
 from campaigns.models import BookedDeal, BookingJob, DealStatus, JobStatus
 from campaigns.schemas import JOB_OFFSET_MAX, JOB_PAGE_DEFAULT, JOB_PAGE_MAX, CampaignBriefIn, JobDetailOut
@@ -94,6 +95,8 @@ class ToolSpec:
             return ok_result(self.fn(args, principal))
         except (ToolFailure, DomainError) as exc:  # the services' refusals, mapped here once for every tool
             return error_result(str(exc))
+        except UNAVAILABLE as exc:  # the database or the broker is down: say so, never the driver's message
+            return error_result(unavailable_message(unavailable_service(exc) or "database"))
         finally:
             close_old_connections()
 

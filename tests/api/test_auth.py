@@ -11,7 +11,7 @@ from buyer.apikeys.services import api_key_create, api_key_revoke
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"/health", "/docs", "/redoc", "/openapi.json"}
+PUBLIC = {"/health", "/health/ready", "/docs", "/redoc", "/openapi.json"}
 
 
 def api_operations() -> list[tuple[str, str]]:
@@ -56,7 +56,12 @@ def test_with_a_key_configured_every_non_public_route_answers_401_without_it(cli
 
 
 def test_public_paths_stay_open_with_a_key_configured(client, settings):
+    from buyer.health.checks import worker_queues
+    from buyer.health.heartbeat import heartbeat_record
+    from buyer.health.models import BEAT, worker_role
+
     settings.API_KEY = "bootstrap-secret"
+    heartbeat_record([worker_role(queue) for queue in worker_queues()] + [BEAT], "worker-1@host")  # ready
     for path in PUBLIC:
         assert client.get(path).status_code == 200, path
 

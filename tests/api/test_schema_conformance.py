@@ -12,6 +12,9 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from buyer.apikeys.models import Scope
 from buyer.apikeys.services import api_key_create
+from buyer.health.checks import worker_queues
+from buyer.health.heartbeat import heartbeat_record
+from buyer.health.models import BEAT, worker_role
 from buyer.web import build_wsgi
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the WSGI handler closes connections after each request
@@ -25,6 +28,8 @@ def _quiet_sellers_and_no_rate_limit(settings, fresh_rate_limits):
     settings.API_RATE_LIMIT_PER_MINUTE = 0  # thousands of requests from one key: conformance, not limits
     settings.SELLER_ENDPOINTS = []
     settings.IAB_SERVER_URL_IS_SET = False
+    # Workers and beat alive, as in a running deployment: readiness answers 200 (its 503 is a server error).
+    heartbeat_record([worker_role(queue) for queue in worker_queues()] + [BEAT], "schemathesis")
 
 
 @pytest.fixture

@@ -15,6 +15,9 @@ from django.utils import timezone
 from mcp import Client
 
 from buyer.events.models import Event
+from buyer.health.checks import worker_queues
+from buyer.health.heartbeat import heartbeat_record
+from buyer.health.models import worker_role
 from buyer.mcp.server import SERVER_NAME
 from buyer.mcp.tools import TOOLS
 from campaigns.models import BookedDeal, BookingJob, DealStatus, JobStage, JobStatus, RecommendationStatus
@@ -135,7 +138,7 @@ def test_setup_status_needs_sellers_and_the_database(server, settings):
     }
 
 
-def test_health_reports_each_service_and_the_embedded_broker_cannot_ping_workers(
+def test_health_reports_each_service_and_workers_by_their_heartbeats_on_the_embedded_broker(
     server, settings, monkeypatch, tmp_path
 ):
     from buyer.celery import app
@@ -150,8 +153,15 @@ def test_health_reports_each_service_and_the_embedded_broker_cannot_ping_workers
     assert services["database"]["status"] == "healthy"
     assert services["seller_connections"] == {"status": "configured", "endpoint_count": 1, "open_breakers": 0}
     assert services["event_bus"]["status"] == "healthy"
-    assert services["broker"] == {"status": "healthy", "transport": "embedded"}
-    assert services["worker"]["status"] == "unknown" and "broadcast" in services["worker"]["detail"]
+    assert services["broker"]["status"] == "healthy" and services["broker"]["transport"] == "embedded"
+    assert services["worker"]["status"] == "unhealthy" and "no recent heartbeat" in services["worker"]["detail"]
+    assert body["status"] == "degraded"
+
+    heartbeat_record([worker_role(queue) for queue in worker_queues()], "worker-1@host")
+    body = ok(call(server, "health_check"))
+    assert body["services"]["worker"]["status"] == "healthy" and body["services"]["worker"]["workers"] == [
+        "worker-1@host"
+    ]
     assert body["status"] == "healthy"
 
 
@@ -166,21 +176,17 @@ def test_health_is_unhealthy_when_the_broker_is_unreachable(server, monkeypatch)
     assert "127.0.0.1:1" not in json.dumps(body)
 
 
-def test_the_worker_heartbeat_is_a_celery_ping(monkeypatch):
-    from buyer.celery import app
+def test_a_queue_whose_workers_stopped_writing_heartbeats_makes_the_worker_unhealthy(settings):
+    from buyer.health.models import Heartbeat
     from buyer.mcp.status import _worker
 
-    class Inspect:
-        def __init__(self, replies):
-            self.replies = replies
-
-        def ping(self):
-            return self.replies
-
-    monkeypatch.setattr(app.control, "inspect", lambda timeout: Inspect({"buyer-1@host": {"ok": "pong"}}))
-    assert _worker(broker_ok=True, broadcasts=True)["workers"] == ["buyer-1@host"]
-    monkeypatch.setattr(app.control, "inspect", lambda timeout: Inspect(None))
-    assert _worker(broker_ok=True, broadcasts=True)["status"] == "unhealthy"
+    heartbeat_record([worker_role(queue) for queue in worker_queues()], "worker-1@host")
+    assert _worker(database_ok=True)["status"] == "healthy"
+    stale = timezone.now() - timedelta(seconds=settings.HEALTH_HEARTBEAT_STALE_SECONDS + 1)
+    Heartbeat.objects.filter(role=worker_role(settings.CELERY_PACING_QUEUE)).update(seen_at=stale)
+    worker = _worker(database_ok=True)
+    assert worker["status"] == "unhealthy" and settings.CELERY_PACING_QUEUE in worker["detail"]
+    assert _worker(database_ok=False)["status"] == "unknown"
 
 
 def test_get_config_answers_the_settings_an_operator_needs(server, settings):
