@@ -21,8 +21,9 @@ $(VENV)/.installed: requirements.lock
 migrate: install
 	$(PY) manage.py migrate --noinput
 
+# `exec`: the launcher replaces the recipe's shell, so make is its parent and a killed make stops it too.
 run: migrate
-	PORT=$(PORT) SANDBOX_SELLER_PORT=$(SANDBOX_SELLER_PORT) $(PY) -m buyer.stack
+	exec env PORT=$(PORT) SANDBOX_SELLER_PORT=$(SANDBOX_SELLER_PORT) $(PY) -m buyer.stack
 
 test: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

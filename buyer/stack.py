@@ -11,16 +11,22 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A stop gives the services this long to finish (a worker's warm shutdown, the web server's open requests), then
+# kills them: the whole stack is down within 10 s (Docker's default stop timeout). An interrupted job step is
+# taken up again by the sweeper; bookings are idempotent.
+STOP_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -46,22 +52,27 @@ class Service:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, *, kill: bool = False, timeout: float = 20) -> None:
-        if not self.alive():
+    def stop(self, *, kill: bool = False, timeout: float = STOP_SECONDS) -> None:
+        self.signal(signal.SIGKILL if kill else signal.SIGTERM)
+        self.wait(deadline=time.monotonic() + timeout)
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the service's whole process group (it and what it forked)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)  # its own session: the group id is its pid
+
+    def wait(self, *, deadline: float) -> None:
+        """Wait for the service to exit until ``deadline`` (monotonic), then kill its group; either way no child
+        it forked is left behind."""
+        if self.process is None:
             return
-        assert self.process is not None
-        group = os.getpgid(self.process.pid)
-        os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
         try:
-            self.process.wait(timeout=timeout)
+            self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
+            self.signal(signal.SIGKILL)
             self.process.wait(timeout=10)
-        if kill:
-            return
-        # Children that outlive a graceful stop (none should) are not left behind.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
+        self.signal(signal.SIGKILL)  # children that outlived a graceful stop (none should)
 
 
 @dataclass
@@ -71,13 +82,21 @@ class Stack:
     services: dict[str, Service] = field(default_factory=dict)
     log_dir: Path | None = None
 
-    def start(self, *names: str) -> None:
+    def start(self, *names: str, started: Callable[[Service], None] | None = None) -> None:
+        """Start the services (all, or ``names``); ``started`` hears of each right after it starts."""
         for name in names or tuple(self.services):
             self.services[name].start()
+            if started is not None:
+                started(self.services[name])
 
-    def stop(self, *names: str, kill: bool = False) -> None:
-        for name in reversed(names or tuple(self.services)):
-            self.services[name].stop(kill=kill)
+    def stop(self, *names: str, kill: bool = False, timeout: float = STOP_SECONDS) -> None:
+        """Stop the services at once (all signalled, then each waited for until one shared deadline)."""
+        services = [self.services[name] for name in reversed(names or tuple(self.services))]
+        for service in services:
+            service.signal(signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for service in services:
+            service.wait(deadline=deadline)
 
     def wait_healthy(self, timeout: float = 60) -> None:
         urls = [self.web_url + "/health"] + ([self.seller_url + "/health"] if self.seller_url else [])
@@ -192,6 +211,45 @@ def build_stack(
     return Stack(web_url=f"http://127.0.0.1:{port}", seller_url=seller_url, services=services, log_dir=log_dir)
 
 
+def ports_in_use(ports: list[int], host: str = "127.0.0.1") -> list[int]:
+    """The ``ports`` something already listens on (probed as the servers bind: with SO_REUSEADDR)."""
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel send this process SIGTERM when its parent dies (``make`` killed, even with
+    SIGKILL): the launcher then stops the stack as on Ctrl-C. Elsewhere nothing happens."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def start_reaper() -> subprocess.Popen:
+    """``buyer.reaper``, in a session of its own, told each service's process group as it starts: whatever ends
+    this launcher (SIGKILL included), the reaper stops what it started."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "buyer.reaper"],
+        cwd=BASE_DIR,
+        stdin=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8001")))
@@ -210,6 +268,16 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         web_workers=settings.WEB_WORKERS,
     )
+    ports = [args.port] + ([args.sandbox_port] if use_sandbox else [])
+    busy = ports_in_use(ports)
+    if busy:
+        names = ", ".join(str(port) for port in busy)
+        print(
+            f"Port {names} on 127.0.0.1 is already in use (another `make run`?): nothing was started. Stop what "
+            "listens there, or choose free ports: make run PORT=8002 SANDBOX_SELLER_PORT=8011",
+            file=sys.stderr,
+        )
+        return 1
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -218,8 +286,16 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    stack.start()
+    die_with_parent()
+    reaper = start_reaper()
+
+    def reaped(service: Service) -> None:
+        assert reaper.stdin is not None and service.process is not None
+        reaper.stdin.write(f"{service.process.pid}\n")
+        reaper.stdin.flush()
+
     try:
+        stack.start(started=reaped)
         stack.wait_healthy()
         sellers = (
             stack.seller_url + " (built-in sandbox seller)" if use_sandbox else ", ".join(settings.SELLER_ENDPOINTS)
@@ -234,9 +310,13 @@ def main(argv: list[str] | None = None) -> int:
             if dead:
                 print(f"{', '.join(dead)} stopped; shutting down.", file=sys.stderr)
                 return 1
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
         stack.stop()
+        if reaper.stdin is not None:
+            reaper.stdin.close()  # what the kernel does if this process is killed: the reaper finishes the job
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            reaper.wait(timeout=10)
     return 0
 
 
