@@ -373,12 +373,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often a worker on the embedded broker (a SQLite file, which cannot push) looks for a new task: kombu's
 # default of a second made each of a job's steps wait up to that long.
 CELERY_EMBEDDED_POLL_SECONDS = float(env_decimal("CELERY_EMBEDDED_POLL_SECONDS", "0.1", minimum="0.01", maximum="5"))
+# The longest hard time limit of a task other than the job steps (campaigns.tasks.refresh_deals); a test checks
+# every registered task against the visibility timeout below.
+LONGEST_TASK_SECONDS = 660
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Must exceed the longest task plus its hard time limit, or a long task is delivered twice.
     # A worker takes from the queues it consumes in the order ``-Q`` names them (the booking queue first),
     # not round robin: a burst's bookings and negotiations go before the plan steps queued behind them.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": JOB_STEP_LEASE_SECONDS * 2 + 600,
+        "visibility_timeout": max(JOB_STEP_LEASE_SECONDS * 2, LONGEST_TASK_SECONDS) + 600,
         "queue_order_strategy": "priority",
     }
 CELERY_TASK_ACKS_LATE = True
@@ -441,3 +444,48 @@ LOGGING = {
 }
 
 VERSION = buyer.__version__
+
+
+# --- Settings that must fit together ----------------------------------------------------------------------
+# Each value can be valid alone and the combination still break every job; start-up refuses those, naming them.
+# The worst one seller call can take: every attempt times out, and the seller asks to wait (Retry-After, capped
+# at 10 s by the client) between attempts.
+SELLER_CALL_WORST_SECONDS = SELLER_TIMEOUT_SECONDS * (SELLER_MAX_RETRIES + 1) + 10.0 * SELLER_MAX_RETRIES
+# A job step's soft time limit is this share of its lease (campaigns.tasks).
+JOB_STEP_SOFT_LIMIT_SHARE = 0.8
+
+
+def _settings_that_conflict() -> list[str]:
+    problems = []
+    step_limit = JOB_STEP_LEASE_SECONDS * JOB_STEP_SOFT_LIMIT_SHARE
+    if step_limit < SELLER_CALL_WORST_SECONDS:
+        needed = int(-(-SELLER_CALL_WORST_SECONDS // JOB_STEP_SOFT_LIMIT_SHARE))
+        problems.append(
+            f"JOB_STEP_LEASE_SECONDS={JOB_STEP_LEASE_SECONDS} gives a job step {step_limit:g} s, less than one "
+            f"seller call may take ({SELLER_CALL_WORST_SECONDS:g} s: SELLER_TIMEOUT_SECONDS={SELLER_TIMEOUT_SECONDS:g} "
+            f"for each of SELLER_MAX_RETRIES={SELLER_MAX_RETRIES} + 1 attempts, and up to 10 s between them); every "
+            f"job would fail. Set JOB_STEP_LEASE_SECONDS to at least {needed}, or lower SELLER_TIMEOUT_SECONDS or "
+            "SELLER_MAX_RETRIES."
+        )
+    if JOB_SWEEP_INTERVAL_SECONDS * 10 > APPROVAL_TTL_HOURS * 3600:
+        problems.append(
+            f"JOB_SWEEP_INTERVAL_SECONDS={JOB_SWEEP_INTERVAL_SECONDS} is more than a tenth of APPROVAL_TTL_HOURS="
+            f"{APPROVAL_TTL_HOURS}: the sweeper cancels expired approvals, so one could stay approvable that much "
+            "past its expiry. Sweep more often or give approvals longer."
+        )
+    if JOB_STALL_SECONDS < JOB_SWEEP_INTERVAL_SECONDS:
+        problems.append(
+            f"JOB_STALL_SECONDS={JOB_STALL_SECONDS} is shorter than JOB_SWEEP_INTERVAL_SECONDS="
+            f"{JOB_SWEEP_INTERVAL_SECONDS}: a stalled job is only seen at the next sweep. Make the stall at least "
+            "one sweep interval."
+        )
+    if HEALTH_HEARTBEAT_STALE_SECONDS < 2 * HEALTH_HEARTBEAT_SECONDS:
+        problems.append(
+            f"HEALTH_HEARTBEAT_STALE_SECONDS={HEALTH_HEARTBEAT_STALE_SECONDS} is less than two "
+            f"HEALTH_HEARTBEAT_SECONDS={HEALTH_HEARTBEAT_SECONDS}: readiness would fail between two heartbeats."
+        )
+    return problems
+
+
+if _problems := _settings_that_conflict():
+    raise ImproperlyConfigured("Settings that do not fit together:\n- " + "\n- ".join(_problems))

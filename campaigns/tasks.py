@@ -19,7 +19,7 @@ STEP_POLICY = dict(
     retry_backoff_max=60,
     max_retries=5,
     # Below the job lease, so a step is stopped before another worker may presume it dead.
-    soft_time_limit=max(5, int(settings.JOB_STEP_LEASE_SECONDS * 0.8)),
+    soft_time_limit=max(5, int(settings.JOB_STEP_LEASE_SECONDS * settings.JOB_STEP_SOFT_LIMIT_SHARE)),
     time_limit=max(8, int(settings.JOB_STEP_LEASE_SECONDS * 0.9)),
 )
 

@@ -78,3 +78,41 @@ def test_env_example_documents_every_variable_the_settings_read():
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
     internal = {"DJANGO_DEBUG", "BUYER_VAR_DIR", "BUYER_ENV_FILE"}
     assert read - documented - internal == set()
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"JOB_STEP_LEASE_SECONDS": "5"}, ["JOB_STEP_LEASE_SECONDS=5", "SELLER_TIMEOUT_SECONDS", "at least 63"]),
+        (
+            {"JOB_STEP_LEASE_SECONDS": "10", "SELLER_TIMEOUT_SECONDS": "10", "SELLER_MAX_RETRIES": "0"},
+            ["JOB_STEP_LEASE_SECONDS=10", "SELLER_MAX_RETRIES=0", "at least 13"],
+        ),
+        ({"APPROVAL_TTL_HOURS": "1", "JOB_SWEEP_INTERVAL_SECONDS": "600"}, ["JOB_SWEEP_INTERVAL_SECONDS=600"]),
+        ({"JOB_STALL_SECONDS": "20", "JOB_SWEEP_INTERVAL_SECONDS": "60"}, ["JOB_STALL_SECONDS=20"]),
+        ({"HEALTH_HEARTBEAT_SECONDS": "20", "HEALTH_HEARTBEAT_STALE_SECONDS": "30"}, ["HEALTH_HEARTBEAT_STALE"]),
+    ],
+)
+def test_settings_that_do_not_fit_together_stop_start_up_naming_them(variables, named):
+    result = start_up(**variables)
+    assert result.returncode != 0 and "Settings that do not fit together" in result.stderr
+    for words in named:
+        assert words in result.stderr, (words, result.stderr[-800:])
+
+
+def test_a_lease_that_fits_the_seller_calls_starts():
+    assert start_up(JOB_STEP_LEASE_SECONDS="15", SELLER_TIMEOUT_SECONDS="3", SELLER_MAX_RETRIES="0").returncode == 0
+
+
+def test_no_task_outlives_the_brokers_visibility_timeout(settings):
+    """On Redis a task still running past the visibility timeout is delivered a second time."""
+    from buyer.celery import app
+
+    visibility = max(settings.JOB_STEP_LEASE_SECONDS * 2, settings.LONGEST_TASK_SECONDS) + 600
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None)
+    if options is not None:  # Redis (CI): the option itself
+        visibility = options["visibility_timeout"]
+    app.loader.import_default_modules()
+    limits = {name: task.time_limit for name, task in app.tasks.items() if getattr(task, "time_limit", None)}
+    assert limits and "campaigns.tasks.refresh_deals" in limits
+    assert max(limits.values()) < visibility, limits

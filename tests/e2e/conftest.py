@@ -58,8 +58,9 @@ def make_stack(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Stack
             "JOB_STEP_LEASE_SECONDS": "15",
             "JOB_STALL_SECONDS": "10",
             "JOB_SWEEP_INTERVAL_SECONDS": "2",
-            "SELLER_TIMEOUT_SECONDS": "5",
-            "SELLER_MAX_RETRIES": "1",
+            # One seller call at worst 3 s: within the 15 s lease's step limit (the settings check they fit).
+            "SELLER_TIMEOUT_SECONDS": "3",
+            "SELLER_MAX_RETRIES": "0",
             **broker_env(tmp_path),
             **env,
         }
