@@ -217,6 +217,7 @@ INSTALLED_APPS = [
     "buyer.apikeys",
     "buyer.llm",
     "buyer.health",
+    "buyer.backups",
     "campaigns",
     "pacing",
 ]
