@@ -323,6 +323,10 @@ WEB_WORKERS = env_int(
     "WEB_WORKERS", min(os.cpu_count() or 1, 8) if DATABASE_ENGINE == "postgresql" else 1, minimum=1, maximum=64
 )
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
+# Where ``python -m buyer.serve`` (the web process alone: containers, process managers) listens. ``make run``
+# passes its PORT itself and always listens on 127.0.0.1; a container sets WEB_HOST=0.0.0.0.
+WEB_HOST = env_str("WEB_HOST", "127.0.0.1")
+PORT = env_int("PORT", 8001, minimum=1, maximum=65_535)
 # The busiest API reads answered in the event loop, on a small asynchronous pool per web process (PostgreSQL).
 WEB_FAST_READS = env_bool("WEB_FAST_READS", True)
 WEB_FAST_READ_CONNECTIONS = env_int("WEB_FAST_READ_CONNECTIONS", 4, minimum=1, maximum=64)

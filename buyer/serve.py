@@ -1,0 +1,24 @@
+"""The web process alone, as a container or a process manager runs it: Granian on ``WEB_HOST:PORT`` with
+``WEB_WORKERS`` workers, the same command ``buyer.stack`` uses (``web_argv``), exec'd so signals reach it.
+
+    python -m buyer.serve
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
+    from django.conf import settings  # reads .env and checks every variable before the server starts
+
+    from buyer.stack import web_argv
+
+    argv = web_argv(port=settings.PORT, workers=settings.WEB_WORKERS, env=os.environ, host=settings.WEB_HOST)
+    os.execv(sys.executable, argv)  # noqa: S606 - our own fixed argv, no shell
+
+
+if __name__ == "__main__":
+    main()
