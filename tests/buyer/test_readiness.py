@@ -202,3 +202,15 @@ def test_beat_writes_its_heartbeat_as_it_ticks(settings, tmp_path):
         scheduler.close()
     assert Heartbeat.objects.filter(role=BEAT).exists()
     assert delay <= settings.HEALTH_HEARTBEAT_SECONDS
+
+
+def test_the_heartbeat_healthcheck_command_exits_by_freshness(capsys):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="Not fresh: beat"):
+        call_command("heartbeat_fresh", "beat")
+    all_alive()
+    call_command("heartbeat_fresh", "beat", "worker")
+    assert "Fresh: " in capsys.readouterr().out
+    with pytest.raises(CommandError, match="No such heartbeat: worker:nope"):
+        call_command("heartbeat_fresh", "worker:nope")
