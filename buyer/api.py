@@ -12,7 +12,7 @@ from ninja.errors import AuthenticationError
 from buyer.apikeys.auth import read_auth
 from buyer.errors import DomainError
 from buyer.events.api import router as events_router
-from buyer.health.checks import readiness
+from buyer.health.checks import public_readiness
 from buyer.openapi_errors import document_errors
 from buyer.ratelimit import RateLimited
 from buyer.sellers.api import router as sellers_router
@@ -87,7 +87,7 @@ class ReadyOut(Schema):
     summary="Readiness: the database, the broker, a recent heartbeat from the workers of every queue and beat",
 )
 def ready(request: HttpRequest):
-    report = readiness()
+    report = public_readiness()
     return Status(200 if report["status"] == "ready" else 503, report)
 
 

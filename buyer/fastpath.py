@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from buyer.apikeys.models import Scope as KeyScope
 from buyer.apikeys.services import Principal, api_key_match, api_key_prefix, api_key_use_is_recorded
+from buyer.logs import request_id_for
 from buyer.prepared import PreparedQuery, Rows
 
 logger = logging.getLogger(__name__)
@@ -355,7 +356,8 @@ class FastReads:
         except Exception:  # noqa: BLE001 (whatever failed, Django answers the request, as it would have)
             self._warn(f"fast read of {scope['path']} left to Django", exc_info=True)
             return None
-        return body, response_headers(len(body), secure=secure)
+        request_id = request_id_for(headers.get(b"x-request-id", b"").decode("latin-1"))
+        return body, [*response_headers(len(body), secure=secure), (b"x-request-id", request_id.encode())]
 
     def _warn(self, message: str, *, exc_info: bool = False) -> None:
         """At most one warning a minute: a database outage must not flood the log with a line per request."""

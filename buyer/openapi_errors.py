@@ -65,7 +65,8 @@ def error_codes(method: str, operation: dict[str, Any]) -> set[int]:
     parameters = operation.get("parameters") or []
     has_body = "requestBody" in operation
     if operation.get("security"):  # every route but the liveness check: a key, a rate limit and the database
-        codes |= {401, 403, 429, 503}
+        # 422 too: any query string may hold text the database cannot store (buyer.storable), declared or not.
+        codes |= {401, 403, 422, 429, 503}
     if parameters or has_body:
         codes.add(422)
     if has_body:

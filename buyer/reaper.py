@@ -1,10 +1,11 @@
 """The launcher's reaper: stops every process group the launcher (``buyer.stack``) started once the launcher is
-gone, however it went — a normal stop, a crash, SIGKILL.
+gone, however it went — a crash, SIGKILL.
 
 The launcher starts it in a session of its own (a Ctrl-C in the terminal does not reach it) and writes each
-service's process group id to its stdin, one per line. The kernel closes that pipe when the launcher exits, so
-end of file is the signal: each group gets SIGTERM, and SIGKILL what is still there after ``GRACE_SECONDS``.
-A service's children (Celery's pool and beat, Granian's workers) share its group, so none outlives it.
+service's process group id to its stdin, one per line. After a clean stop it writes ``done`` and the reaper just
+exits. Otherwise the kernel closes the pipe when the launcher exits: each group gets SIGTERM, and SIGKILL what is
+still there after ``GRACE_SECONDS``. A service's children (Celery's pool and beat, Granian's workers) share its
+group, so none outlives it.
 
     python -m buyer.reaper   # reads process group ids from stdin; nothing else imports it
 """
@@ -18,6 +19,7 @@ import sys
 import time
 
 GRACE_SECONDS = 4.0
+DONE = "done"  # buyer.stack.REAPER_DONE: written after a clean stop
 
 
 def _alive(group: int) -> bool:
@@ -47,6 +49,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the launcher's going away stops it
     groups: set[int] = set()
     for line in sys.stdin:
+        if line.strip() == DONE:  # the launcher stopped its services itself: nothing is left to stop
+            return 0
         with contextlib.suppress(ValueError):
             group = int(line)
             if group > 1:

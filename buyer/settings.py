@@ -40,6 +40,8 @@ environ.Env.read_env(os.environ.get("BUYER_ENV_FILE", BASE_DIR / ".env"))
 ENVIRONMENT = env_choice("ENVIRONMENT", "development", ["development", "testing", "staging", "production"])
 IS_DEVELOPMENT = ENVIRONMENT in {"development", "testing"}
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+# json: one JSON object a line (staging, production); text: words (development, testing).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if ENVIRONMENT in {"development", "testing"} else "json", ["json", "text"])
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 if IS_DEVELOPMENT:
@@ -223,6 +225,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "buyer.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "buyer.middleware.BodySizeMiddleware",
@@ -290,7 +293,8 @@ def _database_config(url: str) -> dict:
         config["CONN_HEALTH_CHECKS"] = True
         # A database that does not answer is a quick error (a JSON 503), never a request held for half a minute.
         connect_timeout = env_int("DATABASE_CONNECT_TIMEOUT", 2, minimum=1, maximum=60)
-        config["OPTIONS"] = {"connect_timeout": connect_timeout}
+        # Added to what the URL says (?sslmode=verify-full&sslrootcert=… stay), never in its place.
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", connect_timeout)
         if env_bool("DATABASE_POOL", True):
             # CONN_HEALTH_CHECKS makes the pool check a connection as it hands it out: one the database dropped
             # is never used.
@@ -336,7 +340,12 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     # Rate-limit counters: shared through Redis when there is one, per process otherwise.
     "ratelimit": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "buyer"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "buyer",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
     ),
@@ -378,6 +387,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often a worker on the embedded broker (a SQLite file, which cannot push) looks for a new task: kombu's
 # default of a second made each of a job's steps wait up to that long.
 CELERY_EMBEDDED_POLL_SECONDS = float(env_decimal("CELERY_EMBEDDED_POLL_SECONDS", "0.1", minimum="0.01", maximum="5"))
+# Seconds a Redis connection or command may take before it is an error (the broker; the rate-limit cache: 2 s).
+REDIS_SOCKET_TIMEOUT_SECONDS = 10
 # The longest hard time limit of a task other than the job steps (campaigns.tasks.refresh_deals); a test checks
 # every registered task against the visibility timeout below.
 LONGEST_TASK_SECONDS = 660
@@ -388,6 +399,9 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": max(JOB_STEP_LEASE_SECONDS * 2, LONGEST_TASK_SECONDS) + 600,
         "queue_order_strategy": "priority",
+        # A Redis that accepts connections and never answers is an error in seconds, not a thread held forever.
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -438,11 +452,16 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Logging -----------------------------------------------------------------------------------------------
+# Every line carries its request id, job, seller and agent role, and is redacted of secrets (buyer.logs).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "buyer.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"()": "buyer.logs.TextFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "buyer.logs.JsonLineFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # The MCP SDK logs whole messages at DEBUG, which could include what a seller echoes back.
     "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "mcp")},

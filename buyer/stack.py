@@ -27,6 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # taken up again by the sweeper; bookings are idempotent.
 STOP_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1
+REAPER_DONE = "done"  # the launcher stopped everything itself (buyer.reaper)
 
 
 @dataclass
@@ -98,11 +99,15 @@ class Stack:
         for service in services:
             service.wait(deadline=deadline)
 
-    def wait_healthy(self, timeout: float = 60) -> None:
+    def wait_healthy(self, timeout: float = 60, *, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Wait for the web server (and the sandbox seller) to answer /health; False as soon as ``stopping()``
+        says a stop was asked for meanwhile."""
         urls = [self.web_url + "/health"] + ([self.seller_url + "/health"] if self.seller_url else [])
         deadline = time.monotonic() + timeout
         for url in urls:
             while True:
+                if stopping():
+                    return False
                 dead = [s.name for s in self.services.values() if s.process is not None and not s.alive()]
                 if dead:
                     raise RuntimeError(f"{', '.join(dead)} exited during start-up; see its log")
@@ -114,6 +119,7 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{url} did not become healthy within {timeout:.0f} s")
                 time.sleep(0.2)
+        return True
 
 
 def web_argv(*, port: int, workers: int, env: Mapping[str, str], host: str = "127.0.0.1") -> list[str]:
@@ -295,8 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         reaper.stdin.flush()
 
     try:
+        if stopping:  # asked to stop (the parent gone, Ctrl-C) before anything started
+            return 0
         stack.start(started=reaped)
-        stack.wait_healthy()
+        if not stack.wait_healthy(stopping=lambda: stopping):
+            return 0
         sellers = (
             stack.seller_url + " (built-in sandbox seller)" if use_sandbox else ", ".join(settings.SELLER_ENDPOINTS)
         )
@@ -314,7 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
         if reaper.stdin is not None:
-            reaper.stdin.close()  # what the kernel does if this process is killed: the reaper finishes the job
+            # Stopped cleanly: the reaper has nothing to do (a process group id, once free, could be reused). Killed,
+            # this process closes the pipe without the word, and the reaper stops what it started.
+            with contextlib.suppress(OSError):
+                reaper.stdin.write(f"{REAPER_DONE}\n")
+                reaper.stdin.flush()
+            reaper.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             reaper.wait(timeout=10)
     return 0

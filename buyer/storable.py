@@ -86,11 +86,12 @@ class StorableTextMiddleware:
     def _page(self, request: HttpRequest) -> HttpResponse:
         """A page's forms refuse NUL themselves, next to the field; its address (filters, searches) is refused
         here, with the product's error page."""
-        if not refused_text(_fields(request.GET)):
+        posted = (request.content_type or "") == "application/x-www-form-urlencoded"  # not uploads: unread here
+        if not refused_text(_fields(request.GET)) and not (posted and refused_text(_fields(request.POST))):
             return self.get_response(request)
         message = (
-            "A filter or search in the address holds a character that cannot be used (a NUL character). "
-            "Remove it and try again."
+            "A filter or search in the address, or a field of the form, holds a character that cannot be used "
+            "(a NUL character). Remove it and try again."
         )
         page = render(request, "_error.html", {"title": "This address cannot be used", "message": message})
         page.status_code = 400
@@ -99,12 +100,14 @@ class StorableTextMiddleware:
     @staticmethod
     def _body(request: HttpRequest) -> list[Loc]:
         content_type = request.content_type or ""
-        if content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        if content_type.startswith("multipart/"):
+            return []  # an upload (a brief's PDF): its route bounds it before reading; text fields are checked there
+        if content_type.startswith("application/x-www-form-urlencoded"):
             return refused_text(_fields(request.POST), ("form",))
         if not request.body:
             return []
         try:
             data = json.loads(request.body)
-        except ValueError:  # not JSON (or not UTF-8): the route answers it
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past parsing: the route answers it
             return []
         return refused_text(data, ("body",))

@@ -32,10 +32,25 @@ DATABASE_ERRORS, BROKER_ERRORS = _types()
 UNAVAILABLE = DATABASE_ERRORS + BROKER_ERRORS
 
 
+# PostgreSQL's own codes for "cannot reach me now": connection exceptions (class 08), an administrator's or a crash's
+# shutdown, and a server still starting. Anything else (a deadlock, a missing table) is a real error: a 500.
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    import psycopg
+
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    if isinstance(cause, psycopg.Error):
+        # No SQLSTATE: the client could not talk to the server at all (refused, timed out, the pool's wait).
+        return cause.sqlstate is None or cause.sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+    return isinstance(exc, InterfaceError) or "database is locked" in str(exc)  # SQLite's busy writer
+
+
 def unavailable_service(exc: BaseException) -> str | None:
     """``database`` or ``broker`` when ``exc`` means that service cannot be reached; None otherwise."""
     if isinstance(exc, DATABASE_ERRORS):
-        return "database"
+        return "database" if _database_unreachable(exc) else None
     if isinstance(exc, BROKER_ERRORS):
         return "broker"
     return None

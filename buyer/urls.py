@@ -37,6 +37,11 @@ def server_error(request: HttpRequest) -> HttpResponse:
     tests serve through this URLconf too), otherwise the product's 500 page."""
     from django.views.defaults import server_error as page
 
+    from buyer import urls_api
+    from buyer.web import is_page
+
+    if not is_page(request.path_info):  # the API's paths answer JSON whichever URLconf serves them
+        return urls_api.server_error(request)
     return unavailable_response(request) or page(request)
 
 

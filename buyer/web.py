@@ -16,16 +16,17 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.urls import set_urlconf
 
-# What an API request passes through, in order. The API's URLconf first (so even an error raised by a later
-# middleware, such as a disallowed host, is answered by the API's JSON handlers), security headers, the body
-# bound (413 JSON), text the database cannot store (422 JSON), CORS for browser clients, host validation
-# (CommonMiddleware asks for the host), no framing, and domain errors mapped to their status.
+# What an API request passes through, in order. Its request id (for the logs); the API's URLconf (so even an
+# error raised by a later middleware, such as a disallowed host, is answered by the API's JSON handlers);
+# security headers; the body bound (413 JSON); CORS for browser clients; text the database cannot store (422
+# JSON); host validation (CommonMiddleware asks for the host); no framing; domain errors mapped to their status.
 API_MIDDLEWARE = [
+    "buyer.logs.RequestIdMiddleware",
     "buyer.web.ApiUrlconfMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "buyer.middleware.BodySizeMiddleware",
-    "buyer.storable.StorableTextMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "buyer.storable.StorableTextMiddleware",  # after CORS: a browser client reads its 422 too
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",  # /docs is HTML: never framed
     "buyer.middleware.DomainErrorMiddleware",

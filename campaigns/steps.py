@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from buyer.logs import log_context
 from campaigns import policies
 from campaigns.models import BookingJob, Campaign, JobStage
 from campaigns.services import BOOK_RECOVERY_ATTEMPTS, job_add_errors, job_claim, job_fail
@@ -60,6 +61,11 @@ def flow_ids(job: BookingJob) -> dict[str, str]:
 
 def run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -> None:
     """Claim ``stage`` and run it; an unexpected error is recorded and the step retried later, boundedly."""
+    with log_context(job_id=job_id, stage=stage):
+        _run_step(job_id, stage, step)
+
+
+def _run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -> None:
     job = job_claim(job_id, stage=stage)
     if job is None:
         logger.info("job %s: stage %s not due here (done, leased elsewhere or cancelled)", job_id, stage)

@@ -81,6 +81,12 @@ def serve_in_thread(app, *, port: int | None = None) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def _readiness_not_kept(monkeypatch):
+    """Each test sees readiness as it is now (the public route keeps it a second per process, across tests)."""
+    monkeypatch.setattr("buyer.health.checks.READINESS_KEPT_S", 0.0)
+
+
 @pytest.fixture
 def fast_sellers(settings):
     """Sellers only from the database, answering fast or failing fast: for flows against sandbox sellers."""

@@ -7,6 +7,7 @@ No detail names a secret: errors are exception class names only (driver messages
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,9 +21,14 @@ from buyer.health.models import BEAT, Heartbeat, worker_role
 logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT_S = 2.0
-# A readiness probe answers within about a second when the database does not: it connects on its own, not
-# through the pool (whose wait is the requests' DATABASE_CONNECT_TIMEOUT).
-DATABASE_PROBE_TIMEOUT_S = 1
+# A readiness probe answers within about two seconds when the database does not (libpq's shortest connect
+# timeout): it connects on its own, not through the pool (whose wait is the requests' DATABASE_CONNECT_TIMEOUT).
+DATABASE_PROBE_TIMEOUT_S = 2
+# Readiness as the public route answers it is kept this long per process, and computed by one thread at a time:
+# a flood of probes costs one database and one broker connection a second, not one each.
+READINESS_KEPT_S = 1.0
+_readiness_lock = threading.Lock()
+_readiness_kept: tuple[float, dict[str, Any]] | None = None
 HEALTHY, UNHEALTHY, UNKNOWN = "healthy", "unhealthy", "unknown"
 
 
@@ -120,3 +126,18 @@ def readiness() -> dict[str, Any]:
         "checks": checks,
         "checked_at": timezone.now(),
     }
+
+
+def public_readiness() -> dict[str, Any]:
+    """``readiness()`` for the public route: without who wrote the heartbeats (hostnames), kept for
+    ``READINESS_KEPT_S`` and computed by one caller at a time."""
+    global _readiness_kept
+    with _readiness_lock:
+        now = time.monotonic()
+        if _readiness_kept is not None and now - _readiness_kept[0] < READINESS_KEPT_S:
+            return _readiness_kept[1]
+        report = readiness()
+        for check in report["checks"].values():
+            check.pop("hostname", None)
+        _readiness_kept = (time.monotonic(), report)
+        return report

@@ -20,20 +20,43 @@ from buyer.health.models import BEAT, Heartbeat, worker_role
 logger = logging.getLogger(__name__)
 
 
+UPSERT = (
+    "INSERT INTO health_heartbeat (role, hostname, seen_at) VALUES (%s, %s, now()) "
+    "ON CONFLICT (role) DO UPDATE SET hostname = EXCLUDED.hostname, seen_at = EXCLUDED.seen_at"
+)
+
+
 def heartbeat_record(roles: list[str], hostname: str) -> None:
-    """Note that ``roles`` are alive now (one row each, kept up to date)."""
+    """Note that ``roles`` are alive now (one row each, kept up to date), on this thread's connection."""
     now = timezone.now()
     for role in roles:
         Heartbeat.objects.update_or_create(role=role, defaults={"hostname": hostname[:255], "seen_at": now})
 
 
+def heartbeat_write(roles: list[str], hostname: str) -> None:
+    """What the worker and beat call: ``heartbeat_record``, except on PostgreSQL, where it writes at the
+    database's clock on a connection of its own, closed at once, never the process's pool: a Celery worker's main
+    process forks its pool processes, which must not inherit pooled connections from it."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        heartbeat_record(roles, hostname)
+        return
+    import psycopg
+
+    params = {**connection.get_connection_params(), "autocommit": True}
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params) as own, own.cursor() as cursor:
+        cursor.executemany(UPSERT, [(role, hostname[:255]) for role in roles])
+
+
 def _record_quietly(roles: list[str], hostname: str) -> None:
     try:
-        heartbeat_record(roles, hostname)
+        heartbeat_write(roles, hostname)
     except Exception as exc:  # noqa: BLE001 - a heartbeat never takes its process down; readiness will show it
         logger.warning("heartbeat of %s not written: %s", ", ".join(roles), type(exc).__name__)
     finally:
-        close_old_connections()  # a broken connection is not kept for the next beat
+        close_old_connections()  # SQLite: a broken connection is not kept for the next beat
 
 
 class HeartbeatStep(bootsteps.StartStopStep):

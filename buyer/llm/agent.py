@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from buyer.llm.gateway import AgentStopped, Budget, Gateway, Role, StopReason
+from buyer.logs import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,24 @@ def run_agent(
     gateway: Gateway | None = None,
 ) -> AgentResult[T]:
     """Run one agent to its answer; ``AgentStopped`` with the reason otherwise."""
-    gateway = gateway or Gateway()
+    with log_context(agent_role=role):
+        return _run_agent(
+            role=role, system=system, user=user, schema=schema, budget=budget, check=check, tools=tools,
+            gateway=gateway or Gateway(),
+        )  # fmt: skip
+
+
+def _run_agent(
+    *,
+    role: Role,
+    system: str,
+    user: str,
+    schema: type[T],
+    budget: Budget,
+    check: Callable[[T], None] | None,
+    tools: dict[str, Tool] | None,
+    gateway: Gateway,
+) -> AgentResult[T]:
     tools = tools or {}
     specs = [
         {

@@ -28,6 +28,7 @@ from typing import Any, Self
 
 from django.utils import timezone
 
+from buyer.logs import log_context
 from buyer.sellers.errors import SellerError
 from buyer.sellers.models import BreakerState
 from buyer.sellers.rest import Secret, excerpt
@@ -387,7 +388,8 @@ class GuardedSellerClient:
                 )
             started = time.perf_counter()
             try:
-                result = method(*args, **kwargs)
+                with log_context(seller=self.breaker.seller_name):
+                    result = method(*args, **kwargs)
             except SellerError as exc:
                 failed = counts_as_failure(exc)
                 self.breaker.record(ok=not failed, latency_ms=_since(started), error=self._text(exc) if failed else "")

@@ -4,6 +4,7 @@ other request to Django (PostgreSQL: the fast reads run only there)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from tests.factories import BookedDealFactory, BookingJobFactory, Recommendation
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("needs_postgres")]
 
 BOOTSTRAP = "bootstrap-key-for-fast-read-tests"
-IGNORED_HEADERS = {"date", "server"}
+IGNORED_HEADERS = {"date", "server", "x-request-id"}  # x-request-id: new for each request (both have one)
 
 
 class Fallback:
@@ -150,6 +151,7 @@ def test_the_fast_answers_are_djangos_byte_for_byte(api_settings):
             assert answer.status_code == expected.status_code == 200, url
             assert answer.content == expected.content, url
             assert header_set(answer) == header_set(expected), url
+            assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"]) and expected.headers["x-request-id"]
     assert fast[2].json()["total"] == 8 and len(fast[2].json()["jobs"]) == 2
     assert len(fast[0].json()["booked_lines"]) == 30
     assert [line["deal_id"] for line in fast[-3].json()["booked_lines"]] == ["DEAL-A", "DEAL-B", "DEAL-C"]

@@ -176,3 +176,15 @@ def test_the_openapi_schema_lists_every_error_answer_with_a_body(client):
     errors = schema["components"]["schemas"]
     assert errors["ValidationErrorOut"]["properties"]["detail"]["type"] == "array"
     assert errors["ErrorOut"]["required"] == ["detail"]
+
+
+def test_a_body_nested_past_what_json_parses_is_the_routes_400_not_a_500(client):
+    response = client.post("/bookings", "[" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_a_dashboard_form_posted_with_a_nul_in_a_field_without_a_form_class_gets_the_error_page(buyer):
+    response = buyer.post(
+        reverse("campaigns:jobs"), f"note=held{NUL}deal", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400 and b"cannot be used (a NUL character)" in response.content

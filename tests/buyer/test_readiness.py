@@ -7,6 +7,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import kombu.exceptions
+import psycopg
 import pytest
 from django.db import OperationalError, connection
 from django.test import Client
@@ -39,7 +40,21 @@ def test_ready_when_the_database_the_broker_and_every_heartbeat_are_fresh(client
     assert status == 200 and body["status"] == "ready" and body["failed"] == []
     assert body["checks"]["database"]["status"] == "healthy" and body["checks"]["broker"]["status"] == "healthy"
     for queue in checks.worker_queues():
-        assert body["checks"][worker_role(queue)]["hostname"] == "worker-1@host"
+        assert body["checks"][worker_role(queue)]["status"] == "healthy"
+    assert "hostname" not in str(body) and "worker-1@host" not in str(body)  # public: not who runs them
+
+
+def test_the_public_readiness_is_kept_a_second_and_computed_once(client, monkeypatch):
+    monkeypatch.setattr(checks, "READINESS_KEPT_S", 60.0)
+    monkeypatch.setattr(checks, "_readiness_kept", None)
+    calls = []
+    real = checks.readiness
+    monkeypatch.setattr(checks, "readiness", lambda: calls.append(1) or real())
+    assert ready(client)[0] == 503
+    all_alive()
+    assert ready(client)[0] == 503 and len(calls) == 1  # the kept answer
+    monkeypatch.setattr(checks, "_readiness_kept", None)
+    assert ready(client)[0] == 200 and len(calls) == 2
 
 
 def test_no_heartbeat_yet_names_every_queue_and_beat(client):
@@ -96,13 +111,22 @@ def lenient() -> Client:
 
 def test_the_api_answers_503_json_when_the_database_is_down(lenient, monkeypatch):
     def down(*args, **kwargs):
-        raise OperationalError("connection refused")
+        raise psycopg.OperationalError("connection refused")
 
     monkeypatch.setattr("campaigns.selectors.job_page", down)
     response = lenient.get("/bookings")
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert response.json() == {"detail": "The database is unavailable; try again in a few seconds"}
     assert response["Retry-After"] == "5"
+
+
+def test_a_database_error_that_is_not_an_outage_stays_a_500(lenient, monkeypatch):
+    def deadlock(*args, **kwargs):
+        raise psycopg.errors.DeadlockDetected("deadlock detected")
+
+    monkeypatch.setattr("campaigns.selectors.job_page", deadlock)
+    response = lenient.get("/bookings")
+    assert response.status_code == 500 and response.json() == {"detail": "Internal server error"}
 
 
 def test_the_api_answers_503_json_naming_the_broker_when_a_job_cannot_be_queued(lenient, monkeypatch):
@@ -126,7 +150,7 @@ def test_a_page_answers_the_503_page_when_the_database_is_down(lenient, monkeypa
     assert lenient.login(username="mia", password="s3cret-pass-word")
 
     def down(*args, **kwargs):
-        raise OperationalError("connection refused")
+        raise psycopg.OperationalError("connection refused")
 
     monkeypatch.setattr("campaigns.selectors.job_list_for_dashboard", down)
     response = lenient.get("/app/")
@@ -136,7 +160,7 @@ def test_a_page_answers_the_503_page_when_the_database_is_down(lenient, monkeypa
 
 def test_an_mcp_tool_says_the_database_is_down_without_the_drivers_message(monkeypatch):
     def down(*args, **kwargs):
-        raise OperationalError("could not connect to server at 10.0.0.7:5432")
+        raise psycopg.OperationalError("could not connect to server at 10.0.0.7:5432")
 
     monkeypatch.setattr("campaigns.selectors.job_page", down)
     text = error_text(call(build_mcp_server(), "list_bookings", {}))
@@ -185,7 +209,7 @@ def test_a_heartbeat_that_cannot_be_written_never_stops_the_worker(monkeypatch, 
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(heartbeat, "heartbeat_record", down)
+    monkeypatch.setattr(heartbeat, "heartbeat_write", down)
     heartbeat._record_quietly([BEAT], "host")  # no exception
     assert "heartbeat of beat not written: OperationalError" in caplog.text
 

@@ -116,3 +116,11 @@ def test_no_task_outlives_the_brokers_visibility_timeout(settings):
     limits = {name: task.time_limit for name, task in app.tasks.items() if getattr(task, "time_limit", None)}
     assert limits and "campaigns.tasks.refresh_deals" in limits
     assert max(limits.values()) < visibility, limits
+
+
+def test_the_database_urls_own_options_are_kept_beside_the_connect_timeout():
+    from buyer.settings import _database_config
+
+    config = _database_config("postgresql://u@127.0.0.1:5432/db?sslmode=verify-full&sslrootcert=/etc/ca.pem")
+    assert config["OPTIONS"]["sslmode"] == "verify-full" and config["OPTIONS"]["sslrootcert"] == "/etc/ca.pem"
+    assert config["OPTIONS"]["connect_timeout"] == 2 and "pool" in config["OPTIONS"]
