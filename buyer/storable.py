@@ -84,8 +84,8 @@ class StorableTextMiddleware:
         return self.get_response(request)
 
     def _page(self, request: HttpRequest) -> HttpResponse:
-        """A page's forms refuse NUL themselves, next to the field; its address (filters, searches) is refused
-        here, with the product's error page."""
+        """A page's address (filters, searches) and its urlencoded forms (the ones without a form class too) are
+        refused here, with the product's error page; an upload's fields are left to their form's own check."""
         posted = (request.content_type or "") == "application/x-www-form-urlencoded"  # not uploads: unread here
         if not refused_text(_fields(request.GET)) and not (posted and refused_text(_fields(request.POST))):
             return self.get_response(request)
@@ -93,7 +93,7 @@ class StorableTextMiddleware:
             "A filter or search in the address, or a field of the form, holds a character that cannot be used "
             "(a NUL character). Remove it and try again."
         )
-        page = render(request, "_error.html", {"title": "This address cannot be used", "message": message})
+        page = render(request, "_error.html", {"title": "A character that cannot be used", "message": message})
         page.status_code = 400
         return page
 
