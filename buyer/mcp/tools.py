@@ -96,7 +96,10 @@ class ToolSpec:
         except (ToolFailure, DomainError) as exc:  # the services' refusals, mapped here once for every tool
             return error_result(str(exc))
         except UNAVAILABLE as exc:  # the database or the broker is down: say so, never the driver's message
-            return error_result(unavailable_message(unavailable_service(exc) or "database"))
+            service = unavailable_service(exc)
+            if service is None:  # a database error that is not an outage (a deadlock): the SDK reports it
+                raise
+            return error_result(unavailable_message(service))
         finally:
             close_old_connections()
 
