@@ -20,10 +20,12 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pythonjsonlogger.json import JsonFormatter
 
+P = ParamSpec("P")
+R = TypeVar("R")
 FIELDS = ("request_id", "job_id", "stage", "seller", "agent_role")
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("buyer_log_context", default={})  # noqa: B039 - never mutated
 
@@ -45,6 +47,18 @@ def log_context(**fields: object) -> Iterator[None]:
 
 def current_context() -> dict[str, str]:
     return dict(_context.get())
+
+
+def carrying_log_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` running in another thread (a pool's) with the log context of the thread that wraps it: a seller
+    call made in parallel still logs the job it belongs to."""
+    fields = current_context()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with log_context(**fields):
+            return fn(*args, **kwargs)
+
+    return run
 
 
 class ContextFilter(logging.Filter):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
+from buyer.logs import carrying_log_context
 from buyer.sellers.client import SellerRestClient
 from buyer.sellers.errors import SellerError
 from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
@@ -197,7 +198,7 @@ def step_book(job: BookingJob) -> None:
 
     def start(pool: ThreadPoolExecutor, line: Recommendation, *, requoted: bool = False) -> None:
         client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
-        running[pool.submit(_book_call, job, client, line, requoted=requoted)] = line
+        running[pool.submit(carrying_log_context(_book_call), job, client, line, requoted=requoted)] = line
 
     def start_due(pool: ThreadPoolExecutor) -> bool:
         """Start what may go now; False once the job is cancelled (nothing new starts)."""

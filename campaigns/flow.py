@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from buyer.events.models import EventType
 from buyer.events.services import event_emit, event_emit_many
+from buyer.logs import carrying_log_context
 from buyer.sellers.client import SellerRestClient, fetch_catalogs
 from buyer.sellers.errors import SellerError
 from buyer.sellers.models import Seller, TrustLevel
@@ -262,7 +263,7 @@ def _research(
             return exc
 
     with ThreadPoolExecutor(max_workers=settings.SELLER_MAX_PARALLEL) as pool:
-        results = list(pool.map(quote, candidates))
+        results = list(pool.map(carrying_log_context(quote), candidates))
 
     lines: list[policies.QuotedLine] = []
     events: list[dict[str, Any]] = []  # one INSERT for every quote's event
@@ -597,7 +598,7 @@ def step_negotiate(job: BookingJob) -> None:
 
     try:
         with ThreadPoolExecutor(max_workers=settings.SELLER_MAX_PARALLEL) as pool:
-            list(pool.map(send, exchanges))
+            list(pool.map(carrying_log_context(send), exchanges))
     finally:
         for client in clients.values():
             client.close()

@@ -78,3 +78,16 @@ def test_the_log_lines_of_a_request_carry_its_id(client, caplog):
         response = client.get("/no-such-route", headers={"X-Request-ID": "trace-404"})
     assert response.status_code == 404
     assert any(getattr(r, "request_id", "") == "trace-404" for r in caplog.records)
+
+
+def test_a_function_run_in_a_pool_logs_the_context_of_the_thread_that_sent_it():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from buyer.logs import carrying_log_context, current_context
+
+    with log_context(job_id="job-7", stage="research"):
+        wrapped = carrying_log_context(current_context)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        seen = list(pool.submit(wrapped).result() for _ in range(2))
+        bare = pool.submit(current_context).result()
+    assert seen == [{"job_id": "job-7", "stage": "research"}] * 2 and bare == {}
