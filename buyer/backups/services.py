@@ -49,9 +49,8 @@ class Target:
         parts = urlsplit(url)
         if parts.scheme.startswith("sqlite"):
             path = unquote(parts.path)
-            # sqlite:////abs/path and sqlite:///./relative (from the working directory), as DATABASE_URL takes them
-            name = path[1:] if path.startswith("//") else path[1:] if path.startswith("/.") else path
-            return cls(engine="sqlite", name=str(Path(name).resolve()))
+            # sqlite:////abs/path and sqlite:///relative (from the working directory), as DATABASE_URL takes them
+            return cls(engine="sqlite", name=str(Path(path[1:]).resolve()))
         if parts.scheme in {"postgres", "postgresql", "pgsql", "psql"}:
             return cls(
                 engine="postgresql",

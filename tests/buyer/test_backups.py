@@ -125,3 +125,11 @@ def test_a_sqlite_database_backs_up_and_restores_on_any_engine(tmp_path):
     call_command("restore", str(tmp_path / "b.sqlite3"), database_url=url, force=True)
     with sqlite3.connect(live) as db:
         assert db.execute("SELECT COUNT(*) FROM campaigns_bookingjob").fetchone()[0] == 5
+
+
+def test_sqlite_urls_name_absolute_and_relative_files_as_database_url_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Target.from_url("sqlite:////var/lib/buyer.db").name == "/var/lib/buyer.db"
+    assert Target.from_url("sqlite:///buyer.db").name == str(tmp_path / "buyer.db")
+    assert Target.from_url("sqlite:///./var/buyer.db").name == str(tmp_path / "var" / "buyer.db")
+    assert "secret" not in Target.from_url("postgresql://u:secret@db:5432/buyer").describe()
