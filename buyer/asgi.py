@@ -22,12 +22,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import django
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from buyer.metrics.http import http_observe, observed
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
 
@@ -67,16 +70,21 @@ class Dispatcher:
         if scope["type"] == "lifespan":
             await self._run_lifespan(receive, send)
             return
-        if (
-            self.health is not None
-            and scope["type"] == "http"
-            and scope["path"] == "/health"
-            and scope["method"] in ("GET", "HEAD")
-        ):
+        if scope["type"] != "http":
+            await self.default(scope, receive, send)
+            return
+        if self.health is not None and scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
+            started = time.perf_counter()
             await send({"type": "http.response.start", "status": 200, "headers": self.health_headers})
             await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else self.health})
+            http_observe(route="/health", method=scope["method"], status=200, seconds=time.perf_counter() - started)
             return
-        app = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        # Every other answer is counted by route and status (``buyer.metrics.http``): an MCP path is its own route.
+        app = self.routes.get(scope["path"])
+        await observed(self._route, scope, receive, send, route=None if app is None else scope["path"])
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.routes.get(scope["path"])
         if app is None:
             await self.default(scope, receive, send)
         elif not self.started:

@@ -14,10 +14,13 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
     from django.conf import settings  # reads .env and checks every variable before the server starts
 
+    from buyer.metrics.multiproc import metrics_dir_prepare
     from buyer.stack import web_argv
 
     argv = web_argv(port=settings.PORT, workers=settings.WEB_WORKERS, env=os.environ, host=settings.WEB_HOST)
-    os.execv(sys.executable, argv)  # noqa: S606 - our own fixed argv, no shell
+    # The web workers' HTTP counters, summed by /metrics, in a directory of this server's (emptied first).
+    env = metrics_dir_prepare(os.environ, port=settings.PORT)
+    os.execve(sys.executable, argv, env)  # noqa: S606 - our own fixed argv, no shell
 
 
 if __name__ == "__main__":

@@ -220,6 +220,7 @@ INSTALLED_APPS = [
     "buyer.llm",
     "buyer.health",
     "buyer.backups",
+    "buyer.metrics",
     "campaigns",
     "pacing",
 ]

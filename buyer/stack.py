@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from buyer.metrics.multiproc import metrics_dir_prepare
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A stop gives the services this long to finish (a worker's warm shutdown, the web server's open requests), then
 # kills them: the whole stack is down within 10 s (Docker's default stop timeout). An interrupted job step is
@@ -213,7 +215,9 @@ def build_stack(
         base_env,
         log("worker"),
     )
-    services["web"] = Service("web", web_argv(port=port, workers=web_workers, env=base_env), base_env, log("web"))
+    # The web workers' HTTP counters, summed by /metrics, in a directory of this server's (emptied first).
+    web_env = metrics_dir_prepare(base_env, port=port)
+    services["web"] = Service("web", web_argv(port=port, workers=web_workers, env=web_env), web_env, log("web"))
     return Stack(web_url=f"http://127.0.0.1:{port}", seller_url=seller_url, services=services, log_dir=log_dir)
 
 

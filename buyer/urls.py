@@ -9,6 +9,7 @@ from django.views.generic import RedirectView
 from ninja.openapi.docs import Redoc
 
 from buyer.api import api
+from buyer.metrics.views import metrics
 from buyer.unavailable import unavailable_response
 
 
@@ -28,6 +29,7 @@ urlpatterns = [
     path("app/", include("buyer.events.urls")),
     path("admin/", admin.site.urls),
     path("redoc", redoc, name="redoc"),
+    path("metrics", metrics, name="metrics"),
     path("", api.urls),
 ]
 

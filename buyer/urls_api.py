@@ -6,9 +6,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 from buyer.api import api
+from buyer.metrics.views import metrics
 from buyer.unavailable import unavailable_response
 
-urlpatterns = [path("", api.urls)]
+urlpatterns = [path("metrics", metrics, name="metrics"), path("", api.urls)]
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -106,6 +106,16 @@ def job_total(status: str | None = None) -> int:
     return int(counts.aggregate(n=Coalesce(Sum("delta"), 0))["n"])
 
 
+def job_totals_by_status() -> dict[str, int]:
+    """How many jobs there are in each status (a status with none may be missing), read as ``job_total`` reads
+    one: the trigger-kept counts on PostgreSQL, a grouped ``COUNT`` elsewhere."""
+    if connection.vendor != "postgresql":
+        rows = BookingJob.objects.values_list("status").annotate(n=Count("pk")).order_by()
+    else:
+        rows = JobCount.objects.values_list("status").annotate(n=Coalesce(Sum("delta"), 0)).order_by()
+    return {status: int(n) for status, n in rows}
+
+
 def campaign_list(*, status: str | None = None) -> QuerySet[BookingJob]:
     """Jobs as campaigns, newest first: the job list's fields plus the flight."""
     jobs = (

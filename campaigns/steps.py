@@ -4,6 +4,7 @@ step, retrying it later. Imports no model code: the booking step depends on this
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -12,6 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from buyer.logs import log_context
+from buyer.metrics.models import StepOutcome
+from buyer.metrics.steps import step_timing_record
 from campaigns import policies
 from campaigns.models import BookingJob, Campaign, JobStage
 from campaigns.services import BOOK_RECOVERY_ATTEMPTS, job_add_errors, job_claim, job_fail
@@ -61,15 +64,19 @@ def flow_ids(job: BookingJob) -> dict[str, str]:
 
 def run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -> None:
     """Claim ``stage`` and run it; an unexpected error is recorded and the step retried later, boundedly."""
+    started = time.perf_counter()
     with log_context(job_id=job_id, stage=stage):
-        _run_step(job_id, stage, step)
+        outcome = _run_step(job_id, stage, step)
+    if outcome is not None:
+        step_timing_record(stage=stage, outcome=outcome, seconds=time.perf_counter() - started)
 
 
-def _run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -> None:
+def _run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) -> StepOutcome | None:
+    """How the step ended, or None when it was not due here."""
     job = job_claim(job_id, stage=stage)
     if job is None:
         logger.info("job %s: stage %s not due here (done, leased elsewhere or cancelled)", job_id, stage)
-        return
+        return None
     try:
         step(job)
     except Exception as exc:
@@ -82,6 +89,8 @@ def _run_step(job_id: str, stage: JobStage, step: Callable[[BookingJob], None]) 
         else:
             job_add_errors(job, [message])
             job_retry_later(job, seconds=min(300, 5 * 2**job.attempts))
+        return StepOutcome.ERROR
+    return StepOutcome.OK
 
 
 def job_retry_later(job: BookingJob, *, seconds: int) -> None:

@@ -8,6 +8,11 @@ class Scope(models.TextChoices):
     READ = "read", "Read"
     WRITE = "write", "Create and approve bookings"
     ADMIN = "admin", "Administer"
+    METRICS = "metrics", "Read metrics"
+
+
+# The scopes that may read the API (a metrics-only key may not).
+API_SCOPES = frozenset({Scope.READ, Scope.WRITE, Scope.ADMIN})
 
 
 class ApiKey(models.Model):

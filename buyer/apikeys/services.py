@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from buyer.apikeys.models import ApiKey, Scope
+from buyer.apikeys.models import API_SCOPES, ApiKey, Scope
 
 KEY_PREFIX = "mba"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -27,7 +28,12 @@ class Principal:
     api_key_id: int | None = None
 
     def has_scope(self, scope: str) -> bool:
-        return Scope.ADMIN in self.scopes or scope in self.scopes or (scope == Scope.READ and bool(self.scopes))
+        """``admin`` has every scope; any key that may use the API (not a metrics-only one) may read it."""
+        return (
+            Scope.ADMIN in self.scopes
+            or scope in self.scopes
+            or (scope == Scope.READ and not API_SCOPES.isdisjoint(self.scopes))
+        )
 
 
 BOOTSTRAP = Principal(name="bootstrap API_KEY", scopes=frozenset({Scope.ADMIN}))
@@ -72,6 +78,18 @@ def api_key_authenticate(presented: str | None) -> Principal | None:
         return principal
     if settings.ENVIRONMENT == "development" and not auth_is_configured():
         return OPEN_DEVELOPMENT
+    return None
+
+
+def api_key_presented(headers: Mapping[str, str]) -> str | None:
+    """The key a request presents: ``X-API-Key``, else ``Authorization: Bearer <key>`` (``headers`` looked up
+    case-insensitively, as Django's and Starlette's are)."""
+    key = headers.get("x-api-key", "").strip()
+    if key:
+        return key
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
     return None
 
 

@@ -81,10 +81,34 @@ def worker_queues() -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def heartbeat_roles() -> list[str]:
+    """The heartbeats readiness wants: ``worker:<queue>`` for each queue, and ``beat``."""
+    return [worker_role(queue) for queue in worker_queues()] + [BEAT]
+
+
+def queue_depths() -> dict[str, int]:
+    """How many tasks wait in each queue some worker must consume (a queue the broker does not know is empty);
+    raises when the broker cannot be reached within ``BROKER_TIMEOUT_S``."""
+    from kombu.exceptions import ChannelError
+
+    from buyer.celery import app
+
+    depths: dict[str, int] = {}
+    with app.connection_for_read(connect_timeout=BROKER_TIMEOUT_S) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=BROKER_TIMEOUT_S)
+        channel = conn.default_channel
+        for queue in worker_queues():
+            try:
+                depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+            except ChannelError:
+                depths[queue] = 0
+    return depths
+
+
 def heartbeats(*, database_ok: bool = True) -> dict[str, dict[str, Any]]:
     """Per role (``worker:<queue>`` for each queue, ``beat``): whether its heartbeat is fresh (younger than
     ``HEALTH_HEARTBEAT_STALE_SECONDS``), when it was written and by whom."""
-    roles = [worker_role(queue) for queue in worker_queues()] + [BEAT]
+    roles = heartbeat_roles()
     if not database_ok:
         return {role: {"status": UNKNOWN, "detail": "the database is unavailable"} for role in roles}
     try:

@@ -39,7 +39,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from buyer.apikeys.services import Principal, api_key_authenticate
+from buyer.apikeys.services import Principal, api_key_authenticate, api_key_presented
 from buyer.ratelimit import RateLimited, rate_limit_check
 
 PRINCIPAL_SCOPE_KEY = "buyer.principal"
@@ -69,16 +69,6 @@ def principal_of(ctx: Context) -> Principal | None:
         # An HTTP request that did not come through the gate carries no principal: refuse, never fall back.
         return scope.get(PRINCIPAL_SCOPE_KEY)
     return _in_process_principal.get()
-
-
-def presented_key(headers: Headers) -> str | None:
-    key = headers.get("x-api-key", "").strip()
-    if key:
-        return key
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return None
 
 
 def transport_security(allowed_hosts: Iterable[str], allowed_origins: Iterable[str]) -> TransportSecuritySettings:
@@ -131,7 +121,7 @@ class McpGate:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        verdict = await sync_to_async(_authenticate, thread_sensitive=False)(presented_key(Headers(scope=scope)))
+        verdict = await sync_to_async(_authenticate, thread_sensitive=False)(api_key_presented(Headers(scope=scope)))
         if verdict.principal is None:
             await send_json(send, 401, {"detail": UNAUTHENTICATED})
             return

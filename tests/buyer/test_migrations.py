@@ -24,6 +24,7 @@ SHIPPED = {
     "events": ["0001_initial", "0002_pacing_negotiation_deal_event_types", "0003_plan_review"],
     "llm": ["0001_initial", "0002_gateway_breaker_and_stop_reason"],
     "health": ["0001_initial"],
+    "metrics": ["0001_initial"],
 }
 
 

@@ -45,7 +45,7 @@ def broker_env(tmp_path: Path) -> dict[str, str]:
 def make_stack(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
-    def factory(*, sandbox_args: list[str] | None = None, **env: str) -> Stack:
+    def factory(*, sandbox_args: list[str] | None = None, web_workers: int = 1, **env: str) -> Stack:
         (tmp_path / "logs").mkdir(exist_ok=True)
         full_env = {
             "DATABASE_URL": database_url(),
@@ -71,6 +71,7 @@ def make_stack(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Stack
             env=full_env,
             log_dir=tmp_path / "logs",
             sandbox_args=sandbox_args,
+            web_workers=web_workers,
         )
         stacks.append(stack)
         stack.start()
