@@ -1,11 +1,13 @@
 """A TCP proxy on 127.0.0.1 that a test starts and stops in front of a server (PostgreSQL): stopped, it refuses
-new connections and cuts the open ones, as an unreachable database does; started again, on the same port."""
+new connections and cuts the open ones, as an unreachable database does; started again, on the same port. And a
+server that accepts and never answers, as a hung one does."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 
 from tests.conftest import free_port
 
@@ -68,3 +70,26 @@ class TcpProxy:
                 sock.close()
             with self._lock:
                 self._sockets -= {source, sink}
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never answers (a hung server: the kernel completes the
+    handshake, nothing reads or writes); closed on exit."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        for sock in held:
+            sock.close()

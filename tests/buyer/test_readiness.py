@@ -3,6 +3,7 @@ and from beat; and what every surface answers while the database or the broker i
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -15,12 +16,14 @@ from django.utils import timezone
 
 from buyer.accounts.models import Role
 from buyer.accounts.services import user_create
+from buyer.apikeys.services import api_key_create
 from buyer.health import checks
 from buyer.health.heartbeat import HeartbeatScheduler, HeartbeatStep, heartbeat_record
 from buyer.health.models import BEAT, Heartbeat, worker_role
 from buyer.mcp.server import build_mcp_server
 from tests.conftest import free_port
 from tests.mcp.conftest import call, error_text
+from tests.proxy import silent_server
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +96,32 @@ def test_an_unreachable_database_is_named_and_the_heartbeats_are_not_guessed(cli
     body = checks.readiness()
     assert body["status"] == "unready" and body["failed"] == ["database"]
     assert body["checks"]["database"]["error"] and body["checks"][BEAT]["status"] == "unknown"
+
+
+def test_a_hung_database_is_named_within_the_probes_timeout(client, monkeypatch, needs_postgres):
+    all_alive()
+    params = connection.get_connection_params()
+    with silent_server() as port:
+        monkeypatch.setattr(connection, "get_connection_params", lambda: {**params, "port": port})
+        started = time.monotonic()
+        body = checks.readiness()
+        elapsed = time.monotonic() - started
+    assert body["failed"] == ["database"] and body["checks"]["database"]["status"] == "unhealthy"
+    assert elapsed < checks.DATABASE_PROBE_TIMEOUT_S + 1.5, elapsed
+
+
+def test_a_hung_redis_answers_503_naming_it_within_its_socket_timeout(lenient, settings, needs_redis):
+    """The rate-limit cache on a Redis that accepts and never answers: the API says so, it does not hang."""
+    secret = api_key_create(name="caller", scopes=["read"])[1]
+    with silent_server() as port:
+        cache = {**settings.CACHES["ratelimit"], "LOCATION": f"redis://127.0.0.1:{port}/0"}
+        settings.CACHES = {**settings.CACHES, "ratelimit": cache}
+        settings.API_RATE_LIMIT_PER_MINUTE = 600
+        started = time.monotonic()
+        response = lenient.get("/bookings", HTTP_X_API_KEY=secret)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503 and response.json()["detail"].startswith("The broker is unavailable")
+    assert elapsed < cache["OPTIONS"]["socket_timeout"] + 1.5, elapsed
 
 
 def test_the_readiness_route_is_public_and_documented(client):
