@@ -7,7 +7,7 @@ SANDBOX_SELLER_PORT ?= 8010
 # pytest-xdist processes; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run migrate test lint format bench agents-local clean
+.PHONY: install run migrate test lint typecheck format bench agents-local clean
 
 install: $(VENV)/.installed
 
@@ -28,9 +28,13 @@ run: migrate
 test: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-lint: install
+lint: install typecheck
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# mypy with the Django plugin on buyer, campaigns and pacing ([tool.mypy] in pyproject.toml).
+typecheck: install
+	$(PY) -m mypy
 
 format: install
 	$(PY) -m ruff format .
@@ -54,4 +58,4 @@ agents-local: install $(LLM_VENV)/.installed
 	$(PY) bench/local_agents.py --llama-python $(LLM_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) $(LLM_VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LLM_VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -8,11 +8,17 @@ as the ORM builds them (``prefetched`` fills a relation as ``prefetch_related`` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import date
+from decimal import Decimal
+from typing import Any, TypeAlias, TypeVar
+from uuid import UUID
 
 from django.db.models import Model, QuerySet
 
 Rows = list[tuple[Any, ...]]
+# A value the database drivers adapt to an SQL parameter (as ``cursor.execute`` takes them).
+SqlParam: TypeAlias = bool | int | float | Decimal | str | bytes | date | UUID | tuple[Any, ...] | list[Any] | None
+_M = TypeVar("_M", bound=Model)
 
 
 class PreparedQuery:
@@ -40,8 +46,8 @@ class PreparedQuery:
             self.span = (fields[0], fields[-1] + 1)
             self.init_list = [col[0].target.attname for col in compiler.select[self.span[0] : self.span[1]]]
 
-    def bind(self, value: object = None, extra: Sequence[object] = ()) -> tuple[object, ...]:
-        params = list(self.params)
+    def bind(self, value: SqlParam = None, extra: Sequence[SqlParam] = ()) -> tuple[SqlParam, ...]:
+        params: list[SqlParam] = list(self.params)
         for slot in self.slots:
             params[slot] = value
         return (*params, *extra)
@@ -58,12 +64,13 @@ class PreparedQuery:
         return [make(self.db, self.init_list, row[start:end]) for row in self._converted(rows)]
 
 
-def prefetched(instance: Model, name: str, objects: list[Model]) -> None:
+def prefetched(instance: Model, name: str, objects: list[_M]) -> None:
     """Give ``instance`` the related ``objects`` as ``prefetch_related(name)`` would (no query when read)."""
     queryset = getattr(instance, name).get_queryset()
     queryset._result_cache = objects
     queryset._prefetch_done = True
     cache = getattr(instance, "_prefetched_objects_cache", None)
     if cache is None:
-        cache = instance._prefetched_objects_cache = {}
+        # Django's own per-instance prefetch cache: set on demand, as prefetch_related sets it (not in the stubs).
+        cache = instance._prefetched_objects_cache = {}  # type: ignore[attr-defined]
     cache[name] = queryset

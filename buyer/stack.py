@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         if not stack.wait_healthy(stopping=lambda: stopping):
             return 0
         sellers = (
-            stack.seller_url + " (built-in sandbox seller)" if use_sandbox else ", ".join(settings.SELLER_ENDPOINTS)
+            f"{stack.seller_url} (built-in sandbox seller)" if use_sandbox else ", ".join(settings.SELLER_ENDPOINTS)
         )
         print(
             f"\nMedia buyer agent on {stack.web_url}  (API docs {stack.web_url}/docs)\n"

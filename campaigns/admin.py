@@ -21,7 +21,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class RecommendationInline(admin.TabularInline):
     model = Recommendation
-    fields = [
+    fields = (
         "priority",
         "product_name",
         "seller_name",
@@ -31,7 +31,7 @@ class RecommendationInline(admin.TabularInline):
         "cost",
         "buyer_tier",
         "status",
-    ]
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -81,7 +81,7 @@ class RecommendationAdmin(ReadOnlyAdmin):
 
 class DealTransitionInline(admin.TabularInline):
     model = DealTransition
-    fields = ["at", "from_status", "to_status", "reason"]
+    fields = ("at", "from_status", "to_status", "reason")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -15,6 +15,7 @@ booking step never imports this module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -58,7 +59,7 @@ class Decision(Generic[V]):
         }
 
 
-def _cancelled(job: BookingJob):  # type: ignore[no-untyped-def]
+def _cancelled(job: BookingJob) -> Callable[[], bool]:
     return lambda: BookingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
 

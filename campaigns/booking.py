@@ -17,8 +17,8 @@ from django.utils import timezone
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
 from buyer.logs import carrying_log_context
-from buyer.sellers.client import SellerRestClient
 from buyer.sellers.errors import SellerError
+from buyer.sellers.guard import GuardedSellerClient
 from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
 from buyer.sellers.registry import client_for, identity_for
 from buyer.sellers.types import Deal, Quote, QuoteRequest
@@ -89,10 +89,11 @@ class _Call:
     error: SellerError | None = None
 
 
-def _book_call(job: BookingJob, client: SellerRestClient, line: Recommendation, *, requoted: bool) -> _Call:
+def _book_call(job: BookingJob, client: GuardedSellerClient, line: Recommendation, *, requoted: bool) -> _Call:
     """Book one approved line with a key derived from our records, so a replay returns the same deal, and read
     back what the seller holds. Seller I/O only: every value it reads was loaded before (``job.campaign``
     included)."""
+    assert line.seller is not None  # start_due starts only lines whose seller still exists
     identity = identity_for(line.seller)
     try:
         try:
@@ -175,7 +176,7 @@ def step_book(job: BookingJob) -> None:
     )
     event_emit(EventType.BOOKING_STARTED, **flow_ids(job), payload={"lines": len(lines), "attempt": job.attempts})
     job.campaign  # noqa: B018 - loaded here: the seller threads touch no database
-    clients: dict[str, SellerRestClient] = {}
+    clients: dict[str, GuardedSellerClient] = {}
     errors: list[str] = []
     transient = False
     # Sellers whose read-back differed from an approved line: auto-approval of their other lines stops (this
@@ -197,6 +198,7 @@ def step_book(job: BookingJob) -> None:
         return any(line.seller_url == url for line in running.values())
 
     def start(pool: ThreadPoolExecutor, line: Recommendation, *, requoted: bool = False) -> None:
+        assert line.seller is not None  # start_due starts only lines whose seller still exists
         client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
         running[pool.submit(carrying_log_context(_book_call), job, client, line, requoted=requoted)] = line
 
@@ -277,7 +279,7 @@ def step_book_recover(job: BookingJob) -> None:
     )
     payload = {"lines": len(lines), "attempt": job.attempts, "recovery": True}
     event_emit(EventType.BOOKING_STARTED, **flow_ids(job), payload=payload)
-    clients: dict[str, SellerRestClient] = {}
+    clients: dict[str, GuardedSellerClient] = {}
     interrupted = (
         "the job was cancelled during booking"
         if job.cancel_requested

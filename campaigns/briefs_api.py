@@ -68,7 +68,7 @@ def parse(request: HttpRequest):
         upload = request.FILES.get("file")
         if upload is None:
             raise BriefUnreadable("Send the PDF in the multipart field 'file'")
-        if upload.size > settings.BRIEF_UPLOAD_MAX_BYTES:
+        if (upload.size or 0) > settings.BRIEF_UPLOAD_MAX_BYTES:  # None only for a file not read from a request
             raise BriefTooLarge(f"The file is larger than {settings.BRIEF_UPLOAD_MAX_BYTES // 1_000_000} MB")
         return parse_brief(pdf_text(upload.read()))
     if content_type != "application/json":

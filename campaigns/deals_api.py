@@ -8,6 +8,7 @@ import io
 from datetime import date, datetime
 from typing import Any, Literal
 
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
 from pydantic import ConfigDict
@@ -175,7 +176,7 @@ def _row(deal: BookedDeal) -> dict[str, Any]:
     }
 
 
-def _deals(campaign_id: str | None):  # type: ignore[no-untyped-def]
+def _deals(campaign_id: str | None) -> QuerySet[BookedDeal]:
     deals = BookedDeal.objects.select_related("recommendation", "job__campaign", "delivery")
     if campaign_id is not None:
         root = selectors.campaign_root_of(campaign_id)

@@ -18,8 +18,9 @@ from django.utils import timezone
 from buyer.events.models import EventType
 from buyer.events.services import event_emit, event_emit_many
 from buyer.logs import carrying_log_context
-from buyer.sellers.client import SellerRestClient, fetch_catalogs
+from buyer.sellers.client import fetch_catalogs
 from buyer.sellers.errors import SellerError
+from buyer.sellers.guard import GuardedSellerClient
 from buyer.sellers.models import Seller, TrustLevel
 from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
 from buyer.sellers.registry import client_for, identity_for
@@ -209,22 +210,22 @@ def _research(
     terms: policies.BriefTerms,
     allocations: list[policies.Allocation],
     sellers: dict[str, Seller],
-    clients: dict[str, SellerRestClient],
+    clients: dict[str, GuardedSellerClient],
 ) -> tuple[list[str], list[policies.QuotedLine], list[policies.Skip]]:
     errors: list[str] = []
     catalogs = fetch_catalogs(clients, max_workers=settings.SELLER_MAX_PARALLEL)
     products = {}
-    for key, result in catalogs.items():
-        if isinstance(result, SellerError):
-            message = f"Seller {sellers[key].name}: catalog unavailable: {result}"
+    for key, catalog in catalogs.items():
+        if isinstance(catalog, SellerError):
+            message = f"Seller {sellers[key].name}: catalog unavailable: {catalog}"
             errors.append(message)
             event_emit(
                 EventType.SELLER_FAILED,
                 **flow_ids(job),
-                payload={"seller": sellers[key].name, "error": str(result), "step": "catalog"},
+                payload={"seller": sellers[key].name, "error": str(catalog), "step": "catalog"},
             )
         else:
-            products[key] = result
+            products[key] = catalog
     job_progress(job, 0.35)
 
     candidates: list[policies.Candidate] = []
@@ -272,7 +273,7 @@ def _research(
         about = {"seller": seller.name, "product_id": candidate.product.product_id, "product": candidate.product.name}
         if isinstance(result, SellerError):
             errors.append(f"Seller {seller.name}: quote for {candidate.product.product_id} failed: {result}")
-            payload = {**about, "error": str(result)}
+            payload: dict[str, Any] = {**about, "error": str(result)}
             events.append(dict(event_type=EventType.QUOTE_FAILED, **flow_ids(job), payload=payload))
             continue
         payload = {
@@ -308,7 +309,7 @@ def _save_recommendations(
     sellers: dict[str, Seller],
     quoted: list[policies.QuotedLine],
     terms: policies.BriefTerms,
-    clients: dict[str, SellerRestClient],
+    clients: dict[str, GuardedSellerClient],
 ) -> None:
     restricted = _restricted({sellers[line.candidate.seller_key].name for line in selection.chosen}, sellers)
     # Lines from restricted sellers always wait for a human, so such a job is not auto-approved.
@@ -576,10 +577,11 @@ def step_negotiate(job: BookingJob) -> None:
             continue
         exchanges.append(_Exchange(line, len(stored) + 1, move))
 
-    clients: dict[str, SellerRestClient] = {}
+    clients: dict[str, GuardedSellerClient] = {}
     for exchange in exchanges:
         if exchange.line.seller_url not in clients:
-            clients[exchange.line.seller_url] = client_for(exchange.line.seller)  # type: ignore[arg-type]
+            assert exchange.line.seller is not None  # a line without its seller was concluded above
+            clients[exchange.line.seller_url] = client_for(exchange.line.seller)
 
     def send(exchange: _Exchange) -> None:
         line, move = exchange.line, exchange.move

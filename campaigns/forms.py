@@ -55,7 +55,8 @@ class MoneyField(forms.DecimalField):
 
     default_error_messages = {"invalid": "Enter an amount in dollars, e.g. 250,000 or $250,000.50."}
 
-    def to_python(self, value: Any) -> Decimal | None:
+    # The stubs derive DecimalField from IntegerField (as Django does) and type its to_python ``int | None``.
+    def to_python(self, value: Any) -> Decimal | None:  # type: ignore[override]
         if isinstance(value, str):
             value = re.sub(r"(?i)^\s*(usd|us\$|\$)\s*|\s*(usd)\s*$", "", value).replace(",", "").replace(" ", "")
         return super().to_python(value)
@@ -158,7 +159,7 @@ class BookingForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         objectives = list(cleaned.get("objectives") or []) + split_list(cleaned.get("other_objectives") or "")
         if not objectives and "objectives" not in self.errors:
             self.add_error("objectives", NO_OBJECTIVE)
@@ -193,13 +194,13 @@ class BookingForm(forms.Form):
             cleaned["brief"] = CampaignBriefIn.model_validate(raw)
         except SchemaError as exc:
             for error in exc.errors():
-                field = str(error["loc"][0]) if error["loc"] else None
+                name = str(error["loc"][0]) if error["loc"] else None
                 raw_message = str(error["msg"]).removeprefix("Value error, ")
                 message = friendly(raw_message)
-                if field == "kpis":
-                    field = "target_cpm" if raw_message.startswith("target_cpm") else "max_cpm"
-                field = SCHEMA_FIELD_TO_FORM_FIELD.get(field or "", field)
-                self.add_error(field if field in self.fields else None, message)
+                if name == "kpis":
+                    name = "target_cpm" if raw_message.startswith("target_cpm") else "max_cpm"
+                name = SCHEMA_FIELD_TO_FORM_FIELD.get(name or "", name)
+                self.add_error(name if name in self.fields else None, message)
         return cleaned
 
 
@@ -242,7 +243,9 @@ class DealFilterForm(forms.Form):
 
     def __init__(self, *args: Any, sellers: list[tuple[int, str]], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["seller"].choices = [("", "Any"), *sellers]
+        seller = self.fields["seller"]
+        assert isinstance(seller, forms.TypedChoiceField)
+        seller.choices = [("", "Any"), *sellers]
 
 
 class BriefIntakeForm(forms.Form):
@@ -262,7 +265,7 @@ class BriefIntakeForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if not (cleaned.get("text") or "").strip() and not cleaned.get("file") and not self.errors:
             raise forms.ValidationError("Paste a brief's text or choose a PDF.")
         return cleaned

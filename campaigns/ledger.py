@@ -12,6 +12,7 @@ booked (a seller that books for less frees the difference), nothing once release
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -45,11 +46,11 @@ def committed_micros(root: BookingJob) -> int:
     return BudgetEntry.objects.filter(root=root).aggregate(total=Sum("amount_micros"))["total"] or 0
 
 
-def earmarked_micros(root: BookingJob, *, besides: int | None = None) -> int:
+def earmarked_micros(root: BookingJob, *, besides: uuid.UUID | None = None) -> int:
     """Money a reallocation released for a top-up job still running and not yet held by its lines: set aside for
     that top-up (it goes back to the giving channel if the top-up does not spend it), so no other job may
     reserve it meanwhile. ``besides``: the job asking, whose own earmark is its to spend."""
-    released = dict(
+    released: dict[uuid.UUID, int] = dict(
         BudgetEntry.objects.filter(
             root=root, recommendation__isnull=True, kind=LedgerKind.RELEASE, job__finished_at__isnull=True
         )
@@ -60,7 +61,7 @@ def earmarked_micros(root: BookingJob, *, besides: int | None = None) -> int:
     )
     if not released:
         return 0
-    used = dict(
+    used: dict[uuid.UUID, int] = dict(
         BudgetEntry.objects.filter(root=root, recommendation__job_id__in=list(released))
         .values_list("recommendation__job_id")
         .annotate(total=Sum("amount_micros"))

@@ -284,7 +284,9 @@ def audience_match(product: Product, keywords: frozenset[str]) -> list[str]:
     if not keywords:
         return []
     raw = product.raw or {}
-    ext = raw.get("ext") if isinstance(raw.get("ext"), dict) else {}
+    ext = raw.get("ext")
+    if not isinstance(ext, dict):
+        ext = {}
     parts: list[str] = [product.name]
     for source in (raw.get("content_targeting"), ext.get("audience_capabilities"), raw.get("tags"), ext.get("tags")):
         if isinstance(source, dict):

@@ -50,6 +50,11 @@ def reconcile(deal: BookedDeal) -> PriceReconciliation:
     if booked > agreed * allowed:
         what = "negotiated" if negotiated is not None else "quoted"
         flags.append(f"booked at ${booked:,.2f} CPM, above the {what} ${agreed:,.2f}")
-    if delivered is not None and delivery.impressions >= MIN_IMPRESSIONS_TO_JUDGE and delivered > booked * allowed:
+    if (
+        delivery is not None
+        and delivered is not None
+        and delivery.impressions >= MIN_IMPRESSIONS_TO_JUDGE
+        and delivered > booked * allowed
+    ):
         flags.append(f"billed ${delivered:,.2f} CPM on delivery, above the booked ${booked:,.2f}")
     return PriceReconciliation(quoted, negotiated, booked, delivered, flags)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from buyer.prepared import PreparedQuery, Rows
+from buyer.prepared import PreparedQuery, Rows, SqlParam
 from buyer.sellers.models import Seller
 from campaigns.models import (
     COUNTED_DEALS,
@@ -23,6 +23,9 @@ from campaigns.models import (
     Recommendation,
     dashboard_order,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # What a job list shows; the JSON columns (allocations, errors, briefs) stay in the database.
 JOB_LIST_FIELDS = ("id", "status", "progress", "created_at", "campaign__name", "campaign__budget_micros")
@@ -54,7 +57,7 @@ class JobPageStatement:
         # The ORM's compiled SQL, composed; every value is a parameter.
         self.sql = _JOB_PAGE_SQL.format(total=self.total.sql, rows=self.rows.sql)
 
-    def bind(self, status: str | None, limit: int, offset: int) -> tuple[object, ...]:
+    def bind(self, status: str | None, limit: int, offset: int) -> tuple[SqlParam, ...]:
         return (*self.total.bind(status), *self.rows.bind(status, (limit, offset)))
 
     def result(self, rows: Rows) -> tuple[tuple[str, int], Rows, int]:
@@ -109,6 +112,7 @@ def job_total(status: str | None = None) -> int:
 def job_totals_by_status() -> dict[str, int]:
     """How many jobs there are in each status (a status with none may be missing), read as ``job_total`` reads
     one: the trigger-kept counts on PostgreSQL, a grouped ``COUNT`` elsewhere."""
+    rows: Iterable[tuple[str, int]]
     if connection.vendor != "postgresql":
         rows = BookingJob.objects.values_list("status").annotate(n=Count("pk")).order_by()
     else:
@@ -189,7 +193,14 @@ JOB_ROW_FIELDS = (
 )
 
 
-def _job_rows() -> QuerySet[BookingJob]:
+class JobRowFigures(TypedDict):
+    """What the dashboard's job list annotates each job with."""
+
+    deal_count: int
+    booked_micros: int
+
+
+def _job_rows() -> QuerySet[WithAnnotations[BookingJob, JobRowFigures]]:
     # A subquery rather than a JOIN + GROUP BY, so the paginator's COUNT stays a plain count of jobs.
     deals = (
         BookedDeal.objects.filter(COUNTED_DEALS, job=OuterRef("pk"))  # held or refused: not booked
@@ -219,7 +230,7 @@ def job_list_for_dashboard(
     search: str | None = None,
     flight_from: Any = None,
     flight_to: Any = None,
-) -> QuerySet[BookingJob]:
+) -> QuerySet[WithAnnotations[BookingJob, JobRowFigures]]:
     """Jobs for the dashboard: the ones waiting for a person first, then newest; each with ``deal_count``."""
     jobs = _job_rows()
     if status:

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from buyer.errors import Conflict, DomainError, NotFound
 from buyer.events.models import EventType
-from buyer.events.services import event_emit
+from buyer.events.services import FlowIds, event_emit
 from buyer.sellers.money import decimal_to_micros, micros_to_decimal
 from buyer.sellers.types import Deal
 from campaigns import ledger
@@ -426,7 +426,7 @@ def job_fail(job: BookingJob, reason: str, *, expect: Q | None = None) -> bool:
 # --- Approvals ----------------------------------------------------------------------------------------------
 
 
-def _job_for_update(job_id: object) -> BookingJob:
+def _job_for_update(job_id: str) -> BookingJob:
     """The job, locked; ``JobNotFound`` for an unknown or malformed id."""
     try:
         return BookingJob.objects.select_for_update().select_related("campaign").get(pk=job_id)
@@ -534,7 +534,7 @@ def _apply_approval(
         r.status = RecommendationStatus.APPROVED
     for r in rejected:
         r.status = RecommendationStatus.REJECTED
-    flow = {"flow_id": str(job.pk), "campaign_id": str(job.campaign_id)}
+    flow: FlowIds = {"flow_id": str(job.pk), "campaign_id": str(job.campaign_id)}
     if approved:
         event_emit(
             EventType.APPROVAL_GRANTED,

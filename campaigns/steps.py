@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from buyer.events.services import FlowIds
 from buyer.logs import log_context
 from buyer.metrics.models import StepOutcome
 from buyer.metrics.steps import step_timing_record
@@ -58,7 +59,7 @@ def allocations_of(job: BookingJob) -> list[policies.Allocation]:
     ]
 
 
-def flow_ids(job: BookingJob) -> dict[str, str]:
+def flow_ids(job: BookingJob) -> FlowIds:
     return {"flow_id": str(job.pk), "campaign_id": str(job.campaign_id)}
 
 

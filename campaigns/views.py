@@ -8,7 +8,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -26,6 +26,7 @@ from buyer.errors import Conflict, DomainError
 from buyer.events.models import EventType
 from buyer.events.selectors import event_timeline
 from buyer.events.views import timeline_entries
+from buyer.htmx import HtmxHttpRequest
 from buyer.llm.mode import llm_mode
 from buyer.sellers.money import micros_to_decimal
 from buyer.words import count, verb
@@ -45,6 +46,9 @@ from campaigns.reconciliation import reconcile
 from campaigns.report import campaign_summary
 from pacing.selectors import budgets_reallocated, campaign_pacing_statuses, deal_pacing
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 JOBS_PER_PAGE = 25
 DEALS_PER_PAGE = 25
 # "selected" leaves the other lines waiting for a decision; "selected_reject" rejects them.
@@ -55,7 +59,7 @@ DSP_LABELS = {"ttd": "The Trade Desk", "dv360": "Display & Video 360", "xandr": 
 # --- Helpers ------------------------------------------------------------------------------------------------
 
 
-def _wants_partial(request: HttpRequest) -> bool:
+def _wants_partial(request: HtmxHttpRequest) -> bool:
     """An HTMX request for a fragment; a history restore after a pushed URL needs the whole page."""
     return bool(request.htmx) and not request.htmx.history_restore_request
 
@@ -205,7 +209,7 @@ def _header_job_or_404(job_id: uuid.UUID) -> BookingJob:
 
 
 @media_buyer_required
-def jobs(request: HttpRequest) -> HttpResponse:
+def jobs(request: HtmxHttpRequest) -> HttpResponse:
     filters = JobFilterForm(request.GET)
     values = filters.cleaned_data if filters.is_valid() else {}
     rows = selectors.job_list_for_dashboard(
@@ -243,7 +247,7 @@ LINE_CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _job_csv_row(job: BookingJob) -> list[Any]:
+def _job_csv_row(job: WithAnnotations[BookingJob, selectors.JobRowFigures]) -> list[Any]:
     c = job.campaign
     return [
         job.pk, c.name, job.status, c.budget, job.booked, job.deal_count, c.start_date, c.end_date,
@@ -253,12 +257,12 @@ def _job_csv_row(job: BookingJob) -> list[Any]:
 
 def _deal_csv_row(deal: BookedDeal) -> list[Any]:
     delivery = getattr(deal, "delivery", None)
-    delivered = delivery is not None and delivery.as_of
+    delivered = delivery if delivery is not None and delivery.as_of else None
     return [
         deal.deal_id, deal.job.campaign.name, deal.job_id, deal.seller.name if deal.seller else deal.seller_url,
         deal.product_name, deal.channel, deal.deal_type, deal.cpm, deal.impressions, deal.cost, deal.state_label,
         deal.seller_status, deal.flight_start, deal.flight_end, deal.booked_at,
-        delivery.impressions if delivered else None, delivery.spend if delivered else None,
+        delivered.impressions if delivered else None, delivered.spend if delivered else None,
     ]  # fmt: skip
 
 
@@ -291,7 +295,7 @@ def job_lines_csv(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 @media_buyer_required
-def job_row(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+def job_row(request: HtmxHttpRequest, job_id: uuid.UUID) -> HttpResponse:
     found = job_rows.job_rows(selectors.job_row_values(job_id, job_rows.COLUMNS))
     if not found:
         raise Http404("No such job")
@@ -535,7 +539,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 @media_buyer_required
-def job_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+def job_status(request: HtmxHttpRequest, job_id: uuid.UUID) -> HttpResponse:
     """The polled header. When the status moved on since the page was drawn, the whole page reloads, so new
     recommendations, deals and errors appear."""
     job = _header_job_or_404(job_id)
@@ -549,7 +553,7 @@ def job_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 @media_buyer_required
-def job_timeline(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+def job_timeline(request: HtmxHttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = _header_job_or_404(job_id)
     if not request.htmx:
         return redirect("campaigns:job_detail", job_id=job.pk)
@@ -558,7 +562,7 @@ def job_timeline(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 @media_buyer_required
-def job_selection(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+def job_selection(request: HtmxHttpRequest, job_id: uuid.UUID) -> HttpResponse:
     """The selected total and the approval buttons, recomputed by the server when a checkbox changes."""
     job = _job_or_404(job_id)
     if not request.htmx:
@@ -634,8 +638,9 @@ def job_plan_review(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     amounts: dict[str, Decimal] | None = None
     if request.POST.get("action") == "adjusted":
         amounts = {}
-        for key, value in request.POST.items():
+        for key in request.POST:
             if key.startswith("amount_"):
+                value = request.POST.get(key, "")
                 try:
                     amount = Decimal(value.replace(",", "").replace("$", "").strip() or "0")
                     if not amount.is_finite():
@@ -699,7 +704,7 @@ def job_approve(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 @media_buyer_required
-def deals(request: HttpRequest) -> HttpResponse:
+def deals(request: HtmxHttpRequest) -> HttpResponse:
     filters = DealFilterForm(request.GET, sellers=selectors.deal_seller_choices())
     values = filters.cleaned_data if filters.is_valid() else {}
     rows = selectors.deal_list(
@@ -757,7 +762,9 @@ def _openrtb_readable(params: Any) -> list[tuple[str, str]]:
 
 def _activation(deal: BookedDeal) -> list[dict[str, str]]:
     """Known DSPs first, in a fixed order, then whatever else the seller sent."""
-    instructions = deal.activation_instructions if isinstance(deal.activation_instructions, dict) else {}
+    instructions: dict[str, Any] = (
+        deal.activation_instructions if isinstance(deal.activation_instructions, dict) else {}
+    )
     keys = [k for k in DSP_LABELS if k in instructions] + sorted(k for k in instructions if k not in DSP_LABELS)
     return [{"key": k, "label": DSP_LABELS.get(k, k), "text": str(instructions[k])} for k in keys]
 

@@ -29,7 +29,7 @@ class PacingAlertAdmin(ReadOnlyAdmin):
 
 class ReallocationMoveInline(admin.TabularInline):
     model = ReallocationMove
-    fields = ["from_channel", "to_channel", "amount", "top_up_job"]
+    fields = ("from_channel", "to_channel", "amount", "top_up_job")
     readonly_fields = fields
     extra = 0
     can_delete = False

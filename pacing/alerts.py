@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
@@ -23,8 +24,12 @@ from django.db.models import DateTimeField
 from django.utils import timezone
 
 from buyer.events.models import Event, EventType
+from buyer.prepared import SqlParam
 from campaigns.models import BookedDeal, BookingJob, Campaign
 from pacing.models import PacingAlert, PacingSnapshot, Scope, SnapshotRun
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
 
 
 @dataclass
@@ -138,7 +143,7 @@ def _sql_json() -> tuple[str, str, str]:
     return "json_object", "lower(hex(randomblob(16)))", "'{}'"
 
 
-def _events(cursor, *, run: SnapshotRun, at: object, as_of: str) -> None:  # type: ignore[no-untyped-def]
+def _events(cursor: CursorWrapper, *, run: SnapshotRun, at: SqlParam, as_of: str) -> None:
     """``pacing.deviation_detected`` for each alert opened or re-levelled in this run, ``pacing.alert_resolved``
     for each resolved; payloads as ``GET /events`` shows them (money in dollars, deviation in percent)."""
     build, new_id, empty = _sql_json()

@@ -3,12 +3,17 @@ report (JSON or CSV). Reads need the ``read`` scope; refreshing and deciding on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
 
 from buyer.apikeys.auth import write_auth
+from campaigns.models import BookingJob
 from pacing import presenters, reallocation, selectors, services
+from pacing.models import ReallocationProposal
 from pacing.schemas import (
     AlertFilters,
     AlertList,
@@ -30,7 +35,7 @@ router = Router(tags=["pacing"])
 CAMPAIGN_NOT_FOUND = "Campaign not found"
 
 
-def _root(campaign_id: str):  # type: ignore[no-untyped-def]
+def _root(campaign_id: str) -> BookingJob:
     root = selectors.campaign_root_get(campaign_id)
     if root is None:
         raise HttpError(404, CAMPAIGN_NOT_FOUND)
@@ -114,7 +119,7 @@ def list_proposals(request: HttpRequest, filters: Query[ProposalFilters]):
     return {"proposals": [presenters.proposal(p) for p in page], "total": proposals.count()}
 
 
-def _proposal_or_404(proposal_id: int):  # type: ignore[no-untyped-def]
+def _proposal_or_404(proposal_id: int) -> ReallocationProposal:
     proposal = selectors.proposal_get(proposal_id)
     if proposal is None:
         raise HttpError(404, "Proposal not found")
@@ -126,7 +131,7 @@ def get_proposal(request: HttpRequest, proposal_id: int):
     return presenters.proposal(_proposal_or_404(proposal_id))
 
 
-def _decide(proposal_id: int, action) -> dict:  # type: ignore[no-untyped-def]
+def _decide(proposal_id: int, action: Callable[[], object]) -> dict[str, Any]:
     _proposal_or_404(proposal_id)
     try:
         action()

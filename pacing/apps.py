@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.apps import AppConfig
 from django.core import checks
 
@@ -15,7 +18,7 @@ class PacingConfig(AppConfig):
         checks.register(sqlite_is_recent_enough, checks.Tags.database)
 
 
-def sqlite_is_recent_enough(app_configs, **kwargs):  # type: ignore[no-untyped-def]
+def sqlite_is_recent_enough(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[checks.CheckMessage]:
     import sqlite3
 
     from django.db import connections

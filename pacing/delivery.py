@@ -323,7 +323,7 @@ def _checked(
 
 def _amount(value: int | Decimal) -> str:
     """A figure a person can read, however large the seller made it."""
-    return f"{value:,.2f}" if abs(value) < 10**15 else f"{value:.3e}"
+    return f"{value:,.2f}" if -(10**15) < value < 10**15 else f"{value:.3e}"
 
 
 def _next_state(

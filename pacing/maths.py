@@ -181,16 +181,16 @@ def plan_reallocation(
     shares = _split(total, weights)
     moves: list[Move] = []
     # Givers fund receivers in order: the biggest spare first, each receiver's share filled in turn.
-    remaining = [[amount, name] for amount, name in givers if amount > 0]
+    remaining = {name: amount for amount, name in givers if amount > 0}
     for taker in takers:
         need = shares.get(taker, 0)
-        for slot in remaining:
+        for giver, left in remaining.items():
             if need <= 0:
                 break
-            take = min(need, slot[0])
+            take = min(need, left)
             if take > 0:
-                moves.append(Move(slot[1], taker, take))
-                slot[0] -= take
+                moves.append(Move(giver, taker, take))
+                remaining[giver] = left - take
                 need -= take
     return moves
 

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Abs, Coalesce
@@ -31,6 +31,9 @@ from pacing.models import (
     Scope,
     SnapshotRun,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # Deals whose money is committed at the seller: what "booked" sums.
 COMMITTED_STATUSES = (*PACED_STATUSES, DealStatus.COMPLETED)
@@ -272,7 +275,7 @@ def run_get(run_id: Any) -> SnapshotRun | None:
 # --- overview -----------------------------------------------------------------------------------------------
 
 
-def _open_alerts(level: str | None = None) -> QuerySet[PacingAlert]:
+def _open_alerts(level: str | None = None) -> QuerySet[PacingAlert, dict[str, Any]]:
     alerts = PacingAlert.objects.filter(job=OuterRef("job_id"), resolved_at__isnull=True)
     if level:
         alerts = alerts.filter(level=level)
@@ -494,7 +497,12 @@ def _campaign_deals() -> QuerySet[BookedDeal]:
     ).order_by()
 
 
-def _budget_rows() -> QuerySet[BookingJob]:
+class _BudgetFigures(TypedDict):
+    booked_micros: int
+    spent_micros: int
+
+
+def _budget_rows() -> QuerySet[WithAnnotations[BookingJob, _BudgetFigures]]:
     """Campaigns (first jobs only: a top-up's budget is part of its campaign's), with booked and spent micros."""
     booked = _campaign_deals().annotate(one=Value(1)).values("one").annotate(total=Sum("cost_micros")).values("total")
     spent = (
@@ -512,7 +520,7 @@ def _budget_rows() -> QuerySet[BookingJob]:
     )
 
 
-def _campaign_budget(job: BookingJob) -> CampaignBudget:
+def _campaign_budget(job: WithAnnotations[BookingJob, _BudgetFigures]) -> CampaignBudget:
     return CampaignBudget(
         job_id=str(job.pk),
         name=job.campaign.name,

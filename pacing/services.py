@@ -63,6 +63,7 @@ def campaign_refresh_run(run_id: int) -> SnapshotRun | None:
         return None  # done already, or another worker has it
     run = SnapshotRun.objects.get(pk=run_id)
     try:
+        assert run.job_id is not None  # a refresh is of one campaign (campaign_refresh_request)
         root = BookingJob.objects.get(pk=run.job_id)
         delivery_pull_all(job_ids=campaign_job_ids(root))
         return snapshot_take(run=run)

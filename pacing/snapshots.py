@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,6 +38,7 @@ from django.db.models import (
     IntegerField,
     Max,
     Min,
+    Model,
     OuterRef,
     Q,
     QuerySet,
@@ -49,10 +52,15 @@ from django.utils import timezone
 
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
+from buyer.prepared import SqlParam
 from campaigns.models import BookedDeal, DealStatus, PacingCurve
 from pacing.delivery import PACED_STATUSES
 from pacing.maths import CRITICAL_PCT, MAX_PACING_PCT, MAX_PACING_RATIO, MAX_PROJECTED_MICROS, WARNING_PCT
 from pacing.models import DeliveryReading, LatestSnapshot, PacingSnapshot, RunStatus, RunTrigger, Scope, SnapshotRun
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler, _AsSqlType
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +81,7 @@ class Epoch(Func):
     # Double precision (EXTRACT answers numeric), as SQLite computes: the same arithmetic on both databases.
     template = "CAST(EXTRACT(EPOCH FROM %(expressions)s) AS DOUBLE PRECISION)"
 
-    def as_sqlite(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> _AsSqlType:
         return self.as_sql(
             compiler, connection, template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)", **extra
         )
@@ -162,7 +170,7 @@ def _fenced(sql: str) -> str:
     return sql.replace("@FENCE@", fence)
 
 
-def _insert(select_sql: str, params: tuple, extra: dict[str, tuple[str, object]]) -> int:
+def _insert(select_sql: str, params: tuple, extra: dict[str, tuple[str, SqlParam]]) -> int:
     """``INSERT INTO pacing_pacingsnapshot (COLUMNS) SELECT … FROM (rated rows)``; ``extra`` are constants
     (column → SQL placeholder and value) for the run, the scope and the moment."""
     quote = connection.ops.quote_name
@@ -185,13 +193,13 @@ def _insert(select_sql: str, params: tuple, extra: dict[str, tuple[str, object]]
         return cursor.rowcount
 
 
-def _constants(run: SnapshotRun, scope: str, as_of: datetime) -> dict[str, tuple[str, object]]:
+def _constants(run: SnapshotRun, scope: str, as_of: datetime) -> dict[str, tuple[str, SqlParam]]:
     stamp = DateTimeField().get_db_prep_value(as_of, connection)
     cast = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
     return {"run_id": ("%s", run.pk), "scope": ("%s", scope), "as_of": (cast, stamp)}
 
 
-def active_deals(*, as_of: datetime, job_id=None) -> QuerySet[BookedDeal]:  # type: ignore[no-untyped-def]
+def active_deals(*, as_of: datetime, job_id: uuid.UUID | None = None) -> QuerySet[BookedDeal]:
     """Deals to snapshot, each with ``root`` (its campaign's first job): every paced or completed deal of a
     campaign that still delivers or whose last flight day was at most two days ago."""
     cutoff = (as_of - ACTIVE_AFTER_FLIGHT).date()
@@ -210,7 +218,7 @@ def active_deals(*, as_of: datetime, job_id=None) -> QuerySet[BookedDeal]:  # ty
     return deals
 
 
-def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: ignore[no-untyped-def]
+def _deal_base(as_of: datetime, job_id: uuid.UUID | None = None) -> tuple[str, tuple]:
     """Per deal: its figures, its curve and ``t``, the share of its flight gone by when its delivery was true."""
     # A deal's figures are compared with what was due when they were true (a seller that reports a few hours
     # late is not under-delivering). A completed deal's figures are final, and a seller that failed its last
@@ -294,6 +302,7 @@ def _deal_base(as_of: datetime, job_id=None) -> tuple[str, tuple]:  # type: igno
 
 def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
     """Channel (or campaign) sums of the run's deal rows."""
+    assert run.as_of is not None  # set by snapshot_take before the rows are written
     group = ["job_id", "channel"] if scope == Scope.CHANNEL else ["job_id"]
     started = Q(flight_start__lte=run.as_of.astimezone(UTC).date()) | Q(actual_micros__gt=0)
     queryset = (
@@ -331,7 +340,9 @@ def _aggregate_base(run: SnapshotRun, scope: str) -> tuple[str, tuple]:
 # --- runs ---------------------------------------------------------------------------------------------------
 
 
-def snapshot_run_create(*, trigger: str = RunTrigger.SCHEDULE, job_id=None, requested_by: str = "") -> SnapshotRun:  # type: ignore[no-untyped-def]
+def snapshot_run_create(
+    *, trigger: str = RunTrigger.SCHEDULE, job_id: uuid.UUID | None = None, requested_by: str = ""
+) -> SnapshotRun:
     return SnapshotRun.objects.create(trigger=trigger, job_id=job_id, requested_by=requested_by)
 
 
@@ -415,7 +426,7 @@ def _point_latest(run: SnapshotRun) -> None:
         )
 
 
-def _table(model) -> str:  # type: ignore[no-untyped-def]
+def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 

@@ -15,16 +15,18 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from buyer.accounts.roles import media_buyer_required
+from buyer.htmx import HtmxHttpRequest
 from buyer.sellers.money import micros_to_decimal
 from campaigns.charts import money
+from campaigns.models import BookedDeal, BookingJob
 from pacing import charts, presenters, reallocation, selectors, services
-from pacing.models import ProposalStatus, Scope
+from pacing.models import PacingSnapshot, ProposalStatus, ReallocationProposal, Scope
 
 PAGE_SIZE = 50
 DECISIONS = ("approve", "reject")
 
 
-def _root_or_404(job_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def _root_or_404(job_id: uuid.UUID) -> BookingJob:
     root = selectors.campaign_root_get(job_id)
     if root is None:
         raise Http404("No such campaign")
@@ -62,7 +64,7 @@ def _every(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
-def _series(root, channel: str):  # type: ignore[no-untyped-def]
+def _series(root: BookingJob, channel: str) -> list[PacingSnapshot]:
     scope, key = (Scope.CHANNEL, channel) if channel else (Scope.CAMPAIGN, "")
     return selectors.campaign_series(root.pk, scope=scope, key=key)
 
@@ -108,7 +110,7 @@ def campaign(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     return render(request, "pacing/campaign.html", context)
 
 
-def _delivery_error(deal) -> str:  # type: ignore[no-untyped-def]
+def _delivery_error(deal: BookedDeal) -> str:
     state = getattr(deal, "delivery", None)
     return state.error if state else ""
 
@@ -123,7 +125,7 @@ def campaign_refresh(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 @media_buyer_required
-def campaign_refresh_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+def campaign_refresh_status(request: HtmxHttpRequest, job_id: uuid.UUID) -> HttpResponse:
     """The polled "refreshing" notice: once the run is over, stop polling and reload the page."""
     root = _root_or_404(job_id)
     if not request.htmx:
@@ -145,7 +147,7 @@ def delivery_csv(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     return response
 
 
-def _proposal_or_404(proposal_id: int):  # type: ignore[no-untyped-def]
+def _proposal_or_404(proposal_id: int) -> ReallocationProposal:
     proposal = selectors.proposal_get(proposal_id)
     if proposal is None:
         raise Http404("No such proposal")

@@ -25,7 +25,7 @@ class UserCreateForm(UserCreationForm):
 
     field_order = ("username", "email", "role", "time_zone", "password1", "password2")
 
-    class Meta(UserCreationForm.Meta):
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]  # the stubs leave out the forms' Meta classes
         fields = ("username", "email")
 
     def __init__(self, *args, **kwargs) -> None:

@@ -154,13 +154,14 @@ def rows_in_use(target: Target) -> dict[str, int]:
 
 def _pg_connect(target: Target) -> Any:
     import psycopg
+    from psycopg.conninfo import make_conninfo
 
-    params = {"dbname": target.name, "connect_timeout": 10, "autocommit": True}
+    params: dict[str, str | int] = {"dbname": target.name, "connect_timeout": 10}
     params.update({k: v for k, v in (("host", target.host), ("port", target.port), ("user", target.user)) if v})
     if target.password:
         params["password"] = target.password
     try:
-        return psycopg.connect(**params)
+        return psycopg.connect(make_conninfo("", **params), autocommit=True)
     except psycopg.OperationalError as exc:
         raise BackupError(f"Cannot connect to {target.describe()}: {type(exc).__name__}.") from None
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -10,6 +10,13 @@ from buyer.events.models import Event, EventType
 logger = logging.getLogger(__name__)
 
 _ENCODER = DjangoJSONEncoder()
+
+
+class FlowIds(TypedDict):
+    """The flow an event belongs to, as ``event_emit(…, **ids)`` takes it."""
+
+    flow_id: str
+    campaign_id: str
 
 
 def _jsonable(value: Any) -> Any:

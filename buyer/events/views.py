@@ -9,12 +9,13 @@ from typing import Any
 
 from django import forms
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from buyer.accounts.roles import media_buyer_required
 from buyer.events import selectors
 from buyer.events.models import Event, EventType
+from buyer.htmx import HtmxHttpRequest
 from buyer.words import count as counted
 from campaigns.models import channel_label
 from campaigns.selectors import job_names_known
@@ -154,7 +155,9 @@ def event_summary(event: Event) -> str:
         case EventType.PACING_DEVIATION_DETECTED | EventType.PACING_ALERT_RESOLVED:
             return _pacing_alert_summary(payload)
         case EventType.PACING_REALLOCATION_RECOMMENDED | EventType.PACING_REALLOCATION_APPLIED:
-            moves = payload.get("moves") if isinstance(payload.get("moves"), list) else []
+            moves = payload.get("moves")
+            if not isinstance(moves, list):
+                moves = []
             legs = ", ".join(
                 f"{_usd(m.get('amount'))} {channel_label(m.get('from_channel', '?'))} → "
                 f"{channel_label(m.get('to_channel', '?'))}"
@@ -179,7 +182,7 @@ def _pacing_alert_summary(payload: dict[str, Any]) -> str:
         return f"{subject} · resolved (now {str(payload.get('now', '?')).replace('_', ' ')})"
     deviation = payload.get("deviation_pct")
     try:
-        amount = f" {abs(float(deviation)):.1f} %"
+        amount = f" {abs(float(deviation)):.1f} %" if deviation is not None else ""
     except (TypeError, ValueError):
         amount = ""
     level, direction = payload.get("alert_level", ""), payload.get("direction", "")
@@ -221,7 +224,7 @@ class EventFilterForm(forms.Form):
 
 
 @media_buyer_required
-def feed(request: HttpRequest) -> HttpResponse:
+def feed(request: HtmxHttpRequest) -> HttpResponse:
     filters = EventFilterForm(request.GET)
     values = filters.cleaned_data if filters.is_valid() else {}
     events = selectors.event_list(event_type=values.get("event_type"), flow_id=(values.get("flow_id") or "").strip())

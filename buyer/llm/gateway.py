@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
+from types import ModuleType
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -222,7 +223,7 @@ class Budget:
 # --- pricing ------------------------------------------------------------------------------------------------
 
 
-def _litellm():  # type: ignore[no-untyped-def]
+def _litellm() -> ModuleType:
     import litellm
 
     litellm.suppress_debug_info = True

@@ -90,6 +90,7 @@ class ToolSpec:
         refusal = self.refusal(principal)
         if refusal is not None:
             return refusal
+        assert principal is not None  # refusal() refused a missing principal
         close_old_connections()
         try:
             return ok_result(self.fn(args, principal))
@@ -129,7 +130,7 @@ class _ScopedTool(Tool):
 
     spec: SkipValidation[ToolSpec] = Field(exclude=True)
 
-    async def run(self, arguments: dict[str, Any], context: Context, convert_result: bool = False) -> Any:
+    async def run(self, arguments: dict[str, Any], context: Context[Any, Any], convert_result: bool = False) -> Any:
         principal = principal_of(context)
         refusal = self.spec.refusal(principal)
         if refusal is not None:

@@ -8,11 +8,10 @@ a path no pattern takes is ``<unmatched>``. In a server with several workers eac
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The in-process registry, exposed when the server runs one process without a multiprocess directory. In
 # multiprocess mode the values live in files and ``/metrics`` reads them through a MultiProcessCollector.
@@ -60,17 +59,12 @@ def http_observe(*, route: str, method: str, status: int, seconds: float) -> Non
     DURATION.labels(route, method).observe(seconds)
 
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-async def observed(
-    app: Callable[..., Awaitable[None]], scope: dict[str, Any], receive: Any, send: Send, *, route: str | None = None
-) -> None:
+async def observed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, *, route: str | None = None) -> None:
     """Run the ASGI ``app`` on an HTTP request and count its answer (500 when it raised before answering)."""
     started = time.perf_counter()
     status = 500
 
-    async def send_observed(message: dict[str, Any]) -> None:
+    async def send_observed(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]

@@ -33,9 +33,9 @@ def exposition() -> bytes:
 def metrics(request: HttpRequest) -> HttpResponse:
     principal = api_key_authenticate(api_key_presented(request.headers))
     if principal is None:
-        response = JsonResponse({"detail": "Unauthorized"}, status=401)
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+        unauthorized = JsonResponse({"detail": "Unauthorized"}, status=401)
+        unauthorized["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return unauthorized
     try:
         rate_limit_enforce(f"rest:{principal.api_key_id or principal.name}")
     except RateLimited as exc:

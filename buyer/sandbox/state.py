@@ -502,7 +502,11 @@ class SandboxState:
             deal = DealRecord(
                 deal_id=_new_id("DEMO-", 6, self._deals, upper=True),
                 quote=quote,
-                impressions=int(quote.impressions * (1 + self.overbook_pct / 100)) if self.overbook_pct else None,
+                impressions=(
+                    int(quote.impressions * (1 + self.overbook_pct / 100))
+                    if self.overbook_pct and quote.impressions is not None
+                    else None
+                ),
                 final_cpm=final,
                 rationale=rationale,
                 negotiation_id=negotiation_id,

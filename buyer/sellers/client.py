@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 
@@ -298,8 +298,14 @@ class SellerRestClient:
             ) from None
 
 
+class CatalogSource(Protocol):
+    """What ``fetch_catalogs`` asks of a client: a REST, MCP or guarded one."""
+
+    def list_products(self) -> list[Product]: ...
+
+
 def fetch_catalogs(
-    clients: Mapping[str, SellerRestClient], *, max_workers: int = 8
+    clients: Mapping[str, CatalogSource], *, max_workers: int = 8
 ) -> dict[str, list[Product] | SellerError]:
     """Every seller's catalog, fetched in parallel; a failing seller yields its error, never an exception.
 

@@ -70,7 +70,7 @@ class SellerAdminForm(forms.ModelForm):
             seller.set_credential(self.cleaned_data["credential"])
         if commit:
             seller.save()
-            self._save_m2m()
+            self.save_m2m()
         return seller
 
     @property

@@ -73,7 +73,15 @@ from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Implementation, TextContent, Tool
+from mcp_types import (
+    CONNECTION_CLOSED,
+    REQUEST_TIMEOUT,
+    CallToolResult,
+    Implementation,
+    PaginatedRequestParams,
+    TextContent,
+    Tool,
+)
 from pydantic import ValidationError
 
 from buyer.sellers.tls import tls_context
@@ -575,7 +583,7 @@ async def _list_tools(session: ClientSession) -> list[Tool]:
     tools: list[Tool] = []
     cursor: str | None = None
     for _ in range(100):  # a paginator that never ends cannot hang a call
-        page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+        page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
         tools.extend(page.tools)
         cursor = page.next_cursor
         if not cursor:
@@ -761,7 +769,9 @@ def _with_money(payload: Any, key: str, where: tuple[str, tuple[str, ...]]) -> A
     """A quote or deal whose prices came as legacy floats → the same object with Money prices."""
     if not isinstance(payload, dict):
         return payload
-    inner = payload.get(key) if isinstance(payload.get(key), dict) else payload
+    inner = payload.get(key)
+    if not isinstance(inner, dict):
+        inner = payload
     section_name, fields = where
     section = inner.get(section_name) if isinstance(inner, dict) else None
     if not isinstance(section, dict) or not any(_is_number(section.get(f)) for f in fields):

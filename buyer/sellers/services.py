@@ -216,7 +216,7 @@ def seller_record_health(*, report: HealthReport) -> None:
             breaker_state=Case(When(crossing, then=Value(BreakerState.OPEN)), default=F("breaker_state")),
             breaker_opened_at=Case(When(crossing, then=Value(report.last_failure_at)), default=F("breaker_opened_at")),
         )
-    if updates:
+    if updates and report.seller_id is not None:  # None: an unsaved seller (record_health skips those)
         Seller.objects.filter(pk=report.seller_id).update(**updates)
 
 

@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from buyer.accounts.roles import admin_required
+from buyer.htmx import HtmxHttpRequest
 from buyer.sellers import registry, services
 from buyer.sellers.forms import SellerAdminForm
 from buyer.sellers.models import BreakerState, Protocol, Seller
@@ -114,7 +115,7 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Seller], dict[str, str]]:
 
 
 @admin_required
-def seller_list(request: HttpRequest) -> HttpResponse:
+def seller_list(request: HtmxHttpRequest) -> HttpResponse:
     sellers, filters = _filtered(request)
     page = Paginator(sellers, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {

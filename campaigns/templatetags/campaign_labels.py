@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django import template
 
 from campaigns.models import channel_label
@@ -16,9 +18,9 @@ def channel(code: object) -> str:
 
 
 @register.filter
-def channels(codes: object) -> str:
+def channels(codes: Iterable[object] | None) -> str:
     """A list of channels, named and comma-separated."""
-    return ", ".join(channel(c) for c in (codes or []))  # type: ignore[union-attr]
+    return ", ".join(channel(c) for c in (codes or []))
 
 
 # What a running job is doing, by its next step (JobStage), as the job page says it.

@@ -123,3 +123,17 @@ def test_concurrent_bookings_of_one_quote_make_one_deal(client: TestClient) -> N
         statuses = list(pool.map(book, range(32)))
     assert statuses.count(200) == 1
     assert set(statuses) == {200, 409}
+
+
+def test_booking_drift_leaves_a_quote_without_impressions_as_it_is(client: TestClient) -> None:
+    """A PD quote may name no impressions: overbooking then has nothing to inflate (it raised a TypeError)."""
+    from decimal import Decimal
+
+    client.app.state.sandbox.overbook_pct = Decimal(20)  # type: ignore[attr-defined]
+    body = quote_body(product_id(client, HOMEPAGE), "q-no-impressions")
+    body.pop("impressions", None)
+    quote = client.post("/api/v1/quotes", json=body).json()["quote"]
+    assert quote["terms"].get("impressions") is None
+    response = client.post("/api/v1/deals", json={"idempotency_key": "d-none", "quote_id": quote["quote_id"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["deal"]["terms"].get("impressions") is None

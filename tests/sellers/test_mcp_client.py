@@ -512,3 +512,31 @@ def test_a_result_carried_only_in_structured_content_is_read():
         products = _client(base_url, "streamable_http").list_products()
 
     assert [(p.product_id, p.deal_types) for p in products] == [("prod-91ddc363", ("PG", "PD"))]
+
+
+def test_a_seller_that_pages_its_tools_is_listed_to_the_last_page():
+    """``tools/list`` with the next page's cursor (the SDK takes it in ``params``; a ``cursor=`` keyword raised a
+    TypeError as soon as a seller paginated)."""
+    import anyio
+    import mcp_types
+    from mcp import Client
+    from mcp.server.lowlevel.server import Server
+
+    from buyer.sellers.mcp_client import _list_tools
+
+    pages = {None: (["list_products", "get_product"], "page-2"), "page-2": (["request_quote"], None)}
+    asked: list[str | None] = []
+
+    async def list_tools(ctx, params):
+        cursor = params.cursor if params is not None else None
+        asked.append(cursor)
+        names, following = pages[cursor]
+        tools = [mcp_types.Tool(name=name, input_schema={"type": "object"}) for name in names]
+        return mcp_types.ListToolsResult(tools=tools, next_cursor=following)
+
+    async def listed() -> list[str]:
+        async with Client(Server("paging-seller", on_list_tools=list_tools)) as client:
+            return [tool.name for tool in await _list_tools(client.session)]
+
+    assert anyio.run(listed) == ["list_products", "get_product", "request_quote"]
+    assert asked == [None, "page-2"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from decimal import Decimal
 
@@ -92,6 +92,7 @@ class Command(BaseCommand):
         jobs = [self._book(demo, start, end) for demo in DEMOS]
         for demo, job in zip(DEMOS, jobs, strict=True):
             for deal in job.deals.select_related("seller"):
+                assert deal.seller is not None  # booked a moment ago, at a seller that exists
                 set_deal_profile(deal.seller.base_url, deal.deal_id, demo.profiles.get(deal.channel, "on_pace"))
         day_before = datetime.combine(start - timedelta(days=1), day_time(12), tzinfo=UTC)
         BookedDeal.objects.filter(job__in=jobs).update(booked_at=day_before)
@@ -147,7 +148,7 @@ class Command(BaseCommand):
             raise CommandError(f"The sandbox seller at {fallback} is disabled; enable it in /admin/ first.")
         return fallback
 
-    def _book(self, demo: Demo, start, end) -> BookingJob:  # type: ignore[no-untyped-def]
+    def _book(self, demo: Demo, start: date, end: date) -> BookingJob:
         with transaction.atomic():
             job = campaign_services.job_create(
                 name=demo.name,
