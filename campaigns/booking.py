@@ -5,6 +5,7 @@ it imports, calls a model (a test checks it)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from campaigns.services import (
 from campaigns.steps import flow_ids, job_retry_later
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.5
+"""How often a booking step writes its progress while deals come in (and once all are in)."""
 
 
 # --- booking ------------------------------------------------------------------------------------------------
@@ -193,6 +197,7 @@ def step_book(job: BookingJob) -> None:
     running: dict[Future[_Call], Recommendation] = {}
     limit = settings.SELLER_MAX_PARALLEL
     done = 0
+    progress_at = time.monotonic()
 
     def busy(url: str) -> bool:
         return any(line.seller_url == url for line in running.values())
@@ -254,7 +259,10 @@ def step_book(job: BookingJob) -> None:
                             why = f"{line.seller_name} booked another line differently ({recorded.flag})"
                             held.setdefault(line.seller_url, why)
                         done += 1
-                        job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
+                        # Written at most every PROGRESS_EVERY_S (a statement, and a version row, per write).
+                        if done == len(lines) or time.monotonic() - progress_at >= PROGRESS_EVERY_S:
+                            job_progress(job, 0.9 + 0.1 * done / max(1, len(lines)))
+                            progress_at = time.monotonic()
                 if going:
                     going = start_due(pool)
     finally:

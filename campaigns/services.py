@@ -680,11 +680,8 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
     until a person accepts it (``deal_flag_resolve``)."""
     cost = decimal_to_micros(deal.final_cpm * deal.impressions / 1000)
     with transaction.atomic():
-        existing = BookedDeal.objects.filter(recommendation=recommendation).first()
-        if existing is not None:
-            return existing
         try:
-            with transaction.atomic():
+            with transaction.atomic():  # a replay for the same line meets the unique line: the stored deal
                 booked = BookedDeal.objects.create(
                     recommendation=recommendation,
                     job_id=recommendation.job_id,
@@ -721,15 +718,18 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
             "impressions": deal.impressions,
             "cost": micros_to_decimal(cost),
         }
-        _history_before_issue(booked, recommendation)
+        history = _history_before_issue(booked, recommendation)
         if flag:
-            DealTransition.objects.create(
-                deal=booked,
-                from_status=DealStatus.ACCEPTED,
-                to_status=DealStatus.BOOKING,
-                reason=f"booking requested at the seller; held: {flag}"[:2000],
-                actor=SYSTEM_ACTOR,
+            history.append(
+                DealTransition(
+                    deal=booked,
+                    from_status=DealStatus.ACCEPTED,
+                    to_status=DealStatus.BOOKING,
+                    reason=f"booking requested at the seller; held: {flag}"[:2000],
+                    actor=SYSTEM_ACTOR,
+                )
             )
+            DealTransition.objects.bulk_create(history)
             Recommendation.objects.filter(pk=recommendation.pk).update(
                 status=RecommendationStatus.FLAGGED, status_reason=flag[:500]
             )
@@ -748,6 +748,7 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
         else:
             DealTransition.objects.bulk_create(
                 [
+                    *history,
                     DealTransition(
                         deal=booked,
                         from_status=DealStatus.ACCEPTED,
@@ -771,10 +772,11 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
     return booked
 
 
-def _history_before_issue(deal: BookedDeal, line: Recommendation) -> None:
-    """The states a deal passes through before its seller issues it, written into its history when it is
-    issued, each at the moment it happened: *quoted* (the seller's quote), *negotiating* (the first message of
-    a negotiation, if there was one), *accepted* (approved, by a person or auto_approve, at the line's price)."""
+def _history_before_issue(deal: BookedDeal, line: Recommendation) -> list[DealTransition]:
+    """The states a deal passes through before its seller issues it, for its history when it is issued (the
+    caller writes them with the issue itself, in one statement), each at the moment it happened: *quoted* (the
+    seller's quote), *negotiating* (the first message of a negotiation, if there was one), *accepted* (approved,
+    by a person or auto_approve, at the line's price)."""
     quoted = micros_to_decimal(line.quoted_cpm_micros or line.cpm_micros)
     rows = [
         DealTransition(
@@ -817,7 +819,7 @@ def _history_before_issue(deal: BookedDeal, line: Recommendation) -> None:
             at=line.approved_at or timezone.now(),
         )
     )
-    DealTransition.objects.bulk_create(rows)
+    return rows
 
 
 def _deal_locked(deal_pk: int, allowed: str, refusal: str) -> BookedDeal:

@@ -170,6 +170,39 @@ def test_the_booking_step_run_twice_after_a_crash_makes_exactly_one_deal_per_lin
     assert BookedDeal.objects.filter(job=job).count() == approved
 
 
+def test_recording_a_deal_again_for_its_line_returns_the_stored_deal_and_writes_nothing(sandbox, monkeypatch):
+    from buyer.events.models import Event
+    from campaigns.models import BudgetEntry, DealTransition, LedgerKind
+
+    job = run(new_job(), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk))
+    recorded = []
+    real_record = booking.deal_record
+
+    def keep(**kwargs):
+        recorded.append(kwargs)
+        return real_record(**kwargs)
+
+    monkeypatch.setattr(booking, "deal_record", keep)
+    job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED and recorded
+    counts = lambda: (  # noqa: E731
+        BookedDeal.objects.count(),
+        DealTransition.objects.count(),
+        BudgetEntry.objects.filter(kind=LedgerKind.COMMIT).count(),
+        Event.objects.filter(event_type="deal.booked").count(),
+    )
+    before = counts()
+    for kwargs in recorded:
+        line = Recommendation.objects.get(pk=kwargs["recommendation"].pk)
+        again = services.deal_record(recommendation=line, deal=kwargs["deal"], flag=kwargs.get("flag", ""))
+        assert again == BookedDeal.objects.get(recommendation=line)
+    assert counts() == before
+    # Each deal's history: quoted, accepted, booking requested, booked; in that order.
+    deal = BookedDeal.objects.filter(job=job).first()
+    assert [t.to_status for t in deal.transitions.order_by("at", "pk")] == ["quoted", "accepted", "booking", "booked"]
+
+
 def _lease_runs_out(job: BookingJob) -> None:
     BookingJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
 
