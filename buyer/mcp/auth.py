@@ -23,6 +23,7 @@ from the key that opened it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,6 +42,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from buyer.apikeys.services import Principal, api_key_authenticate, api_key_presented
 from buyer.ratelimit import RateLimited, rate_limit_check
+from buyer.unavailable import RETRY_AFTER_SECONDS, UNAVAILABLE, unavailable_message, unavailable_service
+
+logger = logging.getLogger(__name__)
 
 PRINCIPAL_SCOPE_KEY = "buyer.principal"
 UNAUTHENTICATED = "Invalid or missing API key"
@@ -121,7 +125,19 @@ class McpGate:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        verdict = await sync_to_async(_authenticate, thread_sensitive=False)(api_key_presented(Headers(scope=scope)))
+        try:
+            verdict = await sync_to_async(_authenticate, thread_sensitive=False)(
+                api_key_presented(Headers(scope=scope))
+            )
+        except UNAVAILABLE as exc:
+            # The key lookup or the rate-limit counter could not be reached: the API's 503, not a 500.
+            service = unavailable_service(exc)
+            if service is None:
+                raise
+            logger.warning("%s unavailable for %s: %s", service, scope["path"], type(exc).__name__)
+            retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+            await send_json(send, 503, {"detail": unavailable_message(service)}, retry)
+            return
         if verdict.principal is None:
             await send_json(send, 401, {"detail": UNAUTHENTICATED})
             return

@@ -119,6 +119,34 @@ def test_each_key_has_a_rate_limit_with_retry_after(base_url, settings):
     assert httpx.get(f"{base_url}/bookings", headers={"X-API-Key": KEY}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("where", "error", "service"),
+    [
+        ("buyer.mcp.auth.api_key_authenticate", "psycopg.OperationalError", "database"),
+        ("buyer.mcp.auth.rate_limit_check", "redis.exceptions.ConnectionError", "broker"),
+    ],
+)
+def test_a_service_down_while_the_key_is_checked_answers_503_json_on_every_path(
+    base_url, monkeypatch, where, error, service
+):
+    import importlib
+
+    module, name = error.rsplit(".", 1)
+    failure = getattr(importlib.import_module(module), name)
+
+    def down(*args, **kwargs):
+        raise failure("connection refused")
+
+    monkeypatch.setattr(where, down)
+    for path in PATHS:
+        response = httpx.post(
+            f"{base_url}{path}", json=LIST_TOOLS, headers=RPC_HEADERS | {"X-API-Key": KEY}, timeout=10
+        )
+        assert response.status_code == 503, (path, response.text)
+        assert response.json() == {"detail": f"The {service} is unavailable; try again in a few seconds"}
+        assert response.headers["retry-after"] == "5"
+
+
 def test_an_sse_session_takes_messages_only_from_the_key_that_opened_it(base_url):
     _, other = api_key_create(name="other", scopes=[Scope.ADMIN])
     initialize = {
