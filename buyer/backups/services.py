@@ -49,8 +49,9 @@ class Target:
         parts = urlsplit(url)
         if parts.scheme.startswith("sqlite"):
             path = unquote(parts.path)
-            # sqlite:////abs/path and sqlite:///relative (from the working directory), as DATABASE_URL takes them
-            return cls(engine="sqlite", name=str(Path(path[1:]).resolve()))
+            # sqlite:////abs/path, and sqlite:///relative from the project directory, as DATABASE_URL takes them
+            name = Path(path[1:])
+            return cls(engine="sqlite", name=str(name if name.is_absolute() else (settings.BASE_DIR / name).resolve()))
         if parts.scheme in {"postgres", "postgresql", "pgsql", "psql"}:
             return cls(
                 engine="postgresql",
@@ -166,6 +167,12 @@ def _pg_connect(target: Target) -> Any:
         raise BackupError(f"Cannot connect to {target.describe()}: {type(exc).__name__}.") from None
 
 
+def _header(source: Path, size: int) -> bytes:
+    """The first ``size`` bytes of a backup file (never the whole dump in memory)."""
+    with source.open("rb") as file:
+        return file.read(size)
+
+
 def restore(target: Target, source: Path, *, force: bool = False) -> None:
     """Restore ``source`` (a file ``backup`` wrote) into ``target``. A target that holds data is refused unless
     ``force``; afterwards the fast reads' version epoch is renewed."""
@@ -179,7 +186,7 @@ def restore(target: Target, source: Path, *, force: bool = False) -> None:
             "or pass --force to overwrite this one."
         )
     if target.engine == "postgresql":
-        if source.read_bytes()[:5] != b"PGDMP":
+        if _header(source, 5) != b"PGDMP":
             raise BackupError(f"{source} is not a PostgreSQL backup (pg_dump custom format).")
         argv = [_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges", "--exit-on-error"]
         _run([*argv, f"--dbname={target.name}", str(source)], target)
@@ -188,7 +195,7 @@ def restore(target: Target, source: Path, *, force: bool = False) -> None:
                 # Web processes give kept answers only while the epoch is the one they kept them under.
                 db.execute("UPDATE campaigns_versionepoch SET epoch = %s WHERE id = 1", [uuid.uuid4()])
         return
-    if source.read_bytes()[:16] != b"SQLite format 3\x00":
+    if _header(source, 16) != b"SQLite format 3\x00":
         raise BackupError(f"{source} is not a SQLite backup.")
     Path(target.name).parent.mkdir(parents=True, exist_ok=True)
     backup_db, live = sqlite3.connect(source), sqlite3.connect(target.name, timeout=30)

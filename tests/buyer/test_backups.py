@@ -127,9 +127,12 @@ def test_a_sqlite_database_backs_up_and_restores_on_any_engine(tmp_path):
         assert db.execute("SELECT COUNT(*) FROM campaigns_bookingjob").fetchone()[0] == 5
 
 
-def test_sqlite_urls_name_absolute_and_relative_files_as_database_url_does(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_sqlite_urls_name_absolute_and_relative_files_as_database_url_does(tmp_path, monkeypatch, settings):
+    from buyer.settings import _database_config
+
+    monkeypatch.chdir(tmp_path)  # not where a relative name points: the project directory is
+    for url in ("sqlite:////var/lib/buyer.db", "sqlite:///buyer.db", "sqlite:///./var/buyer.db"):
+        assert Target.from_url(url).name == _database_config(url)["NAME"], url
     assert Target.from_url("sqlite:////var/lib/buyer.db").name == "/var/lib/buyer.db"
-    assert Target.from_url("sqlite:///buyer.db").name == str(tmp_path / "buyer.db")
-    assert Target.from_url("sqlite:///./var/buyer.db").name == str(tmp_path / "var" / "buyer.db")
+    assert Target.from_url("sqlite:///buyer.db").name == str(settings.BASE_DIR / "buyer.db")
     assert "secret" not in Target.from_url("postgresql://u:secret@db:5432/buyer").describe()
