@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,3 +41,40 @@ def test_compose_runs_every_process_with_healthchecks_volumes_and_ordered_start_
     assert services["beat"]["command"][:4] == ["celery", "-A", "buyer", "beat"]
     assert services["web"]["ports"] == ["127.0.0.1:${PORT:-8001}:8001"]  # published on the host's loopback only
     assert "${SECRET_KEY:?" in (REPO / "compose.yaml").read_text()  # refuses to start without a secret key
+
+
+def resolved(tmp_path: Path, env_file: str, *args: str) -> dict:
+    """compose.yaml as docker compose resolves it with ``env_file`` as its .env."""
+    import shutil
+    import subprocess
+
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose; CI installs it)")
+    (tmp_path / ".env").write_text(env_file)
+    command = ["docker-compose", "-f", str(REPO / "compose.yaml"), "--env-file", str(tmp_path / ".env"), *args]
+    out = subprocess.run(
+        [*command, "config"], capture_output=True, text=True, timeout=60, check=True, env={"PATH": "/usr/bin:/bin"}
+    )
+    return yaml.safe_load(out.stdout)
+
+
+def test_the_containers_run_in_production_mode_with_the_env_the_readme_tells_you_to_copy(tmp_path):
+    example = (REPO / ".env.example").read_text()
+    assert re.search(r"^ENVIRONMENT=development$", example, re.M)  # what make run wants
+    compose = resolved(tmp_path, example + "\nSECRET_KEY=s\nSELLER_CREDENTIALS_KEY=k\n")
+    for name in ("web", "worker", "beat", "migrate"):
+        environment = compose["services"][name]["environment"]
+        assert environment["ENVIRONMENT"] == "production", name
+        assert environment["DATABASE_URL"].startswith("postgresql://") and environment["REDIS_URL"].startswith(
+            "redis://"
+        )
+    assert compose["services"]["sandbox"]["profiles"] == ["sandbox"]  # started only with --profile sandbox
+    staging = resolved(tmp_path, example + "\nSECRET_KEY=s\nSELLER_CREDENTIALS_KEY=k\nCOMPOSE_ENVIRONMENT=staging\n")
+    assert staging["services"]["web"]["environment"]["ENVIRONMENT"] == "staging"
+
+
+def test_the_sandbox_seller_runs_with_its_profile(tmp_path):
+    compose = resolved(tmp_path, "SECRET_KEY=s\nSELLER_CREDENTIALS_KEY=k\n", "--profile", "sandbox")
+    sandbox = compose["services"]["sandbox"]
+    assert sandbox["command"][:3] == ["python", "-m", "buyer.sandbox"] and "8010" in sandbox["command"]
+    assert "ports" not in sandbox  # reachable from the other containers only
