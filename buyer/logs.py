@@ -77,7 +77,14 @@ def _secrets() -> list[str]:
     try:
         from django.conf import settings
 
-        names = ("API_KEY", "SECRET_KEY", "SELLER_CREDENTIALS_KEY", "ANTHROPIC_API_KEY", "OPENDIRECT_API_KEY")
+        names = (
+            "API_KEY",
+            "SECRET_KEY",
+            "SELLER_CREDENTIALS_KEY",
+            "ANTHROPIC_API_KEY",
+            "OPENDIRECT_API_KEY",
+            "OPENDIRECT_TOKEN",
+        )
         values = [str(getattr(settings, name, "") or "") for name in names]
         values.append(str(settings.DATABASES["default"].get("PASSWORD") or ""))
         values += [str(value or "") for value in getattr(settings, "LLM_PROVIDER_PARAMS", {}).values()]

@@ -1,4 +1,4 @@
-"""Start the whole product as separate processes: web (uvicorn), worker (Celery with beat, consuming the
+"""Start the whole product as separate processes: web (Granian), worker (Celery with beat, consuming the
 booking and the pacing queue) and, when no seller is configured, the built-in sandbox seller. ``make run`` uses
 it; so do the end-to-end tests and the benchmarks, so what they exercise is what users run.
 

@@ -33,7 +33,7 @@ def exposition() -> bytes:
 def metrics(request: HttpRequest) -> HttpResponse:
     principal = api_key_authenticate(api_key_presented(request.headers))
     if principal is None:
-        unauthorized = JsonResponse({"detail": "Unauthorized"}, status=401)
+        unauthorized = JsonResponse({"detail": "Invalid or missing API key"}, status=401)
         unauthorized["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return unauthorized
     try:

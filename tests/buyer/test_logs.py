@@ -63,6 +63,14 @@ def test_configured_secrets_and_key_shapes_are_redacted_from_message_arguments_a
     assert redact("nothing to hide here") == "nothing to hide here"
 
 
+@pytest.mark.parametrize(
+    "name", ["SELLER_CREDENTIALS_KEY", "ANTHROPIC_API_KEY", "OPENDIRECT_API_KEY", "OPENDIRECT_TOKEN"]
+)
+def test_every_configured_credential_is_redacted(settings, name):
+    setattr(settings, name, "plain-credential-7f3a")
+    assert redact("sent plain-credential-7f3a upstream") == f"sent {REDACTED} upstream"
+
+
 @pytest.mark.django_db
 def test_every_answer_has_a_request_id_and_the_callers_sane_one_is_kept(client):
     mine = client.get("/health/ready", headers={"X-Request-ID": "trace-42"})

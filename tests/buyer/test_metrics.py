@@ -54,7 +54,7 @@ def scrape(client: Client, secret: str) -> dict:
 def test_only_a_metrics_or_admin_key_reads_metrics_and_a_metrics_key_reads_nothing_else(client: Client):
     metrics_key, admin_key, read_key = key(Scope.METRICS), key(Scope.ADMIN), key(Scope.READ)
     unauthorized = client.get("/metrics")
-    assert unauthorized.status_code == 401 and unauthorized.json() == {"detail": "Unauthorized"}
+    assert unauthorized.status_code == 401 and unauthorized.json() == {"detail": "Invalid or missing API key"}
     assert client.get("/metrics", HTTP_X_API_KEY="mba_nope_nope").status_code == 401
     refused = client.get("/metrics", HTTP_X_API_KEY=read_key)
     assert refused.status_code == 403 and "metrics" in refused.json()["detail"]
