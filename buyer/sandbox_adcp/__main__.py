@@ -1,0 +1,91 @@
+"""Command line: ``python -m buyer.sandbox_adcp --host 127.0.0.1 --port 8020 [options]``.
+
+Serves one AdCP sandbox seller with uvicorn, MCP at ``/mcp``. It binds to 127.0.0.1 unless told otherwise: the
+sandbox authenticates nobody and must not be exposed by accident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from buyer.sandbox_adcp.app import MCP_PATH, create_app
+from buyer.sandbox_adcp.catalog import CATALOG_NAMES
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m buyer.sandbox_adcp",
+        description="Run a sandbox AdCP sales agent (media-buy tasks over MCP) with mock inventory.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8020, help="port to bind (default 8020)")
+    parser.add_argument("--catalog", choices=CATALOG_NAMES, default="default", help="seeded catalog to serve")
+    parser.add_argument(
+        "--approval-delay",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer create_media_buy 'submitted' and complete the task after SECONDS (0: book at once)",
+    )
+    parser.add_argument(
+        "--input-required",
+        action="store_true",
+        help="hold every order in input-required until POST /_sandbox/tasks/{id}/approve",
+    )
+    parser.add_argument("--stuck", action="store_true", help="misbehave: tasks never leave 'working'")
+    parser.add_argument("--malformed", action="store_true", help="misbehave: answers fail the AdCP schemas")
+    parser.add_argument("--latency-ms", type=_non_negative_int, default=0, help="delay before every task")
+    parser.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a Host header MCP accepts besides 127.0.0.1/localhost (DNS-rebinding protection); repeatable",
+    )
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = create_app(
+        catalog=args.catalog,
+        approval_delay=args.approval_delay,
+        input_required=args.input_required,
+        stuck=args.stuck,
+        malformed=args.malformed,
+        latency_ms=args.latency_ms,
+        allowed_hosts=args.allowed_hosts,
+    )
+    mode = "synchronous" if not app.state.sandbox.asynchronous else "asynchronous approvals"
+    print(
+        f"sandbox AdCP seller {app.state.sandbox.catalog.seller_name!r} ({mode}) "
+        f"on http://{args.host}:{args.port}{MCP_PATH}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""The AdCP sandbox seller as an ASGI app: the library's MCP server over Streamable HTTP, plus control routes.
+
+``create_app`` builds the handler on a fresh :class:`SandboxAdcpState` and hands it to
+``adcp.server.create_mcp_server``, which registers the AdCP tools, validates requests and responses against the
+bundled schemas, negotiates the buyer's AdCP version and serves Streamable HTTP at ``/mcp``. Beside it, routes
+no real seller has (``unauthenticated_routes`` of the library, so they bypass the MCP session):
+
+=====================================  ===============================================================
+``GET /health``                        ``{"status": "healthy"}``
+``GET /_sandbox/tasks``                every task with its status, for demos
+``POST /_sandbox/tasks/{id}/approve``  the seller's trafficker approves an order in ``input-required``
+``POST /_sandbox/tasks/{id}/reject``   the seller turns an order down (``{"reason": "..."}`` optional)
+=====================================  ===============================================================
+
+The sandbox authenticates nobody. A credential, when sent (``x-adcp-auth``, ``Authorization: Bearer`` or
+``X-Api-Key``), only names the caller's scope: media buys, tasks and idempotency keys are private to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from json import JSONDecodeError
+from typing import Any
+
+from adcp.server import IdempotencyStore, MemoryBackend, RequestMetadata, ToolContext, create_mcp_server
+from adcp.validation.client_hooks import SERVER_DEFAULT_VALIDATION, ValidationHookConfig
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from buyer.sandbox_adcp import faults
+from buyer.sandbox_adcp.catalog import CATALOG_NAMES, build_catalog
+from buyer.sandbox_adcp.handler import ANONYMOUS, SandboxAdcpHandler
+from buyer.sandbox_adcp.state import DEFAULT_INPUT_MESSAGE, SandboxAdcpError, SandboxAdcpState, TaskRecord
+
+MCP_PATH = "/mcp"
+#: AdCP releases served. 3.0 is left out: its named-format (pre-canonical) shapes do not survive the library's
+#: down-conversion of these products, and the reference sales agent speaks 3.1 and 3.2.
+SUPPORTED_VERSIONS: tuple[str, ...] = ("3.1", "3.2")
+#: How long an idempotency key replays, on the sandbox clock: the spec's recommended floor, 24 hours.
+REPLAY_TTL_SECONDS = 86_400
+_ERROR_STATUS = {"REFERENCE_NOT_FOUND": 404, "INVALID_STATE": 409}
+
+
+def caller_identity(headers: Mapping[str, str]) -> str:
+    """The caller's scope from its credential, hashed so no credential is ever kept; ``anonymous`` without.
+
+    ``headers`` must look names up case-insensitively (Starlette's ``Headers`` does).
+    """
+    token = headers.get("x-adcp-auth") or headers.get("x-api-key")
+    if not token:
+        scheme, _, value = (headers.get("authorization") or "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else ""
+    if not token:
+        return ANONYMOUS
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def create_app(
+    *,
+    catalog: str = "default",
+    approval_delay: float = 0.0,
+    input_required: bool = False,
+    stuck: bool = False,
+    malformed: bool = False,
+    latency_ms: int = 0,
+    clock: Callable[[], datetime] | None = None,
+    input_message: str = DEFAULT_INPUT_MESSAGE,
+    allowed_hosts: Sequence[str] = (),
+) -> Starlette:
+    """Build one AdCP sandbox seller with its own catalog and empty state.
+
+    ``approval_delay`` is in seconds on ``clock`` (default: the real UTC time): 0 books ``create_media_buy``
+    synchronously, more answers ``submitted`` with a ``task_id`` that ``get_task_status`` reports
+    ``completed`` (with the media buy as its ``result``) once the clock has passed the delay.
+    ``input_required`` holds every task in ``input-required`` with ``input_message`` until
+    ``POST /_sandbox/tasks/{id}/approve``; ``stuck`` keeps every task ``working``; ``malformed`` answers
+    payloads that fail the AdCP schemas; ``latency_ms`` delays every task. ``allowed_hosts`` are ``Host``
+    values MCP accepts besides 127.0.0.1/localhost (DNS-rebinding protection; Starlette's ``TestClient``
+    sends ``testserver``).
+
+    The state is reachable as ``app.state.sandbox`` (tests may replace its ``clock`` or change the knobs
+    between orders). MCP needs the ASGI lifespan (uvicorn's default). Raises ``ValueError`` on an unknown
+    catalog or a negative delay or latency.
+    """
+    if catalog not in CATALOG_NAMES:
+        raise ValueError(f"unknown catalog {catalog!r}; choose one of {', '.join(CATALOG_NAMES)}")
+    if approval_delay < 0:
+        raise ValueError("approval_delay must not be negative")
+    if latency_ms < 0:
+        raise ValueError("latency_ms must not be negative")
+    state = SandboxAdcpState(
+        build_catalog(catalog),
+        clock=clock,
+        approval_delay=approval_delay,
+        input_required=input_required,
+        stuck=stuck,
+        input_message=input_message,
+    )
+
+    def epoch() -> float:
+        return state.now().timestamp()
+
+    # Replays expire on the sandbox clock too, so a test that moves time a day sees keys expire.
+    idempotency = IdempotencyStore(MemoryBackend(clock=epoch), ttl_seconds=REPLAY_TTL_SECONDS, clock=epoch)
+    handler = SandboxAdcpHandler(state, idempotency)
+
+    def context_factory(meta: RequestMetadata) -> ToolContext:
+        request = meta.request_context
+        headers = request.headers if isinstance(request, Request) else {}
+        return ToolContext(caller_identity=caller_identity(headers))
+
+    validation: ValidationHookConfig = SERVER_DEFAULT_VALIDATION
+    if malformed:
+        # The library refuses to send a payload that fails its schemas; this seller must send them anyway.
+        validation = ValidationHookConfig(requests="strict", responses="off")
+    mcp = create_mcp_server(
+        handler,
+        name=f"adcp-sandbox-{catalog}",
+        host="127.0.0.1",
+        instructions=f"{state.catalog.seller_name}: a sandbox AdCP sales agent with mock inventory.",
+        context_factory=context_factory,
+        middleware=[faults.latency(latency_ms)] if latency_ms else None,
+        validation=validation,
+        response_enhancer=faults.malform if malformed else None,
+        allowed_hosts=list(allowed_hosts) or None,
+        unauthenticated_routes=_control_routes(state),
+        supported_versions=SUPPORTED_VERSIONS,
+    )
+    app: Starlette = mcp.streamable_http_app(streamable_http_path=MCP_PATH)
+    app.state.sandbox = state
+    return app
+
+
+def _control_routes(state: SandboxAdcpState) -> list[Route]:
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "healthy"})
+
+    async def list_tasks(request: Request) -> Response:
+        return JSONResponse({"tasks": [_task_wire(t) for t in state.all_tasks()]})
+
+    async def approve(request: Request) -> Response:
+        try:
+            task = state.approve(request.path_params["task_id"])
+        except SandboxAdcpError as exc:
+            return _control_error(exc)
+        return JSONResponse(_task_wire(task))
+
+    async def reject(request: Request) -> Response:
+        reason = "declined by the seller"
+        if await request.body():
+            try:
+                body = await request.json()
+            except JSONDecodeError:
+                return JSONResponse({"detail": "body must be JSON"}, status_code=400)
+            if isinstance(body, dict) and isinstance(body.get("reason"), str) and body["reason"].strip():
+                reason = body["reason"].strip()
+        try:
+            task = state.reject(request.path_params["task_id"], reason)
+        except SandboxAdcpError as exc:
+            return _control_error(exc)
+        return JSONResponse(_task_wire(task))
+
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/_sandbox/tasks", list_tasks, methods=["GET"]),
+        Route("/_sandbox/tasks/{task_id}/approve", approve, methods=["POST"]),
+        Route("/_sandbox/tasks/{task_id}/reject", reject, methods=["POST"]),
+    ]
+
+
+def _control_error(exc: SandboxAdcpError) -> Response:
+    return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=_ERROR_STATUS.get(exc.code, 400))
+
+
+def _task_wire(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "status": task.status,
+        "message": task.message,
+        "created_at": task.created_at.isoformat(),
+        "media_buy_id": task.media_buy_id,
+    }
+
+
+__all__ = ["MCP_PATH", "caller_identity", "create_app"]
