@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from buyer.sandbox.app import API_KEY_TIERS, create_app
+from buyer.sandbox.arguments import add_server_arguments, non_negative_int
 from buyer.sandbox.catalog import CATALOG_NAMES
 from buyer.sandbox.delivery import PROFILE_NAMES, parse_profile
 from buyer.sandbox.mcp import MCP_DIALECTS
@@ -48,23 +49,14 @@ def _failure_rate(value: str) -> float:
     return rate
 
 
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m buyer.sandbox",
         description="Run a sandbox seller agent speaking the IAB seller agent REST protocol.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8010, help="port to bind (default 8010)")
-    parser.add_argument("--catalog", choices=CATALOG_NAMES, default="default", help="seeded catalog to serve")
+    add_server_arguments(parser, port=8010, catalogs=CATALOG_NAMES)
     parser.add_argument("--seller-id", default=None, help="seller id (default: the catalog's own)")
-    parser.add_argument("--latency-ms", type=_non_negative, default=0, help="delay before every response")
+    parser.add_argument("--latency-ms", type=non_negative_int, default=0, help="delay before every response")
     parser.add_argument(
         "--failure-rate", type=_failure_rate, default=0.0, help="fraction of requests answered 503 (0..1)"
     )

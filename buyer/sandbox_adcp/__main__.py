@@ -12,22 +12,9 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from buyer.sandbox.arguments import add_server_arguments, non_negative_float, non_negative_int
 from buyer.sandbox_adcp.app import MCP_PATH, create_app
 from buyer.sandbox_adcp.catalog import CATALOG_NAMES
-
-
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return number
-
-
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if not number >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError("must not be negative")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,12 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m buyer.sandbox_adcp",
         description="Run a sandbox AdCP sales agent (media-buy tasks over MCP) with mock inventory.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8020, help="port to bind (default 8020)")
-    parser.add_argument("--catalog", choices=CATALOG_NAMES, default="default", help="seeded catalog to serve")
+    add_server_arguments(parser, port=8020, catalogs=CATALOG_NAMES)
     parser.add_argument(
         "--approval-delay",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help="answer create_media_buy 'submitted' and complete the task after SECONDS (0: book at once)",
@@ -52,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stuck", action="store_true", help="misbehave: tasks never leave 'working'")
     parser.add_argument("--malformed", action="store_true", help="misbehave: answers fail the AdCP schemas")
-    parser.add_argument("--latency-ms", type=_non_negative_int, default=0, help="delay before every task")
+    parser.add_argument("--latency-ms", type=non_negative_int, default=0, help="delay before every task")
     parser.add_argument(
         "--allowed-host",
         dest="allowed_hosts",
