@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8001
 SANDBOX_SELLER_PORT ?= 8010
+# Set (e.g. 8020) to run the AdCP sandbox sales agent beside the IAB sandbox: make run ADCP_SANDBOX_PORT=8020
+ADCP_SANDBOX_PORT ?=
 # pytest-xdist processes; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
@@ -23,7 +25,7 @@ migrate: install
 
 # `exec`: the launcher replaces the recipe's shell, so make is its parent and a killed make stops it too.
 run: migrate
-	exec env PORT=$(PORT) SANDBOX_SELLER_PORT=$(SANDBOX_SELLER_PORT) $(PY) -m buyer.stack
+	exec env PORT=$(PORT) SANDBOX_SELLER_PORT=$(SANDBOX_SELLER_PORT) ADCP_SANDBOX_PORT=$(ADCP_SANDBOX_PORT) $(PY) -m buyer.stack
 
 test: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

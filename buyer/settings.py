@@ -198,6 +198,21 @@ if not SELLER_CREDENTIALS_KEY and ENVIRONMENT == "production":
 SELLER_BREAKER_FAILURES = env_int("SELLER_BREAKER_FAILURES", 5, minimum=1, maximum=1000)
 SELLER_BREAKER_COOLDOWN_SECONDS = env_int("SELLER_BREAKER_COOLDOWN_SECONDS", 60, minimum=1, maximum=86_400)
 
+# --- AdCP sales agents (Seller.protocol = adcp) -------------------------------------------------------------
+# Who buys: the brand and the operator (the agency or buyer platform) named in every AdCP order's account.
+# AdCP sales agents to seed as sellers with protocol adcp (comma-separated base URLs; MCP at {url}/mcp), as
+# SELLER_ENDPOINTS seeds the others. ``make run ADCP_SANDBOX_PORT=8020`` sets it to the AdCP sandbox.
+ADCP_SELLER_ENDPOINTS = env_url_list("ADCP_SELLER_ENDPOINTS")
+ADCP_BRAND_DOMAIN = env_str("ADCP_BRAND_DOMAIN", "buyer.example")
+ADCP_OPERATOR_DOMAIN = env_str("ADCP_OPERATOR_DOMAIN", "")
+# Orders a seller takes for review (a task submitted, working or input-required) are polled this often...
+ADCP_TASK_POLL_SECONDS = env_int("ADCP_TASK_POLL_SECONDS", 30, minimum=1, maximum=3600)
+# ...and fail the line (money released, the seller error on the job) when a task stays "working" longer than
+# this (the spec's "working" is the seller processing, minutes at most)...
+ADCP_WORKING_TIMEOUT_SECONDS = env_int("ADCP_WORKING_TIMEOUT_SECONDS", 900, minimum=10, maximum=86_400)
+# ...or "submitted" / "input-required" (a person at the seller, or creatives it waits for) longer than this.
+ADCP_REVIEW_TIMEOUT_HOURS = env_int("ADCP_REVIEW_TIMEOUT_HOURS", 72, minimum=1, maximum=24 * 30)
+
 # Requests per minute per API key on the REST API and the MCP endpoint (0: no limit).
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=0, maximum=1_000_000)
 
@@ -417,6 +432,7 @@ CELERY_BOOKING_QUEUE = env_str("CELERY_BOOKING_QUEUE", f"{CELERY_TASK_DEFAULT_QU
 CELERY_TASK_ROUTES = {
     "campaigns.tasks.job_book": {"queue": CELERY_BOOKING_QUEUE},
     "campaigns.tasks.job_negotiate": {"queue": CELERY_BOOKING_QUEUE},
+    "campaigns.tasks.poll_seller_tasks": {"queue": CELERY_BOOKING_QUEUE},
     "pacing.tasks.*": {"queue": CELERY_PACING_QUEUE},
     "campaigns.tasks.refresh_deals": {"queue": CELERY_PACING_QUEUE},  # seller I/O, never behind booking steps
 }
@@ -448,6 +464,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "pacing-thin-snapshots": {"task": "pacing.tasks.thin_snapshots", "schedule": 6 * 3600.0},
     "deals-refresh": {"task": "campaigns.tasks.refresh_deals", "schedule": 3600.0},
+    "seller-tasks-poll": {"task": "campaigns.tasks.poll_seller_tasks", "schedule": float(ADCP_TASK_POLL_SECONDS)},
     # The job list reads its total from per-status counts; folding keeps them a few rows (PostgreSQL).
     "jobs-fold-counts": {"task": "campaigns.tasks.fold_job_counts", "schedule": 10.0},
 }

@@ -84,6 +84,7 @@ class Stack:
     seller_url: str | None
     services: dict[str, Service] = field(default_factory=dict)
     log_dir: Path | None = None
+    adcp_seller_url: str | None = None
 
     def start(self, *names: str, started: Callable[[Service], None] | None = None) -> None:
         """Start the services (all, or ``names``); ``started`` hears of each right after it starts."""
@@ -104,7 +105,8 @@ class Stack:
     def wait_healthy(self, timeout: float = 60, *, stopping: Callable[[], bool] = lambda: False) -> bool:
         """Wait for the web server (and the sandbox seller) to answer /health; False as soon as ``stopping()``
         says a stop was asked for meanwhile."""
-        urls = [self.web_url + "/health"] + ([self.seller_url + "/health"] if self.seller_url else [])
+        sellers = [url for url in (self.seller_url, self.adcp_seller_url) if url]
+        urls = [self.web_url + "/health"] + [url + "/health" for url in sellers]
         deadline = time.monotonic() + timeout
         for url in urls:
             while True:
@@ -164,8 +166,11 @@ def build_stack(
     log_dir: Path | None = None,
     sandbox_args: list[str] | None = None,
     web_workers: int = 1,
+    adcp_sandbox_port: int | None = None,
 ) -> Stack:
-    """Describe the processes; ``sandbox_port=None`` leaves sellers to ``SELLER_ENDPOINTS``."""
+    """Describe the processes; ``sandbox_port=None`` leaves sellers to ``SELLER_ENDPOINTS``. ``adcp_sandbox_port``
+    adds the AdCP sandbox sales agent (orders approved after ``ADCP_SANDBOX_APPROVAL_DELAY`` seconds, 30 by
+    default), seeded as an AdCP seller through ``ADCP_SELLER_ENDPOINTS``."""
     python = sys.executable
     base_env = {**os.environ, **(env or {})}
     seller_url = None
@@ -189,6 +194,15 @@ def build_stack(
             *(sandbox_args or []),
         ]
         services["sandbox"] = Service("sandbox", argv, base_env, log("sandbox"))
+    adcp_seller_url = None
+    if adcp_sandbox_port is not None:
+        adcp_seller_url = f"http://127.0.0.1:{adcp_sandbox_port}"
+        if not base_env.get("ADCP_SELLER_ENDPOINTS", "").strip():
+            base_env["ADCP_SELLER_ENDPOINTS"] = adcp_seller_url
+        delay = base_env.get("ADCP_SANDBOX_APPROVAL_DELAY", "30") or "30"
+        argv = [python, "-m", "buyer.sandbox_adcp", "--host", "127.0.0.1", "--port", str(adcp_sandbox_port)]
+        argv += ["--approval-delay", delay, "--log-level", "warning"]
+        services["sandbox-adcp"] = Service("sandbox-adcp", argv, base_env, log("sandbox-adcp"))
     services["worker"] = Service(
         "worker",
         [
@@ -218,7 +232,13 @@ def build_stack(
     # The web workers' HTTP counters, summed by /metrics, in a directory of this server's (emptied first).
     web_env = metrics_dir_prepare(base_env, port=port)
     services["web"] = Service("web", web_argv(port=port, workers=web_workers, env=web_env), web_env, log("web"))
-    return Stack(web_url=f"http://127.0.0.1:{port}", seller_url=seller_url, services=services, log_dir=log_dir)
+    return Stack(
+        web_url=f"http://127.0.0.1:{port}",
+        seller_url=seller_url,
+        services=services,
+        log_dir=log_dir,
+        adcp_seller_url=adcp_seller_url,
+    )
 
 
 def ports_in_use(ports: list[int], host: str = "127.0.0.1") -> list[int]:
@@ -265,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8001")))
     parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_SELLER_PORT", "8010")))
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument(
+        "--adcp-sandbox-port",
+        type=int,
+        default=int(os.environ.get("ADCP_SANDBOX_PORT") or 0) or None,
+        help="also run the AdCP sandbox sales agent on this port (ADCP_SANDBOX_PORT; off by default)",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buyer.settings")
@@ -277,8 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         sandbox_port=args.sandbox_port if use_sandbox else None,
         workers=args.workers,
         web_workers=settings.WEB_WORKERS,
+        adcp_sandbox_port=args.adcp_sandbox_port,
     )
     ports = [args.port] + ([args.sandbox_port] if use_sandbox else [])
+    ports += [args.adcp_sandbox_port] if args.adcp_sandbox_port else []
     busy = ports_in_use(ports)
     if busy:
         names = ", ".join(str(port) for port in busy)
@@ -313,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         sellers = (
             f"{stack.seller_url} (built-in sandbox seller)" if use_sandbox else ", ".join(settings.SELLER_ENDPOINTS)
         )
+        if stack.adcp_seller_url:
+            sellers += f", {stack.adcp_seller_url} (AdCP sandbox sales agent)"
         print(
             f"\nMedia buyer agent on {stack.web_url}  (API docs {stack.web_url}/docs)\n"
             f"Sellers: {sellers}\nCtrl-C stops.\n",

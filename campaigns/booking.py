@@ -8,7 +8,7 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,8 +18,9 @@ from django.utils import timezone
 from buyer.events.models import EventType
 from buyer.events.services import event_emit
 from buyer.logs import carrying_log_context
-from buyer.sellers.errors import SellerError
+from buyer.sellers.errors import SellerError, SellerTaskPending
 from buyer.sellers.guard import GuardedSellerClient
+from buyer.sellers.models import Protocol
 from buyer.sellers.money import cost_for, decimal_to_micros, micros_to_decimal
 from buyer.sellers.registry import client_for, identity_for
 from buyer.sellers.types import Deal, Quote, QuoteRequest
@@ -91,6 +92,7 @@ class _Call:
     deal: Deal | None = None
     requote: Quote | None = None
     error: SellerError | None = None
+    pending: SellerTaskPending | None = None  # the seller took the order for review (AdCP): followed later
 
 
 def _book_call(job: BookingJob, client: GuardedSellerClient, line: Recommendation, *, requoted: bool) -> _Call:
@@ -99,13 +101,17 @@ def _book_call(job: BookingJob, client: GuardedSellerClient, line: Recommendatio
     included)."""
     assert line.seller is not None  # start_due starts only lines whose seller still exists
     identity = identity_for(line.seller)
+    adcp = client.protocol == Protocol.ADCP
     try:
         try:
             deal = client.book_deal(
-                idempotency_key=f"{job.pk}:deal:{line.pk}:{line.quote_id}",
+                idempotency_key=booking_key(job, line),
                 quote_id=line.quote_id,
                 buyer_identity=identity,
+                **({"pacing": job.campaign.pacing_curve} if adcp else {}),
             )
+        except SellerTaskPending as pending:
+            return _Call(line, pending=pending)
         except SellerError as exc:
             if exc.code == "quote_already_booked":
                 # Our quote, booked by an earlier attempt under another key: read back that deal.
@@ -131,6 +137,8 @@ def _book_call(job: BookingJob, client: GuardedSellerClient, line: Recommendatio
             else:
                 raise
         # Read back what the seller holds before reporting success.
+        if adcp:
+            return _Call(line, deal=with_line_pricing(line, client.get_deal(deal.deal_id, quote_id=line.quote_id)))
         return _Call(line, deal=client.get_deal(deal.deal_id))
     except SellerError as exc:
         return _Call(line, error=exc)
@@ -174,7 +182,10 @@ def step_book(job: BookingJob) -> None:
         step_book_recover(job)
         return
     lines = list(
-        Recommendation.objects.filter(job=job, status=RecommendationStatus.APPROVED, deal__isnull=True)
+        # Orders a seller already took for review are followed by the poller (``seller_tasks``), not re-sent.
+        Recommendation.objects.filter(
+            job=job, status=RecommendationStatus.APPROVED, deal__isnull=True, seller_task_id=""
+        )
         .select_related("seller")
         .order_by("priority")
     )
@@ -243,6 +254,8 @@ def step_book(job: BookingJob) -> None:
                             )
                         else:
                             _line_failed(job, line, str(exc))
+                    elif call.pending is not None:
+                        _line_pending(job, line, call.pending)
                     elif call.requote is not None:
                         try:
                             _take_requote(job, line, call.requote)
@@ -299,6 +312,9 @@ def step_book_recover(job: BookingJob) -> None:
                 _line_failed(job, line, f"{interrupted} and the seller was deleted; check with the seller")
                 continue
             client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
+            if client.protocol == Protocol.ADCP:
+                _recover_adcp(job, client, line, interrupted)
+                continue
             try:
                 deal_id = client.get_quote(line.quote_id).raw.get("deal_id")
                 deal = client.get_deal(deal_id) if deal_id else None
@@ -313,6 +329,77 @@ def step_book_recover(job: BookingJob) -> None:
         for client in clients.values():
             client.close()
     _finish_booking(job)
+
+
+def booking_key(job: BookingJob, line: Recommendation) -> str:
+    """The idempotency key of a line's booking, from our records: every attempt sends the same one."""
+    return f"{job.pk}:deal:{line.pk}:{line.quote_id}"
+
+
+def _recover_adcp(job: BookingJob, client: GuardedSellerClient, line: Recommendation, interrupted: str) -> None:
+    """An AdCP line after interrupted attempts. A task the seller already took stays followed by the poller; else
+    the order is sent again under its own idempotency key, so the seller answers with the buy (or task) an
+    interrupted attempt made instead of booking twice (AdCP sellers keep keys for a day or more)."""
+    if line.seller_task_id:
+        return
+    call = _book_call(job, client, line, requoted=True)
+    if call.pending is not None:
+        _line_pending(job, line, call.pending)
+    elif call.deal is not None:
+        deal_record(recommendation=line, deal=call.deal, flag=read_back_mismatch(line, call.deal))
+    else:
+        _line_failed(job, line, f"{interrupted}; the seller did not confirm the order ({call.error}): check with it")
+
+
+def with_line_pricing(line: Recommendation, deal: Deal) -> Deal:
+    """An AdCP deal carrying what the line recorded of its price (the seller's floor beside our bid): the seller's
+    media buy states only the package's budget and bid, and the deal must show both as what they are."""
+    pricing = {**line.pricing, **deal.raw.get("pricing", {})}
+    return replace(deal, raw={**deal.raw, "pricing": pricing})
+
+
+def _line_pending(job: BookingJob, line: Recommendation, pending: SellerTaskPending) -> None:
+    """The seller took a line's order as a task: keep the line approved (its money reserved) and follow it."""
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Recommendation.objects.filter(pk=line.pk, status=RecommendationStatus.APPROVED).update(
+            seller_task_id=pending.task_id[:200],
+            seller_task_status=pending.task_status[:24],
+            seller_task_message=pending.seller_message,
+            seller_task_since=now,
+            seller_task_checked_at=now,
+            status_reason=pending_reason(pending.task_status, pending.seller_message)[:500],
+        )
+        if moved:
+            event_emit(
+                EventType.BOOKING_PENDING,
+                **flow_ids(job),
+                payload={
+                    "product_id": line.product_id,
+                    "seller": line.seller_name,
+                    "task_id": pending.task_id,
+                    "status": pending.task_status,
+                    "message": pending.seller_message,
+                },
+            )
+    line.seller_task_id, line.seller_task_status = pending.task_id, pending.task_status
+
+
+def pending_reason(status: str, message: str) -> str:
+    """How a line whose order the seller is reviewing reads on the pages and in the API."""
+    said = f": {message}" if message else ""
+    if status == "input-required":
+        return f"the seller needs something before it books this order{said}"
+    if status == "working":
+        return f"the seller is processing the order{said}"
+    return f"the seller is reviewing the order{said}"
+
+
+def awaiting_sellers(job: BookingJob) -> bool:
+    """Whether the job has approved lines whose orders a seller is still reviewing."""
+    return Recommendation.objects.filter(
+        job=job, status=RecommendationStatus.APPROVED, deal__isnull=True, seller_task_id__gt=""
+    ).exists()
 
 
 def read_back_mismatch(line: Recommendation, confirmed: Deal) -> str:
@@ -360,6 +447,11 @@ def _line_back_to_approval(line: Recommendation, why: str) -> None:
 
 
 def _finish_booking(job: BookingJob) -> None:
+    if awaiting_sellers(job):
+        # Orders under review at a seller: the job waits for them (``seller_tasks``), no worker does.
+        if job.stage != JobStage.AWAIT_SELLER:
+            job_advance(job, stage=JobStage.AWAIT_SELLER, status=JobStatus.RUNNING, progress=0.95)
+        return
     deals = list(job.deals.all())
     # Held deals exist at the seller but are not counted as booked until a person accepts them.
     booked = [d for d in deals if d.counted]

@@ -321,12 +321,20 @@ def _save_recommendations(
     for priority, line in enumerate(selection.chosen, start=1):
         quote, candidate, seller = line.quote, line.candidate, sellers[line.candidate.seller_key]
         pricing = quote.raw.get("pricing", {})
-        price_note = f" Seller quoted ${quote.final_cpm:,.2f} CPM (list ${quote.base_cpm:,.2f}"
-        if quote.tier_discount_pct:
-            price_note += f", {quote.buyer_tier} tier -{quote.tier_discount_pct}%"
-        if quote.volume_discount_pct:
-            price_note += f", volume -{quote.volume_discount_pct}%"
-        price_note += f") for {quote.impressions:,} impressions = ${line.cost:,.2f}."
+        if pricing.get("price_type") == "floor_only":
+            # An auction price: the seller named only its floor; the CPM is our bid, never a price it quoted.
+            price_note = (
+                f" The seller's price is a floor only (${quote.base_cpm:,.2f} CPM); the buyer bids "
+                f"${quote.final_cpm:,.2f} CPM, at most its ceiling, for {quote.impressions:,} impressions "
+                f"= ${line.cost:,.2f} at most."
+            )
+        else:
+            price_note = f" Seller quoted ${quote.final_cpm:,.2f} CPM (list ${quote.base_cpm:,.2f}"
+            if quote.tier_discount_pct:
+                price_note += f", {quote.buyer_tier} tier -{quote.tier_discount_pct}%"
+            if quote.volume_discount_pct:
+                price_note += f", volume -{quote.volume_discount_pct}%"
+            price_note += f") for {quote.impressions:,} impressions = ${line.cost:,.2f}."
         fmt = (candidate.product.ad_formats or ("",))[0]
         recommendation = Recommendation(
             job=job,
@@ -364,7 +372,8 @@ def _save_recommendations(
             and other.candidate.channel == candidate.channel
             and (other.candidate.product.ad_formats or ("",))[0] == fmt
         )
-        _plan_negotiation(recommendation, strategy, terms, competing)
+        if quote.raw.get("protocol") != "adcp":  # AdCP sells at its pricing options: there is nothing to negotiate
+            _plan_negotiation(recommendation, strategy, terms, competing)
         recommendations.append(recommendation)
     Recommendation.objects.bulk_create(recommendations)
     negotiating = [r for r in recommendations if r.negotiation_status == NegotiationStatus.ACTIVE]

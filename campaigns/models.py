@@ -119,6 +119,9 @@ class JobStage(models.TextChoices):
     NEGOTIATE = "negotiate"
     APPROVAL = "approval"
     BOOK = "book"
+    # Every line is booked or failed except orders a seller is still reviewing (an AdCP task ``submitted``,
+    # ``working`` or ``input-required``): a periodic task follows them; no worker waits.
+    AWAIT_SELLER = "await_seller"
     DONE = "done"
 
 
@@ -285,6 +288,13 @@ class Recommendation(models.Model):
     negotiation_terms = models.JSONField(
         default=dict, blank=True, help_text="The strategy and prices a negotiation started with (decimal strings)."
     )
+    # An order the seller took as an asynchronous task (AdCP): the line stays approved, its money reserved,
+    # until the task completes (the deal is recorded) or fails (the line fails and its money is released).
+    seller_task_id = models.CharField(max_length=200, blank=True, default="")
+    seller_task_status = models.CharField(max_length=24, blank=True, default="")
+    seller_task_message = models.TextField(blank=True, default="", help_text="What the seller last said of it.")
+    seller_task_since = models.DateTimeField(null=True, blank=True, help_text="When the task took its status.")
+    seller_task_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

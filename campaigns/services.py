@@ -634,9 +634,14 @@ def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob
     if job.is_terminal:
         raise JobStateError(f"Job is already {job.status}")
     now = timezone.now()
-    if job.stage == JobStage.BOOK and (job.attempts > 0 or (job.lease_expires_at and job.lease_expires_at > now)):
+    awaiting_seller = job.stage == JobStage.AWAIT_SELLER
+    if awaiting_seller or (
+        job.stage == JobStage.BOOK and (job.attempts > 0 or (job.lease_expires_at and job.lease_expires_at > now))
+    ):
         # A booking step has run: only it can tell what the seller booked. It stops before its next line (or,
-        # if its worker died, the next claim reads back what was booked) and ends the job cancelled.
+        # if its worker died, the next claim reads back what was booked) and ends the job cancelled. Orders a
+        # seller is reviewing (AWAIT_SELLER) cannot be withdrawn before it decides: they stay followed, and the
+        # job ends cancelled once the last is decided, with what was booked.
         BookingJob.objects.filter(pk=job.pk).update(cancel_requested=True, failure_reason=reason, updated_at=now)
         job.cancel_requested = True
         return job

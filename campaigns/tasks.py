@@ -51,6 +51,14 @@ def refresh_deals() -> dict[str, int]:
     return deals_refresh_due()
 
 
+@shared_task(name="campaigns.tasks.poll_seller_tasks", acks_late=True, soft_time_limit=300, time_limit=330)
+def poll_seller_tasks() -> dict[str, int]:
+    """Follow the orders sellers took for review (AdCP tasks); see ``campaigns.seller_tasks``."""
+    from campaigns.seller_tasks import seller_tasks_poll
+
+    return seller_tasks_poll()
+
+
 @shared_task(name="campaigns.tasks.sweep_stalled_jobs", acks_late=True, soft_time_limit=120, time_limit=150)
 def sweep_stalled_jobs() -> dict[str, int]:
     return jobs_sweep()

@@ -31,6 +31,9 @@ class EventType(models.TextChoices):
     DEAL_PRICE_MISMATCH = "deal.price_mismatch"
     DEAL_STATUS_CHANGED = "deal.status_changed"
     BOOKING_FAILED = "booking.failed"
+    # A seller took an order for review (an AdCP task): followed until it completes or fails; emitted again
+    # when the seller's status or message changes (``input-required`` carries what it needs).
+    BOOKING_PENDING = "booking.pending"
     JOB_COMPLETED = "job.completed"
     JOB_FAILED = "job.failed"
     JOB_CANCELLED = "job.cancelled"

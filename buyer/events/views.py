@@ -47,6 +47,7 @@ EVENT_LABELS: dict[str, str] = {
     EventType.DEAL_BOOKED: "Deal booked",
     EventType.DEAL_PRICE_MISMATCH: "Deal held: booked other terms than approved",
     EventType.BOOKING_FAILED: "Booking failed",
+    EventType.BOOKING_PENDING: "Order under review at the seller",
     EventType.JOB_COMPLETED: "Job completed",
     EventType.JOB_FAILED: "Job failed",
     EventType.JOB_CANCELLED: "Job cancelled",
@@ -140,6 +141,10 @@ def event_summary(event: Event) -> str:
             return f"{event.deal_id} · {payload.get('seller', '')}: {payload.get('reason', '')}"
         case EventType.BOOKING_FAILED:
             return f"{payload.get('seller', '')} · {_product(payload)}: {payload.get('reason', '')}"
+        case EventType.BOOKING_PENDING:
+            said = f": {payload['message']}" if payload.get("message") else ""
+            status = str(payload.get("status", "")).replace("_", " ")
+            return f"{payload.get('seller', '')} · {_product(payload)}: {status}{said}"
         case EventType.JOB_COMPLETED:
             return f"{counted(payload.get('booked', 0), 'deal')}, {_usd(payload.get('total_cost'))}"
         case EventType.JOB_FAILED | EventType.JOB_CANCELLED:

@@ -7,6 +7,7 @@ no real seller has (``unauthenticated_routes`` of the library, so they bypass th
 
 =====================================  ===============================================================
 ``GET /health``                        ``{"status": "healthy"}``
+``GET /.well-known/agent.json``        its name, and ``adcp`` among its protocols (off: ``agent_card=False``)
 ``GET /_sandbox/tasks``                every task with its status, for demos
 ``POST /_sandbox/tasks/{id}/approve``  the seller's trafficker approves an order in ``input-required``
 ``POST /_sandbox/tasks/{id}/reject``   the seller turns an order down (``{"reason": "..."}`` optional)
@@ -70,6 +71,7 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     input_message: str = DEFAULT_INPUT_MESSAGE,
     allowed_hosts: Sequence[str] = (),
+    agent_card: bool = True,
 ) -> Starlette:
     """Build one AdCP sandbox seller with its own catalog and empty state.
 
@@ -131,8 +133,26 @@ def create_app(
         supported_versions=SUPPORTED_VERSIONS,
     )
     app: Starlette = mcp.streamable_http_app(streamable_http_path=MCP_PATH)
+    if agent_card:
+        app.router.routes.insert(0, _agent_card_route(state))
     app.state.sandbox = state
     return app
+
+
+def _agent_card_route(state: SandboxAdcpState) -> Route:
+    """``/.well-known/agent.json`` as buyers read it: the seller's name, and AdCP over MCP among its protocols.
+    Added to the built app: the library keeps ``/.well-known`` paths off its operational routes."""
+
+    async def card(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "name": state.catalog.seller_name,
+                "description": "A sandbox AdCP sales agent with mock inventory (media-buy tasks over MCP at /mcp).",
+                "capabilities": {"protocols": [{"name": "adcp", "transport": "mcp", "path": MCP_PATH}]},
+            }
+        )
+
+    return Route("/.well-known/agent.json", card, methods=["GET"])
 
 
 def _control_routes(state: SandboxAdcpState) -> list[Route]:

@@ -32,7 +32,7 @@ from buyer.logs import log_context
 from buyer.sellers.errors import SellerError
 from buyer.sellers.models import BreakerState
 from buyer.sellers.rest import Secret, excerpt
-from buyer.sellers.types import Deal, DealPerformance, NegotiationRound, Product, Quote
+from buyer.sellers.types import Deal, DealPerformance, NegotiationRound, Product, Quote, TaskState
 
 logger = logging.getLogger("buyer.sellers")
 
@@ -348,6 +348,9 @@ class GuardedSellerClient:
 
     def negotiate(self, *args: Any, **kwargs: Any) -> NegotiationRound:
         return self._call("negotiate", args, kwargs)
+
+    def task_status(self, *args: Any, **kwargs: Any) -> TaskState:
+        return self._call("task_status", args, kwargs)
 
     def media_kit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._call("media_kit", args, kwargs)

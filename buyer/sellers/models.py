@@ -16,7 +16,8 @@ DISCOVERY_TTL = timedelta(days=1)
 class Protocol(models.TextChoices):
     REST = "rest", "REST"
     MCP = "mcp", "MCP"
-    AUTO = "auto", "Auto (from the agent card)"
+    ADCP = "adcp", "AdCP (Ad Context Protocol over MCP)"
+    AUTO = "auto", "Auto (agent card, then get_adcp_capabilities)"
 
 
 class McpTransport(models.TextChoices):
@@ -55,7 +56,11 @@ class Seller(models.Model):
         max_length=8,
         choices=Protocol.choices,
         default=Protocol.REST,
-        help_text="Auto reads GET /.well-known/agent.json: MCP when capabilities.protocols lists it, else REST.",
+        help_text=(
+            "AdCP: an Ad Context Protocol sales agent at {base_url}/mcp. Auto reads GET /.well-known/agent.json "
+            "(MCP when capabilities.protocols lists it), then asks get_adcp_capabilities (AdCP when it sells media), "
+            "else REST."
+        ),
     )
     mcp_transport = models.CharField(
         max_length=16,
@@ -65,7 +70,7 @@ class Seller(models.Model):
     )
     discovered_protocol = models.CharField(
         max_length=8,
-        choices=[(Protocol.REST.value, Protocol.REST.label), (Protocol.MCP.value, Protocol.MCP.label)],
+        choices=[(p.value, p.label) for p in (Protocol.REST, Protocol.MCP, Protocol.ADCP)],
         blank=True,
         default="",
         editable=False,

@@ -159,7 +159,8 @@ def _breaker(seller: Seller, state: Seller) -> SellerBreaker:
 
 
 def _protocol(seller: Seller, state: Seller, breaker: SellerBreaker, slot: Any) -> str:
-    """``rest`` or ``mcp``. For ``auto``, the cached discovery, refreshed when due and the seller answers."""
+    """``rest``, ``mcp`` or ``adcp``. For ``auto``, the cached discovery, refreshed when due and the seller
+    answers: the agent card's protocols, then an AdCP capabilities probe on ``{base_url}/mcp``."""
     if seller.protocol != Protocol.AUTO:
         return seller.protocol
     now = timezone.now()
@@ -181,18 +182,39 @@ def _protocol(seller: Seller, state: Seller, breaker: SellerBreaker, slot: Any) 
     finally:
         probe.close()
     protocol = Protocol.MCP if _offers_mcp(card) else Protocol.REST
+    if _offers_adcp(card) or (protocol == Protocol.REST and _answers_adcp(seller)):
+        protocol = Protocol.ADCP
     services.seller_record_discovery(seller_id=seller.pk, protocol=protocol, now=now)
     state.discovered_protocol, state.protocol_discovered_at = protocol, now
     return protocol
 
 
-def _offers_mcp(card: dict[str, Any]) -> bool:
+def _card_protocols(card: dict[str, Any]) -> set[str]:
     capabilities = card.get("capabilities")
     protocols = capabilities.get("protocols") if isinstance(capabilities, dict) else None
     if not isinstance(protocols, list):
-        return False
+        return set()
     names = [p.get("name") if isinstance(p, dict) else p for p in protocols]
-    return any(isinstance(n, str) and n.strip().lower() == "mcp" for n in names)
+    return {n.strip().lower() for n in names if isinstance(n, str)}
+
+
+def _offers_mcp(card: dict[str, Any]) -> bool:
+    return "mcp" in _card_protocols(card)
+
+
+def _offers_adcp(card: dict[str, Any]) -> bool:
+    return "adcp" in _card_protocols(card)
+
+
+def _answers_adcp(seller: Seller) -> bool:
+    """Whether ``{base_url}/mcp`` answers ``get_adcp_capabilities`` as a media-buy sales agent (AdCP). Asked
+    without the credential (capabilities are public) and bounded by the seller's timeout; any failure is "no"."""
+    try:
+        from buyer.sellers.adcp_client import SellerAdcpClient
+    except ImportError:  # pragma: no cover - adcp is a locked dependency
+        return False
+    with SellerAdcpClient(seller.base_url, timeout=min(seller.effective_timeout, 5.0)) as probe:
+        return probe.health()
 
 
 def _inner_client(seller: Seller, protocol: str, credential: str | None) -> Any:
@@ -202,6 +224,16 @@ def _inner_client(seller: Seller, protocol: str, credential: str | None) -> Any:
         "timeout": seller.effective_timeout,
         "max_retries": settings.SELLER_MAX_RETRIES,
     }
+    if protocol == Protocol.ADCP:
+        # Imported here: the AdCP client costs seconds and hundreds of MiB to import (its typed models).
+        from buyer.sellers.adcp_client import SellerAdcpClient
+
+        return SellerAdcpClient(
+            seller.base_url,
+            brand_domain=settings.ADCP_BRAND_DOMAIN,
+            operator_domain=settings.ADCP_OPERATOR_DOMAIN or None,
+            **options,
+        )
     if protocol == Protocol.MCP:
         # Imported here: the MCP client is optional at import time and pulls in the MCP SDK.
         from buyer.sellers.mcp_client import SellerMcpClient

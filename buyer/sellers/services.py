@@ -33,19 +33,21 @@ def seller_seed_from_settings() -> list[Seller]:
     real seller must not leave the dead sandbox enabled). A seller an admin edited is the admin's: never
     touched here."""
     endpoints = configured_endpoints()
+    adcp = [url for url in settings.ADCP_SELLER_ENDPOINTS if url not in endpoints]
     gone = dict(
         Seller.objects.filter(seeded_from_env=True, enabled=True)
-        .exclude(base_url__in=endpoints)
+        .exclude(base_url__in=endpoints + adcp)
         .values_list("pk", "base_url")
     )
     for url in gone.values():
         logger.info("seller %s is no longer in SELLER_ENDPOINTS: disabled", urlsplit(url).netloc)
     if gone:  # most calls find none: no UPDATE then
         Seller.objects.filter(pk__in=gone, seeded_from_env=True).update(enabled=False)
-    return [seller_get_or_create(base_url=url, seeded_from_env=True) for url in endpoints]
+    seeded = [seller_get_or_create(base_url=url, seeded_from_env=True) for url in endpoints]
+    return seeded + [seller_get_or_create(base_url=url, seeded_from_env=True, protocol=Protocol.ADCP) for url in adcp]
 
 
-def seller_get_or_create(*, base_url: str, seeded_from_env: bool = False) -> Seller:
+def seller_get_or_create(*, base_url: str, seeded_from_env: bool = False, protocol: str = Protocol.REST) -> Seller:
     """The seller at ``base_url``, created if there is none (named from its agent card, else after its host);
     never edits one."""
     seller = Seller.objects.filter(base_url=base_url).first()
@@ -56,6 +58,7 @@ def seller_get_or_create(*, base_url: str, seeded_from_env: bool = False) -> Sel
                     name=agent_card_name(base_url) or urlsplit(base_url).netloc,
                     base_url=base_url,
                     seeded_from_env=seeded_from_env,
+                    protocol=protocol,
                 )
         except IntegrityError:  # another process created it first
             seller = Seller.objects.get(base_url=base_url)
@@ -127,8 +130,8 @@ def seller_rotate_credentials() -> int:
 
 
 def seller_record_discovery(*, seller_id: int, protocol: str, now: datetime | None = None) -> None:
-    if protocol not in {Protocol.REST, Protocol.MCP}:
-        raise ValueError(f"discovered protocol must be rest or mcp, not {protocol!r}")
+    if protocol not in {Protocol.REST, Protocol.MCP, Protocol.ADCP}:
+        raise ValueError(f"discovered protocol must be rest, mcp or adcp, not {protocol!r}")
     Seller.objects.filter(pk=seller_id).update(
         discovered_protocol=protocol, protocol_discovered_at=now or timezone.now()
     )

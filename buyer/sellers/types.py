@@ -131,3 +131,20 @@ class DealPerformance:
     # True when the seller sent no spend and it was worked out from an average CPM (which can fall).
     spend_derived: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """Where a seller's asynchronous order stands (AdCP ``get_task_status``): still ``submitted``, ``working``
+    or ``input-required`` (``message`` says what the seller needs), ``completed`` with its ``deal`` read back,
+    or ``rejected``/``failed``/``canceled`` with the seller's reason in ``message``."""
+
+    task_id: str
+    status: str
+    message: str = ""
+    deal: Deal | None = None
+    error_code: str = ""
+
+    @property
+    def pending(self) -> bool:
+        return self.deal is None and self.status in {"submitted", "working", "input-required", "auth-required"}

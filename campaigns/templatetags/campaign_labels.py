@@ -31,6 +31,7 @@ STAGE_WORDS = {
     "negotiate": "negotiating prices with the sellers",
     "approval": "preparing the lines for your approval",
     "book": "booking the approved lines with the sellers",
+    "await_seller": "waiting for sellers to confirm orders they are reviewing",
     "done": "finishing",
 }
 

@@ -1,0 +1,784 @@
+"""Synchronous client for one AdCP sales agent (Ad Context Protocol media-buy tasks over MCP), behind the same
+methods and domain types as ``SellerRestClient`` and ``SellerMcpClient``.
+
+The wire is the official ``adcp`` client's (typed requests, responses validated strictly against the bundled
+3.2 schemas); what this module adds is the mapping into the buyer's terms:
+
+- ``list_products`` → ``get_products`` (``wholesale``, or ``brief`` with the campaign's words). Each AdCP product
+  becomes one domain ``Product`` priced by *one* of its pricing options: a fixed CPM if it has one, else a
+  floor-only (auction) CPM, else its first option, whose model the planner then names when it skips it (the
+  buyer buys CPM only and never converts a vCPM, CPCV or flat rate into an invented CPM).
+- ``request_quote`` asks nothing of the seller: AdCP has no quotes. It states the buyer's own terms — at a fixed
+  price the seller's price; at a floor-only price a bid the buyer chooses, at least the floor and never above
+  the ceiling the brief set — and records them in the quote (``pricing``: the floor, the bid, and that the price
+  is a bid). The quote id encodes the terms, so the booking step and a restarted worker read them back from
+  our records alone.
+- ``book_deal`` → ``create_media_buy`` with one package (product, pricing option, budget = the line's cost,
+  pacing, impressions, the bid for an auction option) and the booking's idempotency key. A buy the seller
+  books at once is read back as a ``Deal`` whose id is the ``media_buy_id``; a buy it takes for review answers
+  ``submitted`` with a ``task_id``: :class:`~buyer.sellers.errors.SellerTaskPending`, followed by
+  ``task_status`` from a periodic task — nothing waits.
+- ``get_deal`` → ``get_media_buys``; ``deal_performance`` → ``get_media_buy_delivery``; ``health`` →
+  ``get_adcp_capabilities``.
+
+Failures are ``SellerError``: the seller's own AdCP error code (``PRODUCT_NOT_FOUND``…, lower-cased) for a
+refusal, ``invalid_response`` for an answer that fails schema validation, ``timeout`` / ``connection_error``
+for transport faults (retryable, counted by the breaker like the other clients'). The credential goes as
+``x-adcp-auth`` (``api_key``) or ``Authorization: Bearer`` and is scrubbed from every message.
+
+Importing the ``adcp`` client costs seconds and hundreds of MiB (its typed models), so this module is imported
+only where a seller speaks AdCP (``registry._inner_client``), never by the web process's routes. One MCP
+session serves all of a client's calls: it runs in a private event-loop thread opened on first use and closed
+with the client, because the SDK opens its session in the task of the first call and must close it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import threading
+import time as time_module
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
+from types import TracebackType
+from typing import Any, Self
+
+from adcp import ADCPClient
+from adcp.types import AgentConfig, Protocol
+from adcp.validation.client_hooks import ValidationHookConfig
+
+from .errors import SellerError, SellerTaskPending
+from .money import cost_for, decimal_to_micros, micros_to_decimal
+from .rest import CREDENTIAL_SCHEMES, MAX_BACKOFF_S, Secret, excerpt
+from .types import BuyerIdentity, Deal, DealPerformance, Product, Quote, QuoteRequest, TaskState
+
+__all__ = ["ADCP_PATH", "SellerAdcpClient", "decode_quote_id", "encode_quote_id"]
+
+logger = logging.getLogger("buyer.sellers")
+
+ADCP_PATH = "/mcp"
+BOUGHT_MODELS = frozenset({"cpm"})
+# AdCP channels → the buyer's inventory types (the planner's vocabulary); others keep their AdCP name.
+CHANNEL_INVENTORY: Mapping[str, str] = {
+    "display": "display",
+    "olv": "video",
+    "ctv": "ctv",
+    "linear_tv": "linear_tv",
+    "dooh": "dooh",
+    "ooh": "dooh",
+    "streaming_audio": "audio",
+    "podcast": "audio",
+    "radio": "audio",
+}
+# Format kinds → the formats a brief names.
+FORMAT_WORDS: Mapping[str, str] = {
+    "image": "banner",
+    "html5": "banner",
+    "display_tag": "banner",
+    "video_vast": "video",
+    "video_hosted": "video",
+    "audio_hosted": "audio",
+    "native": "native",
+}
+PENDING_STATUSES = frozenset({"submitted", "working", "input-required", "auth-required"})
+FAILED_STATUSES = frozenset({"failed", "rejected", "canceled"})
+_QUOTE_PREFIX = "adcp1"
+_SEP = "~"
+MAX_QUOTE_ID = 200
+
+
+# --- quote ids: the buyer's terms, readable from our records alone --------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderTerms:
+    product_id: str
+    pricing_option_id: str
+    impressions: int
+    cpm: Decimal  # the fixed price, or our bid on a floor-only option
+    bid: bool  # True: ``cpm`` is a bid at an auction option
+    deal_type: str
+    flight_start: date
+    flight_end: date
+
+    @property
+    def budget(self) -> Decimal:
+        return cost_for(self.impressions, self.cpm)
+
+
+def encode_quote_id(terms: OrderTerms) -> str:
+    fields = [
+        _QUOTE_PREFIX,
+        terms.pricing_option_id,
+        str(terms.impressions),
+        str(decimal_to_micros(terms.cpm)),
+        ("b" if terms.bid else "f") + terms.deal_type,
+        terms.flight_start.strftime("%Y%m%d"),
+        terms.flight_end.strftime("%Y%m%d"),
+        terms.product_id,
+    ]
+    if any(_SEP in f for f in fields[:-1]):
+        raise SellerError(f"pricing option {terms.pricing_option_id!r} cannot be named in a quote", code="unbookable")
+    quote_id = _SEP.join(fields)
+    if len(quote_id) > MAX_QUOTE_ID:
+        raise SellerError(f"product id {terms.product_id[:60]!r}… is too long to book", code="unbookable")
+    return quote_id
+
+
+def decode_quote_id(quote_id: str) -> OrderTerms:
+    parts = quote_id.split(_SEP, 7)
+    if len(parts) != 8 or parts[0] != _QUOTE_PREFIX:
+        raise SellerError(f"{quote_id[:80]!r} is not a quote of this buyer's AdCP client", code="quote_not_found")
+    _, option, impressions, micros, kind, start, end, product = parts
+    try:
+        return OrderTerms(
+            product_id=product,
+            pricing_option_id=option,
+            impressions=int(impressions),
+            cpm=micros_to_decimal(int(micros)),
+            bid=kind[:1] == "b",
+            deal_type=kind[1:] or "PD",
+            flight_start=datetime.strptime(start, "%Y%m%d").date(),
+            flight_end=datetime.strptime(end, "%Y%m%d").date(),
+        )
+    except ValueError:
+        raise SellerError(f"{quote_id[:80]!r} is not a well-formed quote", code="quote_not_found") from None
+
+
+# --- the client -----------------------------------------------------------------------------------------------
+
+
+class SellerAdcpClient:
+    """One AdCP sales agent. Not shared across sellers; safe to call from several threads (calls take turns on
+    the one session)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        credential: str | None = None,
+        credential_scheme: str = "api_key",
+        timeout: float = 10.0,
+        max_retries: int = 2,
+        brand_domain: str = "buyer.example",
+        operator_domain: str | None = None,
+        pacing: str = "even",
+    ) -> None:
+        if credential_scheme not in CREDENTIAL_SCHEMES:
+            raise ValueError(f"credential_scheme must be one of {CREDENTIAL_SCHEMES}")
+        if not timeout > 0:
+            raise ValueError("timeout must be positive")
+        self.base_url = base_url.rstrip("/")
+        self.endpoint = self.base_url + ADCP_PATH
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.credential_scheme = credential_scheme
+        self._credential = Secret(credential) if credential else None
+        self.brand = {"domain": brand_domain}
+        self.account = {"brand": {"domain": brand_domain}, "operator": operator_domain or brand_domain}
+        self.pacing = pacing if pacing in {"even", "asap", "front_loaded"} else "even"
+        self._loop: _SessionLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._catalog: dict[str, Product] | None = None  # the last wholesale catalog: quotes price from it
+
+    def __repr__(self) -> str:
+        credential = "'***'" if self._credential is not None else "None"
+        return f"SellerAdcpClient(base_url={self.base_url!r}, credential={credential})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._loop_lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close(self.timeout)
+
+    # -- discovery -------------------------------------------------------------------------------------------
+
+    def health(self) -> bool:
+        """True when the agent answers ``get_adcp_capabilities`` and says it sells media. Never raises."""
+        try:
+            capabilities = self.capabilities()
+        except SellerError:
+            return False
+        return "media_buy" in (capabilities.get("supported_protocols") or [])
+
+    def capabilities(self) -> dict[str, Any]:
+        from adcp.types import GetAdcpCapabilitiesRequest
+
+        return self._data("get_adcp_capabilities", lambda c: c.get_adcp_capabilities(GetAdcpCapabilitiesRequest()))
+
+    # -- catalog ---------------------------------------------------------------------------------------------
+
+    def list_products(self, *, page_size: int = 100, max_products: int = 2000, brief: str = "") -> list[Product]:
+        """The agent's products (``wholesale``; ``brief`` when a brief is given), one priced option each."""
+        from adcp.types import GetProductsRequest
+
+        if page_size < 1 or max_products < 1:
+            raise ValueError("page_size and max_products must be positive")
+        request = (
+            GetProductsRequest.model_validate({"buying_mode": "brief", "brief": brief[:2000]})
+            if brief.strip()
+            else GetProductsRequest.model_validate({"buying_mode": "wholesale"})
+        )
+        data = self._data("get_products", lambda c: c.get_products(request))
+        products: dict[str, Product] = {}
+        skipped = 0
+        for item in data.get("products") or []:
+            try:
+                product = product_from_adcp(item)
+            except (ValueError, TypeError, KeyError, ArithmeticError):
+                skipped += 1
+                continue
+            if len(products) < max_products:
+                products.setdefault(product.product_id, product)
+        if skipped:
+            logger.warning("seller %s: skipped %d AdCP products the buyer cannot read", self.base_url, skipped)
+        if not brief.strip():
+            self._catalog = products
+        return list(products.values())
+
+    # -- quote, book -----------------------------------------------------------------------------------------
+
+    def request_quote(self, req: QuoteRequest) -> Quote:
+        """The buyer's own terms for one product, nothing sent: AdCP sells at the product's pricing options.
+
+        A fixed price is the seller's; a floor-only price becomes a bid: the brief's target when it is at
+        least the floor, else the floor — never above ``target_cpm``'s ceiling (the planner passes the lower
+        of target and max CPM). A floor above that ceiling is a refusal, not a price."""
+        product = self._product(req.product_id)
+        option = product.raw.get("pricing_option") or {}
+        model = str(option.get("pricing_model") or "")
+        if model not in BOUGHT_MODELS:
+            raise SellerError(f"{product.name} is priced by {model or 'no model'}; only CPM is bought", code="unpriced")
+        fixed, floor = _price(option.get("fixed_price")), _price(option.get("floor_price"))
+        pricing: dict[str, Any] = {"pricing_model": model, "pricing_option_id": option.get("pricing_option_id")}
+        if fixed is not None:
+            cpm, bid = fixed, False
+            pricing.update(price_type="fixed", fixed_cpm=str(fixed))
+            rationale = f"fixed CPM ${fixed:,.2f} from the seller's pricing option {option.get('pricing_option_id')}"
+        elif floor is not None:
+            ceiling = req.target_cpm
+            if ceiling is not None and ceiling < floor:
+                raise SellerError(
+                    f"the floor ${floor:,.2f} of {product.name} is above the buyer's ceiling ${ceiling:,.2f}",
+                    code="below_floor",
+                )
+            cpm, bid = (ceiling if ceiling is not None else floor), True
+            pricing.update(price_type="floor_only", floor_cpm=str(floor), bid_cpm=str(cpm))
+            rationale = (
+                f"floor-only price: the seller's floor is ${floor:,.2f}; the buyer bids ${cpm:,.2f} "
+                f"({'its ceiling' if ceiling is not None else 'the floor, no ceiling set'}); the clearing price "
+                "is the seller's, at most the bid"
+            )
+        else:
+            raise SellerError(f"{product.name} names neither a price nor a floor", code="unpriced")
+        impressions = max(req.impressions, product.minimum_impressions)
+        terms = OrderTerms(
+            product_id=product.product_id,
+            pricing_option_id=str(option.get("pricing_option_id")),
+            impressions=impressions,
+            cpm=cpm,
+            bid=bid,
+            deal_type=req.deal_type,
+            flight_start=req.flight_start,
+            flight_end=req.flight_end,
+        )
+        return Quote(
+            quote_id=encode_quote_id(terms),
+            status="available",
+            deal_type=req.deal_type,
+            product_id=product.product_id,
+            product_name=product.name,
+            base_cpm=fixed if fixed is not None else floor,  # type: ignore[arg-type]  # one of them is set
+            final_cpm=cpm,
+            tier_discount_pct=Decimal(0),
+            volume_discount_pct=Decimal(0),
+            rationale=rationale,
+            impressions=impressions,
+            flight_start=req.flight_start,
+            flight_end=req.flight_end,
+            guaranteed=product.delivery_type == "guaranteed",
+            buyer_tier="public",
+            expires_at=None,
+            seller_id=None,
+            raw={"pricing": pricing, "protocol": "adcp"},
+        )
+
+    def get_quote(self, quote_id: str) -> Quote:
+        """AdCP holds no quotes: never asked by the booking step for this protocol."""
+        raise SellerError("AdCP sellers keep no quotes", code="unsupported_operation")
+
+    def book_deal(
+        self,
+        *,
+        idempotency_key: str,
+        quote_id: str,
+        buyer_identity: BuyerIdentity | None = None,
+        notes: str | None = None,
+        pacing: str | None = None,
+    ) -> Deal:
+        """``create_media_buy`` for the terms the quote id names; the buy read back, or ``SellerTaskPending``.
+
+        ``pacing`` is the campaign's curve in AdCP's words (``even``, ``asap``, ``front_loaded``); any other
+        (``back_loaded`` has no AdCP word) sends the client's default."""
+        from adcp.types import CreateMediaBuyRequest
+
+        terms = decode_quote_id(quote_id)
+        package: dict[str, Any] = {
+            "product_id": terms.product_id,
+            "pricing_option_id": terms.pricing_option_id,
+            "budget": float(terms.budget),
+            "pacing": pacing if pacing in {"even", "asap", "front_loaded"} else self.pacing,
+            "impressions": terms.impressions,
+        }
+        if terms.bid:
+            package["bid_price"] = float(terms.cpm)
+        start, end = _flight(terms.flight_start, terms.flight_end)
+        body: dict[str, Any] = {
+            "idempotency_key": _key(idempotency_key),
+            "account": self.account,
+            "brand": self.brand,
+            "start_time": "asap" if start <= datetime.now(UTC) else start.isoformat().replace("+00:00", "Z"),
+            "end_time": end.isoformat().replace("+00:00", "Z"),
+            "packages": [package],
+        }
+        if notes:
+            body["name"] = excerpt(notes, 200)
+        try:
+            request = CreateMediaBuyRequest.model_validate(body)
+        except ValueError as exc:
+            why = f"create_media_buy: the order cannot be stated: {_first(exc)}"
+            raise SellerError(why, code="unbookable") from None
+        data = self._data("create_media_buy", lambda c: c.create_media_buy(request))
+        status = str(data.get("status") or "")
+        if status in PENDING_STATUSES or (data.get("task_id") and not data.get("media_buy_id")):
+            if not isinstance(data.get("task_id"), str) or not data["task_id"].strip():
+                # Nothing to follow: the buyer cannot know whether the order will book. Never guessed.
+                raise SellerError(f"create_media_buy: {status or 'pending'} without a task_id", code="invalid_response")
+            raise SellerTaskPending(
+                task_id=str(data.get("task_id") or ""),
+                status=status or "submitted",
+                message=self._scrub(str(data.get("message") or "")),
+            )
+        return self._deal(data, terms, quote_id)
+
+    def task_status(self, task_id: str, *, quote_id: str) -> TaskState:
+        """Where an asynchronous order stands (``get_task_status``); a completed one carries its deal."""
+        from adcp.types import GetTaskStatusRequest
+
+        request = GetTaskStatusRequest(task_id=task_id, include_result=True)
+        data = self._data("get_task_status", lambda c: c.get_task_status(request))
+        status = str(data.get("status") or "")
+        message = self._scrub(str(data.get("message") or ""))
+        if status == "completed":
+            result = data.get("result")
+            if not isinstance(result, dict) or not result.get("media_buy_id"):
+                raise SellerError(f"task {task_id} completed without a media buy", code="invalid_response")
+            deal = self._deal(result, decode_quote_id(quote_id), quote_id)
+            return TaskState(task_id=task_id, status=status, message=message, deal=deal)
+        if status in FAILED_STATUSES:
+            error = _obj(data.get("error"))
+            why = self._scrub(str(error.get("message") or message or f"the seller {status} the order"))
+            return TaskState(task_id=task_id, status=status, message=why, error_code=str(error.get("code") or ""))
+        if status in PENDING_STATUSES:
+            return TaskState(task_id=task_id, status=status, message=message)
+        raise SellerError(f"task {task_id}: unknown status {status[:40]!r}", code="invalid_response")
+
+    def get_deal(self, deal_id: str, *, quote_id: str | None = None) -> Deal:
+        """The media buy ``deal_id`` (``get_media_buys``), in the terms the booking asked for when known."""
+        from adcp.types import GetMediaBuysRequest
+
+        request = GetMediaBuysRequest(media_buy_ids=[deal_id])
+        data = self._data("get_media_buys", lambda c: c.get_media_buys(request))
+        buys = [b for b in data.get("media_buys") or [] if isinstance(b, dict) and b.get("media_buy_id") == deal_id]
+        if not buys:
+            raise SellerError(f"the seller holds no media buy {deal_id!r}", status=404, code="deal_not_found")
+        terms = decode_quote_id(quote_id) if quote_id else None
+        return self._deal(buys[0], terms, quote_id or "")
+
+    def deal_performance(self, deal_id: str, *, as_of: datetime | None = None) -> DealPerformance:
+        """Delivery to date of one media buy (``get_media_buy_delivery``), summed over its packages."""
+        from adcp.types import GetMediaBuyDeliveryRequest
+
+        fields: dict[str, Any] = {"media_buy_ids": [deal_id]}
+        if as_of is not None:
+            fields["end_date"] = as_of.date().isoformat()
+        request = GetMediaBuyDeliveryRequest.model_validate(fields)
+        data = self._data("get_media_buy_delivery", lambda c: c.get_media_buy_delivery(request))
+        deliveries = data.get("media_buy_deliveries") or []
+        rows = [d for d in deliveries if isinstance(d, dict) and d.get("media_buy_id") == deal_id]
+        if not rows:
+            raise SellerError(f"the seller reports no delivery for media buy {deal_id!r}", code="deal_not_found")
+        row = rows[0]
+        totals = _obj(row.get("totals"))
+        try:
+            impressions = int(totals.get("impressions") or 0)
+            spend = Decimal(str(totals.get("spend") or 0)).quantize(Decimal("0.000001"))
+        except (ValueError, InvalidOperation):
+            why = f"media buy {deal_id}: delivery totals are not numbers"
+            raise SellerError(why, code="invalid_response") from None
+        period = _obj(data.get("reporting_period"))
+        reported = _when(period.get("end"))
+        statuses = {str(p.get("delivery_status")) for p in row.get("by_package") or [] if isinstance(p, dict)}
+        return DealPerformance(
+            deal_id=deal_id,
+            impressions_delivered=impressions,
+            spend=spend,
+            as_of=reported,
+            status=str(row.get("status") or ""),
+            delivery_pacing=", ".join(sorted(s for s in statuses if s and s != "None")),
+            raw=row,
+        )
+
+    # -- internals: mapping ----------------------------------------------------------------------------------
+
+    def _product(self, product_id: str) -> Product:
+        catalog = self._catalog if self._catalog is not None and product_id in self._catalog else None
+        if catalog is None:
+            self.list_products()
+            catalog = self._catalog or {}
+        if product_id in catalog:
+            return catalog[product_id]
+        raise SellerError(f"the seller offers no product {product_id!r}", status=404, code="product_not_found")
+
+    def _deal(self, buy: dict[str, Any], terms: OrderTerms | None, quote_id: str) -> Deal:
+        """A media buy (a create answer, a task's result or a ``get_media_buys`` entry) as a ``Deal``.
+
+        The seller states each package's budget and its rate or our bid; the impressions are the ones the
+        order asked for (capped by what the budget buys at that price), never more."""
+        packages = [p for p in buy.get("packages") or [] if isinstance(p, dict)]
+        if not packages:
+            raise SellerError(f"media buy {buy.get('media_buy_id')} has no package", code="invalid_response")
+        package = packages[0]
+        try:
+            budget = Decimal(str(package.get("budget")))
+        except (InvalidOperation, ValueError):
+            raise SellerError("the media buy's package names no budget", code="invalid_response") from None
+        bid = package.get("bid_price")
+        if bid is None and isinstance(package.get("bidding"), dict):
+            bid = package["bidding"].get("bid_amount")
+        cpm = _price(bid) if bid is not None else (terms.cpm if terms is not None else None)
+        if cpm is None or cpm <= 0:
+            raise SellerError("the media buy states no price the buyer can read", code="invalid_response")
+        affordable = int((budget * 1000 / cpm).to_integral_value(rounding=ROUND_DOWN))
+        asked = package.get("impressions") or (terms.impressions if terms is not None else affordable)
+        impressions = min(int(asked), affordable) if terms is None else int(asked)
+        start = _when(package.get("start_time") or buy.get("start_time"))
+        end = _when(package.get("end_time") or buy.get("end_time"))
+        pricing: dict[str, Any] = {
+            "protocol": "adcp",
+            "media_buy_id": buy.get("media_buy_id"),
+            "package_id": package.get("package_id"),
+            "pricing_option_id": package.get("pricing_option_id") or (terms.pricing_option_id if terms else None),
+            "budget": str(budget),
+            "currency": buy.get("currency") or package.get("currency") or "USD",
+        }
+        if terms is not None and terms.bid:
+            pricing.update(price_type="floor_only", bid_cpm=str(terms.cpm))
+        elif terms is not None:
+            pricing.update(price_type="fixed", fixed_cpm=str(terms.cpm))
+        status = buy.get("media_buy_status") or buy.get("status") or ""
+        return Deal(
+            deal_id=str(buy.get("media_buy_id")),
+            deal_type=terms.deal_type if terms is not None else "",
+            status=str(status),
+            quote_id=quote_id,
+            product_id=str(package.get("product_id") or (terms.product_id if terms else "")),
+            product_name="",
+            final_cpm=cpm,
+            impressions=impressions,
+            flight_start=start.date() if start else (terms.flight_start if terms else date.today()),
+            flight_end=(end - timedelta(seconds=1)).date() if end else (terms.flight_end if terms else date.today()),
+            buyer_tier="public",
+            expires_at=None,
+            activation_instructions={},
+            openrtb_params={},
+            raw={"pricing": pricing, "media_buy": buy},
+        )
+
+    # -- internals: calls ------------------------------------------------------------------------------------
+
+    def _data(self, name: str, call: Callable[[ADCPClient], Awaitable[Any]]) -> dict[str, Any]:
+        """Run one task on the session; its data as JSON, or ``SellerError``. Transport faults are retried up to
+        ``max_retries`` times with jittered backoff: every task here is a read or carries its idempotency key."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._data_once(name, call)
+            except SellerError as exc:
+                if not exc.retryable or attempt == self.max_retries:
+                    raise
+                logger.info("seller %s: %s failed (%s); retrying", self.base_url, name, exc.code)
+                time_module.sleep(min(MAX_BACKOFF_S, 0.2 * 2**attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _data_once(self, name: str, call: Callable[[ADCPClient], Awaitable[Any]]) -> dict[str, Any]:
+        from adcp.exceptions import ADCPError, IdempotencyConflictError
+
+        loop = self._session()
+        try:
+            result = loop.run(call, self.timeout * 2)
+        except IdempotencyConflictError as exc:
+            raise SellerError(f"{name}: {self._scrub(str(exc))}", status=409, code="idempotency_conflict") from None
+        except FutureTimeout:
+            why = f"{name}: no answer within {self.timeout * 2:g} s"
+            raise SellerError(why, code="timeout", retryable=True) from None
+        except ADCPError as exc:
+            raise SellerError(f"{name}: {self._scrub(str(exc))}", code="transport_error", retryable=True) from None
+        except (OSError, RuntimeError) as exc:
+            raise SellerError(f"{name}: {self._scrub(str(exc))}", code="connection_error", retryable=True) from None
+        if not result.success:
+            raise self._failure(name, result)
+        data = result.data
+        if hasattr(data, "model_dump"):
+            data = data.model_dump(mode="json", exclude_none=True)
+        if not isinstance(data, dict):
+            raise SellerError(f"{name}: the answer is not an object", code="invalid_response")
+        return data
+
+    def _failure(self, name: str, result: Any) -> SellerError:
+        adcp_error = result.adcp_error if isinstance(result.adcp_error, dict) else None
+        text = self._scrub(str(result.error or (adcp_error or {}).get("message") or "failed"))
+        if adcp_error and adcp_error.get("code"):
+            code = str(adcp_error["code"]).lower()[:64]
+            recovery = str(adcp_error.get("recovery") or "")
+            field = adcp_error.get("field")
+            where = f" ({field})" if isinstance(field, str) and field else ""
+            return SellerError(f"{name}: {text}{where}", status=400, code=code, retryable=recovery == "transient")
+        lowered = text.lower()
+        if any(word in lowered for word in ("schema", "validation", "invalid structured content", "structured adcp")):
+            return SellerError(f"{name}: the answer fails the AdCP schema: {text}", code="invalid_response")
+        if "timed out" in lowered or "timeout" in lowered:
+            return SellerError(f"{name}: {text}", code="timeout", retryable=True)
+        return SellerError(f"{name}: {text}", code="connection_error", retryable=True)
+
+    def _session(self) -> _SessionLoop:
+        with self._loop_lock:
+            if self._loop is None or not self._loop.alive:
+                self._loop = _SessionLoop(self._config())
+            return self._loop
+
+    def _config(self) -> Callable[[], ADCPClient]:
+        token = self._credential.reveal() if self._credential is not None else None
+        config = AgentConfig(
+            id=hashlib.sha256(self.base_url.encode()).hexdigest()[:16],
+            agent_uri=self.endpoint,
+            protocol=Protocol.MCP,
+            auth_token=token,
+            auth_type="bearer" if self.credential_scheme == "bearer" else "token",
+            timeout=self.timeout,
+        )
+
+        def make() -> ADCPClient:
+            # Responses strict whatever ADCP_ENV says: an answer that fails the schema is a seller error.
+            validation = ValidationHookConfig(requests="strict", responses="strict")
+            return ADCPClient(config, account_policy="off", validation=validation)
+
+        return make
+
+    def _scrub(self, text: str, limit: int = 400) -> str:
+        if self._credential is not None:
+            text = text.replace(self._credential.reveal(), "***")
+        return excerpt(text, limit)
+
+
+class _SessionLoop:
+    """A private event loop in a daemon thread that owns one ``ADCPClient`` for its lifetime: calls are
+    queued to one task, which opens the SDK's session on the first call and closes it on ``close``.
+
+    A session that breaks (the SDK cancels its own task when a connection attempt fails) ends the loop: the
+    call gets a ``ConnectionError``, calls queued behind it a ``RuntimeError``, and the client opens a new loop
+    for its next call."""
+
+    def __init__(self, make: Callable[[], ADCPClient]) -> None:
+        self._make = make
+        self._loop = asyncio.new_event_loop()
+        self._queue: asyncio.Queue[tuple[Callable[[ADCPClient], Awaitable[Any]], Future[Any]] | None] | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._main, args=(started,), name="adcp-session", daemon=True)
+        self._thread.start()
+        started.wait(5)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self._queue is not None and not self._loop.is_closed()
+
+    def _main(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._queue = asyncio.Queue()
+        started.set()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException:  # a broken session's teardown: the calls already have their answers
+            logger.debug("AdCP session ended abnormally", exc_info=True)
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        assert self._queue is not None
+        try:
+            async with self._make() as client:
+                while True:
+                    item = await self._queue.get()
+                    if item is None:
+                        return
+                    call, future = item
+                    if not future.set_running_or_notify_cancel():
+                        continue
+                    try:
+                        future.set_result(await call(client))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller's thread, which decides
+                        future.set_exception(exc)
+                    except BaseException as exc:
+                        future.set_exception(ConnectionError(f"the session to the seller broke ({type(exc).__name__})"))
+                        raise
+        finally:
+            while not self._queue.empty():
+                queued = self._queue.get_nowait()
+                if queued is not None and queued[1].set_running_or_notify_cancel():
+                    queued[1].set_exception(RuntimeError("the AdCP session closed"))
+
+    def run(self, call: Callable[[ADCPClient], Awaitable[Any]], timeout: float) -> Any:
+        if not self.alive:
+            raise RuntimeError("the AdCP session is closed")
+        assert self._queue is not None
+        future: Future[Any] = Future()
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (call, future))
+        except RuntimeError:  # the loop closed meanwhile
+            raise RuntimeError("the AdCP session is closed") from None
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise
+
+    def close(self, timeout: float) -> None:
+        if self.alive and self._queue is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+            except RuntimeError:  # the loop already stopped
+                return
+            self._thread.join(timeout)
+
+
+# --- wire helpers ---------------------------------------------------------------------------------------------
+
+
+def product_from_adcp(item: dict[str, Any]) -> Product:
+    """An AdCP product as a domain ``Product``, priced by its best pricing option for this buyer."""
+    product_id = item["product_id"]
+    if not isinstance(product_id, str) or not product_id.strip():
+        raise ValueError("product_id")
+    options = [o for o in item.get("pricing_options") or [] if isinstance(o, dict)]
+    if not options:
+        raise ValueError("pricing_options")
+    option = _best_option(options)
+    model = str(option.get("pricing_model") or "")
+    fixed, floor = _price(option.get("fixed_price")), _price(option.get("floor_price"))
+    channels = [str(c) for c in item.get("channels") or []]
+    known = [CHANNEL_INVENTORY[c] for c in channels if c in CHANNEL_INVENTORY]
+    inventory = known[0] if known else (channels[0] if channels else "")
+    kinds = [str(f.get("format_kind")) for f in item.get("format_options") or [] if isinstance(f, dict)]
+    formats = tuple(dict.fromkeys([inventory, *(FORMAT_WORDS.get(k, k) for k in kinds)]))
+    domains = [
+        str(p.get("publisher_domain"))
+        for p in item.get("publisher_properties") or []
+        if isinstance(p, dict) and p.get("publisher_domain")
+    ]
+    delivery = str(item.get("delivery_type") or "non_guaranteed")
+    minimum = option.get("min_spend_per_package")
+    price = fixed if fixed is not None else floor
+    raw = dict(item)
+    raw["pricing_option"] = option
+    raw["domain"] = domains[0] if domains else ""
+    raw["tags"] = [*channels, *kinds]
+    return Product(
+        product_id=product_id,
+        name=str(item.get("name") or product_id),
+        description=str(item.get("description") or ""),
+        seller_organization_id=domains[0] if domains else "",
+        inventory_type=inventory,
+        ad_formats=formats,
+        delivery_type=delivery,
+        pricing_model=model,
+        base_cpm=price,
+        floor_cpm=floor,
+        available_impressions=None,
+        minimum_impressions=(
+            int((Decimal(str(minimum)) * 1000 / price).to_integral_value(rounding=ROUND_CEILING))
+            if minimum is not None and price and model == "cpm"
+            else 0
+        ),
+        deal_types=("PG",) if delivery == "guaranteed" and fixed is not None else ("PD",) if fixed else ("PA",),
+        raw=raw,
+    )
+
+
+def _best_option(options: list[dict[str, Any]]) -> dict[str, Any]:
+    def rank(option: dict[str, Any]) -> int:
+        model = option.get("pricing_model")
+        if model in BOUGHT_MODELS and option.get("fixed_price") is not None:
+            return 0
+        if model in BOUGHT_MODELS and option.get("floor_price") is not None:
+            return 1
+        return 2
+
+    return min(options, key=rank)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _price(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        price = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return price.quantize(Decimal("0.000001")) if price.is_finite() and price > 0 else None
+
+
+def _flight(start: date, end: date) -> tuple[datetime, datetime]:
+    """The campaign's flight (whole days, inclusive) as AdCP times: midnight UTC to the midnight after."""
+    return datetime.combine(start, time(0), tzinfo=UTC), datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _key(value: str) -> str:
+    """An idempotency key the spec accepts (16 to 255 characters of ``[A-Za-z0-9_.:-]``), derived from ours."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "_.:-" else "-" for ch in value)
+    if len(cleaned) < 16 or len(cleaned) > 255 or cleaned != value:
+        return "buyer-" + hashlib.sha256(value.encode()).hexdigest()
+    return cleaned
+
+
+def _first(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
+    return excerpt(str(exc), 200)

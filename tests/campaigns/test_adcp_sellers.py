@@ -1,0 +1,374 @@
+"""Jobs that book at AdCP sales agents beside IAB sellers: one budget, one approval, deals from both.
+
+The AdCP seller is the sandbox (``buyer.sandbox_adcp``) on its own settable clock, served over real HTTP; the
+buyer reaches it through ``registry.client_for`` like any seller (protocol ``adcp``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+import time_machine
+from django.utils import timezone
+
+from buyer.accounts.models import Role
+from buyer.events.models import Event, EventType
+from buyer.sandbox import create_app as create_iab_app
+from buyer.sandbox_adcp import create_app as create_adcp_app
+from buyer.sellers.models import Seller
+from campaigns import ledger, services
+from campaigns.models import BookedDeal, JobStage, JobStatus, Recommendation, RecommendationStatus
+from campaigns.seller_tasks import seller_tasks_poll
+from campaigns.sweeper import jobs_sweep
+from tests.campaigns.test_flow import new_job, run
+from tests.conftest import serve_in_thread
+from tests.dashboard._admin import signed_in
+from tests.sandbox_adcp._support import Clock
+
+pytestmark = [
+    pytest.mark.django_db,
+    # The library reads the deprecated 3.1 ``bid_price`` of every package it sends, warning each time.
+    pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning:adcp._null_clear"),
+]
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def sellers(fast_sellers, settings):
+    """``sellers(**adcp_knobs)`` → (IAB sandbox app, AdCP sandbox app, its clock), both enabled sellers."""
+    settings.SELLER_TIMEOUT_SECONDS = 10
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+
+        def make(**knobs):
+            iab = create_iab_app(catalog="default")
+            iab_url = stack.enter_context(serve_in_thread(iab))
+            clock = Clock()
+            adcp = create_adcp_app(clock=clock, **knobs)
+            adcp_url = stack.enter_context(serve_in_thread(adcp))
+            Seller.objects.create(name="IAB Sandbox", base_url=iab_url)
+            seller = Seller(name="AdCP Sandbox", base_url=adcp_url, protocol="adcp")
+            seller.set_credential("buyer-token")
+            seller.save()
+            return iab, adcp, clock
+
+        yield make
+
+
+def brief(**extra):
+    today = timezone.now().date()
+    fields = dict(
+        channels=["display", "ctv"],
+        budget=Decimal(120000),
+        start_date=today,
+        end_date=today + timedelta(days=20),
+        kpis={"max_cpm_usd": 40},
+    )
+    fields.update(extra)
+    return fields
+
+
+def lines_at(job, seller_name):
+    return list(Recommendation.objects.filter(job=job, seller_name=seller_name))
+
+
+def adcp_lines(job):
+    return lines_at(job, "AdCP Sandbox")
+
+
+def booked(job, seller_name):
+    return list(BookedDeal.objects.filter(job=job, recommendation__seller_name=seller_name))
+
+
+def skip_reasons(job):
+    """Why research left each AdCP product out (the research.completed event's ``skipped``)."""
+    event = Event.objects.get(flow_id=str(job.pk), event_type=EventType.RESEARCH_COMPLETED)
+    return {s["product_id"]: s["reason"] for s in event.payload["skipped"] if s["seller"] == "AdCP Sandbox"}
+
+
+@pytest.fixture
+def media_buyer(client):
+    signed_in(client, username="mia", role=Role.MEDIA_BUYER)
+    return client
+
+
+def held(lines):
+    return sum(ledger.held_by_line(lines).values())
+
+
+def approve_and_book(job):
+    services.job_approve_all(job_id=str(job.pk), actor="alice")
+    return run(job, JobStage.BOOK)
+
+
+def poll(at):
+    """One beat of the poller at ``at`` (our clock; the seller keeps its own)."""
+    return seller_tasks_poll(now=at)
+
+
+def test_one_job_books_at_an_iab_and_an_adcp_seller_under_one_budget_and_one_approval(sellers, media_buyer):
+    _iab, adcp, _ = sellers()
+    job = run(new_job(**brief()), JobStage.PLAN, JobStage.RESEARCH)
+    assert (job.status, job.stage) == (JobStatus.AWAITING_APPROVAL, JobStage.APPROVAL), job.errors
+    assert adcp_lines(job) and lines_at(job, "IAB Sandbox")
+    # One approval for every line, whichever protocol its seller speaks.
+    job = approve_and_book(job)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    iab_deals, adcp_deals = booked(job, "IAB Sandbox"), booked(job, "AdCP Sandbox")
+    assert iab_deals and adcp_deals
+    assert all(d.deal_id.startswith("DEMO-") for d in iab_deals)
+    # An AdCP deal is the seller's media buy, on the approved terms.
+    buys = adcp.state.sandbox.media_buys
+    assert {d.deal_id for d in adcp_deals} == set(buys)
+    for deal in adcp_deals:
+        line = deal.recommendation
+        package = buys[deal.deal_id].packages[0]
+        assert package.product.product_id == line.product_id
+        assert package.budget == line.cost
+        assert (deal.cpm_micros, deal.impressions, deal.cost_micros) == (
+            line.cpm_micros,
+            line.impressions,
+            line.cost_micros,
+        )
+        assert deal.pricing["media_buy_id"] == deal.deal_id
+    # One budget: everything booked is committed in one ledger, within the campaign's budget.
+    total = sum(d.cost_micros for d in iab_deals + adcp_deals)
+    assert ledger.committed_micros(job) == total <= job.campaign.budget_micros
+    # Both kinds of deal on the job page and the deals page.
+    page = media_buyer.get(f"/app/jobs/{job.pk}/").content.decode()
+    deals_page = media_buyer.get("/app/deals/").content.decode()
+    for deal in iab_deals + adcp_deals:
+        assert deal.deal_id in page and deal.deal_id in deals_page
+    detail = media_buyer.get(f"/app/deals/{adcp_deals[0].pk}/")
+    assert detail.status_code == 200 and adcp_deals[0].deal_id in detail.content.decode()
+
+
+def test_a_floor_only_product_is_bid_at_most_the_ceiling_and_recorded_as_floor_and_bid(sellers):
+    _iab, adcp, _ = sellers()
+    job = run(
+        new_job(auto_approve=True, **brief(channels=["display"], kpis={"target_cpm_usd": 3.1, "max_cpm_usd": 3.5})),
+        JobStage.PLAN,
+        JobStage.RESEARCH,
+        JobStage.BOOK,
+    )
+    assert job.status == JobStatus.COMPLETED, job.errors
+    [line] = [r for r in adcp_lines(job) if r.product_id == "news-run-of-site"]
+    # The seller named only its floor ($2.50): the CPM is the buyer's bid, the brief's target, under its ceiling.
+    assert line.cpm == Decimal("3.1") <= Decimal("3.5")
+    assert line.pricing["price_type"] == "floor_only"
+    assert (Decimal(line.pricing["floor_cpm"]), Decimal(line.pricing["bid_cpm"])) == (Decimal("2.5"), Decimal("3.1"))
+    assert "floor only" in line.rationale and "bids $3.10" in line.rationale
+    deal = line.deal
+    assert deal.pricing["price_type"] == "floor_only"
+    assert (Decimal(deal.pricing["floor_cpm"]), Decimal(deal.pricing["bid_cpm"])) == (Decimal("2.5"), Decimal("3.1"))
+    package = adcp.state.sandbox.media_buys[deal.deal_id].packages[0]
+    assert package.bid == Decimal("3.1") and package.option.option_id == "cpm-auction"
+
+
+def test_a_floor_above_the_ceiling_is_never_bought_nor_priced(sellers):
+    sellers()
+    job = run(new_job(**brief(channels=["display"], kpis={"max_cpm_usd": 2})), JobStage.PLAN, JobStage.RESEARCH)
+    assert not [r for r in adcp_lines(job) if r.product_id == "news-run-of-site"]
+    reasons = skip_reasons(job)
+    assert "floor $2.50 is above the max CPM $2.00" in reasons["news-run-of-site"]
+
+
+def test_products_priced_other_than_by_cpm_are_skipped_with_their_model_never_converted(sellers):
+    sellers()
+    job = run(new_job(**brief(channels=["display"])), JobStage.PLAN, JobStage.RESEARCH)
+    reasons = skip_reasons(job)
+    assert reasons["news-viewable-display"] == "priced by vcpm, only CPM pricing is bought"
+    assert reasons["news-homepage-takeover"] == "priced by flat_rate, only CPM pricing is bought"
+
+
+def test_a_submitted_buy_is_followed_until_it_completes_with_no_worker_waiting_and_no_duplicate(sellers, monkeypatch):
+    _iab, adcp, clock = sellers(approval_delay=HOUR)
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    # The IAB lines are booked; the AdCP orders wait at the seller; the step has ended (no worker waits).
+    assert (job.status, job.stage) == (JobStatus.RUNNING, JobStage.AWAIT_SELLER), job.errors
+    assert booked(job, "IAB Sandbox") and not booked(job, "AdCP Sandbox")
+    pending = adcp_lines(job)
+    assert pending and all(r.status == RecommendationStatus.APPROVED and r.seller_task_id for r in pending)
+    assert held(pending) == sum(r.cost_micros for r in pending)  # their money stays reserved
+    assert Event.objects.filter(flow_id=str(job.pk), event_type=EventType.BOOKING_PENDING).count() == len(pending)
+    # Neither the sweeper nor a redelivered booking step touches them (nor books them twice).
+    jobs_sweep()
+    run(job, JobStage.BOOK)
+    assert len(adcp.state.sandbox.tasks) == len(pending) and not adcp.state.sandbox.media_buys
+
+    now = timezone.now() + timedelta(minutes=1)
+    assert poll(now)["pending"] == len(pending)
+    job.refresh_from_db()
+    assert job.stage == JobStage.AWAIT_SELLER
+
+    # The seller approves; the worker polling it is killed before it records the deal.
+    clock.advance(seconds=HOUR + 1)
+
+    def killed(**kwargs):
+        raise SystemExit("worker killed mid-poll")
+
+    monkeypatch.setattr("campaigns.seller_tasks.deal_record", killed)
+    with pytest.raises(SystemExit):
+        poll(now + timedelta(minutes=1))
+    monkeypatch.undo()
+    assert not booked(job, "AdCP Sandbox")
+    # Its claim lapses after one interval; the next poll records each buy once and finishes the job.
+    result = poll(now + timedelta(minutes=2))
+    assert result["booked"] == len(pending) and result["jobs_finished"] == 1
+    assert poll(now + timedelta(minutes=3))["polled"] == 0
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.errors
+    deals = booked(job, "AdCP Sandbox")
+    assert sorted(d.deal_id for d in deals) == sorted(adcp.state.sandbox.media_buys)
+    assert len(deals) == len(pending)
+    assert held(pending) == sum(d.cost_micros for d in deals)  # committed as booked, nothing more
+    assert ledger.committed_micros(job) == sum(d.cost_micros for d in BookedDeal.objects.filter(job=job))
+
+
+def test_an_order_the_seller_rejects_fails_its_line_releases_its_money_and_the_job_completes(sellers):
+    _iab, adcp, _clock = sellers(approval_delay=HOUR)
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    pending = adcp_lines(job)
+    for line in pending:
+        response = httpx.post(
+            f"{line.seller_url}/_sandbox/tasks/{line.seller_task_id}/reject",
+            json={"reason": "Brand safety review failed"},
+        )
+        assert response.status_code == 200, response.text
+    poll(timezone.now() + timedelta(minutes=1))
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.errors  # the IAB deals stand
+    for line in adcp_lines(job):
+        assert line.status == RecommendationStatus.BOOKING_FAILED
+        assert "rejected the order" in line.status_reason and "Brand safety review failed" in line.status_reason
+    assert not booked(job, "AdCP Sandbox") and not adcp.state.sandbox.media_buys
+    assert held(pending) == 0
+    assert any("Brand safety review failed" in e for e in job.errors)
+
+
+def test_input_required_reaches_the_media_buyer_with_the_sellers_message_then_books(sellers, media_buyer):
+    sellers(input_required=True, input_message="Upload the 300x250 creative before we can traffic.")
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    now = timezone.now() + timedelta(minutes=1)
+    poll(now)
+    lines = adcp_lines(job)
+    assert all(r.seller_task_status == "input-required" for r in lines)
+    assert all("Upload the 300x250 creative" in r.status_reason for r in lines)
+    page = media_buyer.get(f"/app/jobs/{job.pk}/").content.decode()
+    assert "awaiting seller · input-required" in page and "Upload the 300x250 creative" in page
+    assert "Waiting for sellers to confirm orders they are reviewing" in page
+    for line in lines:
+        httpx.post(f"{line.seller_url}/_sandbox/tasks/{line.seller_task_id}/approve").raise_for_status()
+    poll(now + timedelta(minutes=1))
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.errors
+    assert len(booked(job, "AdCP Sandbox")) == len(lines)
+
+
+def test_a_task_that_never_leaves_working_is_a_seller_error_and_no_deal_is_recorded(sellers, settings):
+    settings.ADCP_WORKING_TIMEOUT_SECONDS = 60
+    _iab, _adcp, clock = sellers(stuck=True)
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    clock.advance(seconds=1)
+    now = timezone.now() + timedelta(minutes=1)
+    poll(now)
+    assert all(r.seller_task_status == "working" for r in adcp_lines(job))
+    poll(now + timedelta(minutes=2))
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.errors
+    for line in adcp_lines(job):
+        assert line.status == RecommendationStatus.BOOKING_FAILED
+        assert "stayed 'working'" in line.status_reason
+    assert not booked(job, "AdCP Sandbox")
+    assert held(adcp_lines(job)) == 0
+
+
+def test_answers_that_fail_the_adcp_schema_are_a_seller_error_the_other_seller_books(sellers):
+    _iab, _adcp, _clock = sellers(malformed=True)
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    assert not adcp_lines(job) and booked(job, "IAB Sandbox")
+    assert any("AdCP Sandbox" in e and "fails the AdCP schema" in e for e in job.errors), job.errors
+    seller = Seller.objects.get(name="AdCP Sandbox")
+    assert seller.consecutive_failures >= 1  # counted by its breaker
+
+
+def test_cancelling_while_a_seller_reviews_waits_for_its_decision_then_ends_cancelled(sellers):
+    _iab, adcp, clock = sellers(approval_delay=HOUR)
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    services.job_cancel(job_id=str(job.pk))
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.cancel_requested  # an order under review cannot be withdrawn
+    clock.advance(seconds=HOUR + 1)
+    poll(timezone.now() + timedelta(minutes=1))
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    # What the seller booked meanwhile is recorded, never lost.
+    assert len(booked(job, "AdCP Sandbox")) == len(adcp.state.sandbox.media_buys) > 0
+
+
+def test_pacing_reads_delivery_from_both_kinds_of_seller_onto_one_campaign_chart(sellers, media_buyer, request):
+    from pacing.delivery import delivery_pull_all
+    from pacing.models import DealDelivery, PacingSnapshot, Scope
+    from pacing.services import scheduled_snapshot
+
+    _iab, adcp, clock = sellers()
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    deals = list(BookedDeal.objects.filter(job=job))
+    # A day and a half into the flight, for both sellers (the AdCP sandbox keeps its own clock).
+    clock.advance(hours=36)
+    later = time_machine.travel(clock.now, tick=False)
+    later.start()
+    request.addfinalizer(later.stop)
+    result = delivery_pull_all(job_ids=[job.pk])
+    assert (result.stored, result.failed) == (len(deals), 0), list(DealDelivery.objects.values_list("error"))
+    readings = {d.deal_id: DealDelivery.objects.get(deal=d) for d in deals}
+    adcp_deals = booked(job, "AdCP Sandbox")
+    for deal in adcp_deals:
+        [delivery] = [d for d in adcp.state.sandbox.media_buys[deal.deal_id].packages]
+        seller_says = delivery.metrics(clock.now)
+        assert readings[deal.deal_id].impressions == seller_says.impressions > 0
+        # The seller reports spend to the cent.
+        assert readings[deal.deal_id].spend_micros == seller_says.spend.quantize(Decimal("0.01")) * 1_000_000
+    scheduled_snapshot()
+    [campaign] = PacingSnapshot.objects.filter(job=job, scope=Scope.CAMPAIGN)
+    assert campaign.actual_micros == sum(r.spend_micros for r in readings.values())
+    assert campaign.actual_micros > sum(readings[d.deal_id].spend_micros for d in booked(job, "IAB Sandbox"))
+    page = media_buyer.get(f"/app/pacing/campaigns/{job.pk}/").content.decode()
+    for deal in deals:
+        assert deal.deal_id in page
+
+
+@pytest.mark.parametrize("card", [True, False], ids=["agent-card", "capabilities-only"])
+def test_auto_discovers_an_adcp_sales_agent_by_its_card_or_its_capabilities(fast_sellers, card):
+    from buyer.sellers.registry import client_for
+
+    with serve_in_thread(create_adcp_app(agent_card=card)) as url:
+        seller = Seller.objects.create(name="Unknown agent", base_url=url, protocol="auto")
+        client = client_for(seller)
+        try:
+            assert client.protocol == "adcp"
+            assert client.health() is True
+        finally:
+            client.close()
+    seller.refresh_from_db()
+    assert seller.discovered_protocol == "adcp" and seller.effective_protocol == "adcp"
+
+
+def test_adcp_endpoints_are_seeded_as_adcp_sellers_and_disabled_when_dropped(settings):
+    from buyer.sellers.services import seller_seed_from_settings
+
+    settings.SELLER_ENDPOINTS = []
+    settings.IAB_SERVER_URL_IS_SET = False
+    settings.ADCP_SELLER_ENDPOINTS = ["http://127.0.0.1:9"]
+    [seller] = seller_seed_from_settings()
+    assert (seller.base_url, seller.protocol, seller.seeded_from_env) == ("http://127.0.0.1:9", "adcp", True)
+    settings.ADCP_SELLER_ENDPOINTS = []
+    assert seller_seed_from_settings() == []
+    seller.refresh_from_db()
+    assert not seller.enabled
