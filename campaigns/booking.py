@@ -216,6 +216,10 @@ def step_book(job: BookingJob) -> None:
     def start(pool: ThreadPoolExecutor, line: Recommendation, *, requoted: bool = False) -> None:
         assert line.seller is not None  # start_due starts only lines whose seller still exists
         client = clients.get(line.seller_url) or clients.setdefault(line.seller_url, client_for(line.seller))
+        if client.protocol == Protocol.ADCP and line.seller_order_sent_at is None:
+            # Noted before the order goes: a recovery re-sends (under the same key) only orders that may exist.
+            line.seller_order_sent_at = timezone.now()
+            Recommendation.objects.filter(pk=line.pk).update(seller_order_sent_at=line.seller_order_sent_at)
         running[pool.submit(carrying_log_context(_book_call), job, client, line, requoted=requoted)] = line
 
     def start_due(pool: ThreadPoolExecutor) -> bool:
@@ -337,10 +341,14 @@ def booking_key(job: BookingJob, line: Recommendation) -> str:
 
 
 def _recover_adcp(job: BookingJob, client: GuardedSellerClient, line: Recommendation, interrupted: str) -> None:
-    """An AdCP line after interrupted attempts. A task the seller already took stays followed by the poller; else
-    the order is sent again under its own idempotency key, so the seller answers with the buy (or task) an
-    interrupted attempt made instead of booking twice (AdCP sellers keep keys for a day or more)."""
+    """An AdCP line after interrupted attempts (or a cancel). A task the seller already took stays followed by the
+    poller; an order never sent is not booked (recovery books nothing new); an order sent is sent again under its
+    own idempotency key, so the seller answers with the buy (or task) the interrupted attempt made instead of
+    booking twice (AdCP has no read-back by our key; sellers keep keys for a day or more)."""
     if line.seller_task_id:
+        return
+    if line.seller_order_sent_at is None:
+        _line_failed(job, line, f"{interrupted} before its order was sent: nothing was booked")
         return
     call = _book_call(job, client, line, requoted=True)
     if call.pending is not None:

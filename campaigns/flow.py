@@ -32,6 +32,7 @@ from buyer.words import count, verb
 from campaigns import agents, ledger, policies
 from campaigns.models import (
     BookingJob,
+    Campaign,
     JobStage,
     JobStatus,
     NegotiationRound,
@@ -205,6 +206,19 @@ def _specialists(
     return kept, left_out, decisions
 
 
+def brief_text(campaign: Campaign) -> str:
+    """The campaign in a seller's words, for sellers that search by brief: what, for whom, where, when, how much."""
+    audience = campaign.target_audience or {}
+    parts = [
+        campaign.name,
+        "Objectives: " + ", ".join(str(o) for o in campaign.objectives or []),
+        "Channels: " + ", ".join(str(c) for c in campaign.channels or []) if campaign.channels else "",
+        "Audience: " + "; ".join(f"{k}: {v}" for k, v in audience.items()) if audience else "",
+        f"Flight {campaign.start_date:%Y-%m-%d} to {campaign.end_date:%Y-%m-%d}, budget ${campaign.budget:,.0f}.",
+    ]
+    return ". ".join(p for p in parts if p)[:2000]
+
+
 def _research(
     job: BookingJob,
     terms: policies.BriefTerms,
@@ -213,7 +227,7 @@ def _research(
     clients: dict[str, GuardedSellerClient],
 ) -> tuple[list[str], list[policies.QuotedLine], list[policies.Skip]]:
     errors: list[str] = []
-    catalogs = fetch_catalogs(clients, max_workers=settings.SELLER_MAX_PARALLEL)
+    catalogs = fetch_catalogs(clients, max_workers=settings.SELLER_MAX_PARALLEL, brief=brief_text(job.campaign))
     products = {}
     for key, catalog in catalogs.items():
         if isinstance(catalog, SellerError):

@@ -290,6 +290,9 @@ class Recommendation(models.Model):
     )
     # An order the seller took as an asynchronous task (AdCP): the line stays approved, its money reserved,
     # until the task completes (the deal is recorded) or fails (the line fails and its money is released).
+    seller_order_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the line's AdCP order was first sent (recovery re-sends only these)."
+    )
     seller_task_id = models.CharField(max_length=200, blank=True, default="")
     seller_task_status = models.CharField(max_length=24, blank=True, default="")
     seller_task_message = models.TextField(blank=True, default="", help_text="What the seller last said of it.")

@@ -49,6 +49,9 @@ def seller_tasks_poll(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     interval = timedelta(seconds=settings.ADCP_TASK_POLL_SECONDS)
     due = Q(seller_task_checked_at__isnull=True) | Q(seller_task_checked_at__lte=now - interval * 0.9)
+    # A claim holds a line for an interval plus the worst two seller calls (status, then read-back) may take, so an
+    # overlapping beat never polls a line that a slow poll still holds.
+    hold = timedelta(seconds=2 * settings.SELLER_CALL_WORST_SECONDS)
     lines = list(
         Recommendation.objects.filter(
             PENDING_LINES, due, job__stage=JobStage.AWAIT_SELLER, job__status=JobStatus.RUNNING
@@ -57,33 +60,49 @@ def seller_tasks_poll(*, now: datetime | None = None) -> dict[str, int]:
     counts = {"polled": 0, "booked": 0, "failed": 0, "pending": 0, "errors": 0, "jobs_finished": 0}
     by_seller: dict[str, list[Recommendation]] = defaultdict(list)
     for line in lines:
-        # The claim: only the poller whose update moves the timestamp polls this line now.
-        if Recommendation.objects.filter(PENDING_LINES, due, pk=line.pk).update(seller_task_checked_at=now):
-            by_seller[line.seller_url].append(line)
-    jobs: dict[object, BookingJob] = {}
+        by_seller[line.seller_url].append(line)
     for lines_of_seller in by_seller.values():
         first = lines_of_seller[0]
         if first.seller is None:
             for line in lines_of_seller:
-                booking._line_failed(line.job, line, "seller was deleted while it reviewed the order")
-                counts["failed"] += 1
-                jobs[line.job_id] = line.job
+                if _claim(line, due, now + hold):
+                    booking._line_failed(line.job, line, "seller was deleted while it reviewed the order")
+                    counts["failed"] += 1
             continue
         client = client_for(first.seller)
         try:
             for line in lines_of_seller:
+                # The claim, just before the poll: only the poller whose update moves the timestamp polls it now.
+                if not _claim(line, due, now + hold):
+                    continue
                 counts["polled"] += 1
-                counts[_poll_line(client, line, now)] += 1
-                jobs[line.job_id] = line.job
+                try:
+                    counts[_poll_line(client, line, now)] += 1
+                except Exception:  # one line's surprise must not stop the others (nor leave jobs unfinished)
+                    logger.exception("following seller task %s of line %s failed", line.seller_task_id, line.pk)
+                    counts["errors"] += 1
+                Recommendation.objects.filter(pk=line.pk).update(seller_task_checked_at=now)
         finally:
             client.close()
-    for job in jobs.values():
+    # Every job left with no pending order finishes here, whichever run decided its last one (a run that
+    # stopped between the two is caught up by the next).
+    for job in BookingJob.objects.filter(stage=JobStage.AWAIT_SELLER, status=JobStatus.RUNNING).select_related(
+        "campaign"
+    ):
         if not booking.awaiting_sellers(job):
-            fresh = BookingJob.objects.select_related("campaign").get(pk=job.pk)
-            if fresh.stage == JobStage.AWAIT_SELLER and fresh.status == JobStatus.RUNNING:
-                booking._finish_booking(fresh)
-                counts["jobs_finished"] += 1
+            booking._finish_booking(job)
+            counts["jobs_finished"] += 1
     return counts
+
+
+def _claim(line: Recommendation, due: Q, until: datetime) -> bool:
+    return bool(Recommendation.objects.filter(PENDING_LINES, due, pk=line.pk).update(seller_task_checked_at=until))
+
+
+def _still_pending(line: Recommendation) -> bool:
+    """Lock the line and tell whether it still waits for its seller (another poll may have decided it)."""
+    list(Recommendation.objects.select_for_update().filter(pk=line.pk).values_list("pk"))  # the lock, first
+    return Recommendation.objects.filter(PENDING_LINES, pk=line.pk).exists()
 
 
 def _poll_line(client: GuardedSellerClient, line: Recommendation, now: datetime) -> str:
@@ -95,36 +114,43 @@ def _poll_line(client: GuardedSellerClient, line: Recommendation, now: datetime)
             deal = booking.with_line_pricing(line, client.get_deal(state.deal.deal_id, quote_id=line.quote_id))
     except SellerError as exc:
         note = f"checking the seller's task {line.seller_task_id} failed: {exc}"
-        if note not in line.status_reason:
-            job_add_errors(job, [f"Seller {line.seller_name}: {note}"])
-            reason = booking.pending_reason(line.seller_task_status, line.seller_task_message)
-            Recommendation.objects.filter(pk=line.pk).update(status_reason=f"{reason} ({note})"[:500])
+        # A task that cannot be read for longer than a review may take is a seller error too: never held forever.
+        overdue = _overdue("unreadable", line.seller_task_since or now, now)
+        with transaction.atomic():
+            if not _still_pending(line):
+                return "errors"
+            if overdue:
+                booking._line_failed(job, line, f"{overdue} ({note})")
+                return "failed"
+            if note not in line.status_reason:
+                job_add_errors(job, [f"Seller {line.seller_name}: {note}"])
+                reason = booking.pending_reason(line.seller_task_status, line.seller_task_message)
+                Recommendation.objects.filter(pk=line.pk).update(status_reason=f"{reason} ({note})"[:500])
         return "errors"
     if state.deal is not None:
         with transaction.atomic():
+            # Recorded even if another poll failed the line meanwhile: the seller holds this buy, so it is ours.
             Recommendation.objects.filter(pk=line.pk).update(
                 seller_task_status=state.status[:24], seller_task_message=state.message, status_reason=""
             )
             deal_record(recommendation=line, deal=deal, flag=booking.read_back_mismatch(line, deal))
         return "booked"
-    if not state.pending:
-        with transaction.atomic():
-            Recommendation.objects.filter(pk=line.pk).update(
-                seller_task_status=state.status[:24], seller_task_message=state.message
-            )
-            code = f" ({state.error_code})" if state.error_code else ""
-            booking._line_failed(job, line, f"the seller {state.status} the order{code}: {state.message}")
-        return "failed"
     changed = (state.status, state.message) != (line.seller_task_status, line.seller_task_message)
     since = now if state.status != line.seller_task_status else (line.seller_task_since or now)
-    overdue = _overdue(state.status, since, now)
+    overdue = "" if not state.pending else _overdue(state.status, since, now)
     with transaction.atomic():
+        if not _still_pending(line):
+            return "pending"  # decided by another poll meanwhile
         Recommendation.objects.filter(pk=line.pk).update(
             seller_task_status=state.status[:24],
             seller_task_message=state.message,
             seller_task_since=since,
             status_reason=booking.pending_reason(state.status, state.message)[:500],
         )
+        if not state.pending:
+            code = f" ({state.error_code})" if state.error_code else ""
+            booking._line_failed(job, line, f"the seller {state.status} the order{code}: {state.message}")
+            return "failed"
         if overdue:
             booking._line_failed(job, line, overdue)
             return "failed"
@@ -154,6 +180,11 @@ def _overdue(status: str, since: datetime, now: datetime) -> str:
             )
         return ""
     limit = timedelta(hours=settings.ADCP_REVIEW_TIMEOUT_HOURS)
+    if now - since > limit and status == "unreadable":
+        return (
+            f"the seller's task could not be read for more than {settings.ADCP_REVIEW_TIMEOUT_HOURS} hours: no deal "
+            "is recorded; check with the seller before booking it again"
+        )
     if now - since > limit:
         return (
             f"the seller left the order '{status}' for more than {settings.ADCP_REVIEW_TIMEOUT_HOURS} hours: no deal "

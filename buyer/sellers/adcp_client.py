@@ -35,6 +35,7 @@ with the client, because the SDK opens its session in the task of the first call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -106,6 +107,9 @@ class OrderTerms:
     deal_type: str
     flight_start: date
     flight_end: date
+    # Decided when the terms are stated (the flight had started: AdCP's "asap"), so every retry of the order
+    # sends the same body: a seller hashes it with the idempotency key, and another body would be a conflict.
+    asap: bool = False
 
     @property
     def budget(self) -> Decimal:
@@ -118,7 +122,7 @@ def encode_quote_id(terms: OrderTerms) -> str:
         terms.pricing_option_id,
         str(terms.impressions),
         str(decimal_to_micros(terms.cpm)),
-        ("b" if terms.bid else "f") + terms.deal_type,
+        ("b" if terms.bid else "f") + ("a" if terms.asap else "t") + terms.deal_type,
         terms.flight_start.strftime("%Y%m%d"),
         terms.flight_end.strftime("%Y%m%d"),
         terms.product_id,
@@ -143,7 +147,8 @@ def decode_quote_id(quote_id: str) -> OrderTerms:
             impressions=int(impressions),
             cpm=micros_to_decimal(int(micros)),
             bid=kind[:1] == "b",
-            deal_type=kind[1:] or "PD",
+            asap=kind[1:2] == "a",
+            deal_type=kind[2:] or "PD",
             flight_start=datetime.strptime(start, "%Y%m%d").date(),
             flight_end=datetime.strptime(end, "%Y%m%d").date(),
         )
@@ -246,8 +251,10 @@ class SellerAdcpClient:
                 products.setdefault(product.product_id, product)
         if skipped:
             logger.warning("seller %s: skipped %d AdCP products the buyer cannot read", self.base_url, skipped)
-        if not brief.strip():
-            self._catalog = products
+        if not products and brief.strip():
+            return self.list_products(page_size=page_size, max_products=max_products)  # nothing for the brief
+        # Quotes are priced from the products seen (a brief's answer holds whole products too).
+        self._catalog = {**(self._catalog or {}), **products}
         return list(products.values())
 
     # -- quote, book -----------------------------------------------------------------------------------------
@@ -295,6 +302,7 @@ class SellerAdcpClient:
             deal_type=req.deal_type,
             flight_start=req.flight_start,
             flight_end=req.flight_end,
+            asap=_flight(req.flight_start, req.flight_end)[0] <= datetime.now(UTC),
         )
         return Quote(
             quote_id=encode_quote_id(terms),
@@ -351,7 +359,7 @@ class SellerAdcpClient:
             "idempotency_key": _key(idempotency_key),
             "account": self.account,
             "brand": self.brand,
-            "start_time": "asap" if start <= datetime.now(UTC) else start.isoformat().replace("+00:00", "Z"),
+            "start_time": "asap" if terms.asap else start.isoformat().replace("+00:00", "Z"),
             "end_time": end.isoformat().replace("+00:00", "Z"),
             "packages": [package],
         }
@@ -365,7 +373,7 @@ class SellerAdcpClient:
         data = self._data("create_media_buy", lambda c: c.create_media_buy(request))
         status = str(data.get("status") or "")
         if status in PENDING_STATUSES or (data.get("task_id") and not data.get("media_buy_id")):
-            if not isinstance(data.get("task_id"), str) or not data["task_id"].strip():
+            if not isinstance(data.get("task_id"), str) or not data["task_id"].strip() or len(data["task_id"]) > 200:
                 # Nothing to follow: the buyer cannot know whether the order will book. Never guessed.
                 raise SellerError(f"create_media_buy: {status or 'pending'} without a task_id", code="invalid_response")
             raise SellerTaskPending(
@@ -379,7 +387,7 @@ class SellerAdcpClient:
         """Where an asynchronous order stands (``get_task_status``); a completed one carries its deal."""
         from adcp.types import GetTaskStatusRequest
 
-        request = GetTaskStatusRequest(task_id=task_id, include_result=True)
+        request = _request(GetTaskStatusRequest, {"task_id": task_id, "include_result": True})
         data = self._data("get_task_status", lambda c: c.get_task_status(request))
         status = str(data.get("status") or "")
         message = self._scrub(str(data.get("message") or ""))
@@ -401,7 +409,7 @@ class SellerAdcpClient:
         """The media buy ``deal_id`` (``get_media_buys``), in the terms the booking asked for when known."""
         from adcp.types import GetMediaBuysRequest
 
-        request = GetMediaBuysRequest(media_buy_ids=[deal_id])
+        request = _request(GetMediaBuysRequest, {"media_buy_ids": [deal_id]})
         data = self._data("get_media_buys", lambda c: c.get_media_buys(request))
         buys = [b for b in data.get("media_buys") or [] if isinstance(b, dict) and b.get("media_buy_id") == deal_id]
         if not buys:
@@ -416,7 +424,7 @@ class SellerAdcpClient:
         fields: dict[str, Any] = {"media_buy_ids": [deal_id]}
         if as_of is not None:
             fields["end_date"] = as_of.date().isoformat()
-        request = GetMediaBuyDeliveryRequest.model_validate(fields)
+        request = _request(GetMediaBuyDeliveryRequest, fields)
         data = self._data("get_media_buy_delivery", lambda c: c.get_media_buy_delivery(request))
         deliveries = data.get("media_buy_deliveries") or []
         rows = [d for d in deliveries if isinstance(d, dict) and d.get("media_buy_id") == deal_id]
@@ -476,6 +484,10 @@ class SellerAdcpClient:
         affordable = int((budget * 1000 / cpm).to_integral_value(rounding=ROUND_DOWN))
         asked = package.get("impressions") or (terms.impressions if terms is not None else affordable)
         impressions = min(int(asked), affordable) if terms is None else int(asked)
+        if terms is not None and impressions > 0 and budget > terms.budget:
+            # The seller holds more money than the order gave it: the deal is what that budget buys at the
+            # impressions ordered, so the read-back check sees the dearer price and holds the deal for a person.
+            cpm = max(cpm, (budget * 1000 / impressions).quantize(Decimal("0.000001")))
         start = _when(package.get("start_time") or buy.get("start_time"))
         end = _when(package.get("end_time") or buy.get("end_time"))
         pricing: dict[str, Any] = {
@@ -525,13 +537,15 @@ class SellerAdcpClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _data_once(self, name: str, call: Callable[[ADCPClient], Awaitable[Any]]) -> dict[str, Any]:
-        from adcp.exceptions import ADCPError, IdempotencyConflictError
+        from adcp.exceptions import ADCPError, IdempotencyConflictError, IdempotencyExpiredError
 
         loop = self._session()
         try:
             result = loop.run(call, self.timeout * 2)
         except IdempotencyConflictError as exc:
             raise SellerError(f"{name}: {self._scrub(str(exc))}", status=409, code="idempotency_conflict") from None
+        except IdempotencyExpiredError as exc:
+            raise SellerError(f"{name}: {self._scrub(str(exc))}", status=409, code="idempotency_expired") from None
         except FutureTimeout:
             why = f"{name}: no answer within {self.timeout * 2:g} s"
             raise SellerError(why, code="timeout", retryable=True) from None
@@ -605,7 +619,9 @@ class _SessionLoop:
     def __init__(self, make: Callable[[], ADCPClient]) -> None:
         self._make = make
         self._loop = asyncio.new_event_loop()
-        self._queue: asyncio.Queue[tuple[Callable[[ADCPClient], Awaitable[Any]], Future[Any]] | None] | None = None
+        self._queue: asyncio.Queue[tuple[Callable[[ADCPClient], Awaitable[Any]], Future[Any], float] | None] | None
+        self._queue = None
+        self._task: asyncio.Task[None] | None = None
         started = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(started,), name="adcp-session", daemon=True)
         self._thread.start()
@@ -620,7 +636,8 @@ class _SessionLoop:
         self._queue = asyncio.Queue()
         started.set()
         try:
-            self._loop.run_until_complete(self._serve())
+            self._task = self._loop.create_task(self._serve())
+            self._loop.run_until_complete(self._task)
         except BaseException:  # a broken session's teardown: the calls already have their answers
             logger.debug("AdCP session ended abnormally", exc_info=True)
         finally:
@@ -634,11 +651,12 @@ class _SessionLoop:
                     item = await self._queue.get()
                     if item is None:
                         return
-                    call, future = item
+                    call, future, timeout = item
                     if not future.set_running_or_notify_cancel():
                         continue
                     try:
-                        future.set_result(await call(client))
+                        # Bounded here too: a call the caller gave up on must not hold the session for the next.
+                        future.set_result(await asyncio.wait_for(call(client), timeout))
                     except Exception as exc:  # noqa: BLE001 - handed to the caller's thread, which decides
                         future.set_exception(exc)
                     except BaseException as exc:
@@ -656,7 +674,7 @@ class _SessionLoop:
         assert self._queue is not None
         future: Future[Any] = Future()
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, (call, future))
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (call, future, timeout))
         except RuntimeError:  # the loop closed meanwhile
             raise RuntimeError("the AdCP session is closed") from None
         try:
@@ -672,6 +690,11 @@ class _SessionLoop:
             except RuntimeError:  # the loop already stopped
                 return
             self._thread.join(timeout)
+            if self._thread.is_alive() and self._task is not None:
+                # A call still hangs: cancel the session's task (its teardown closes the connection).
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._task.cancel)
+                self._thread.join(timeout)
 
 
 # --- wire helpers ---------------------------------------------------------------------------------------------
@@ -737,6 +760,15 @@ def _best_option(options: list[dict[str, Any]]) -> dict[str, Any]:
         return 2
 
     return min(options, key=rank)
+
+
+def _request(model: Any, fields: dict[str, Any]) -> Any:
+    """A typed AdCP request, or ``SellerError`` for values it refuses (an id from our records the spec does not
+    accept): never a crash in the poller or the delivery reader."""
+    try:
+        return model.model_validate(fields)
+    except ValueError as exc:
+        raise SellerError(f"{model.__name__}: {_first(exc)}", code="invalid_request") from None
 
 
 def _obj(value: Any) -> dict[str, Any]:

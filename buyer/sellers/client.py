@@ -301,22 +301,26 @@ class SellerRestClient:
 class CatalogSource(Protocol):
     """What ``fetch_catalogs`` asks of a client: a REST, MCP or guarded one."""
 
-    def list_products(self) -> list[Product]: ...
+    def list_products(self) -> list[Product]: ...  # guarded AdCP clients also take ``brief=``
 
 
 def fetch_catalogs(
-    clients: Mapping[str, CatalogSource], *, max_workers: int = 8
+    clients: Mapping[str, CatalogSource], *, max_workers: int = 8, brief: str = ""
 ) -> dict[str, list[Product] | SellerError]:
     """Every seller's catalog, fetched in parallel; a failing seller yields its error, never an exception.
 
-    Each client is used by exactly one worker thread, so no httpx client is shared across threads.
+    ``brief``: the campaign in words, sent to the sellers that search by brief (AdCP ``get_products``). Each
+    client is used by exactly one worker thread, so no httpx client is shared across threads.
     """
     if not clients:
         return {}
     results: dict[str, list[Product] | SellerError] = {}
     workers = max(1, min(max_workers, len(clients)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seller-catalog") as pool:
-        futures = {pool.submit(client.list_products): name for name, client in clients.items()}
+        futures = {}
+        for name, client in clients.items():
+            options = {"brief": brief} if brief and _searches_by_brief(client) else {}
+            futures[pool.submit(client.list_products, **options)] = name
         for future in as_completed(futures):
             name = futures[future]
             try:
@@ -327,6 +331,10 @@ def fetch_catalogs(
                 logger.warning("catalog fetch for seller %r failed unexpectedly", name, exc_info=True)
                 results[name] = SellerError(f"unexpected {type(exc).__name__}", code="unexpected_error")
     return {name: results[name] for name in clients}
+
+
+def _searches_by_brief(client: Any) -> bool:
+    return getattr(client, "protocol", "") == "adcp"
 
 
 # -- wire helpers ----------------------------------------------------------------------------------

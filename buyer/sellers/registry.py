@@ -213,7 +213,7 @@ def _answers_adcp(seller: Seller) -> bool:
         from buyer.sellers.adcp_client import SellerAdcpClient
     except ImportError:  # pragma: no cover - adcp is a locked dependency
         return False
-    with SellerAdcpClient(seller.base_url, timeout=min(seller.effective_timeout, 5.0)) as probe:
+    with SellerAdcpClient(seller.base_url, timeout=min(seller.effective_timeout, 5.0), max_retries=0) as probe:
         return probe.health()
 
 

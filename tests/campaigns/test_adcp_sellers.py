@@ -147,7 +147,7 @@ def test_one_job_books_at_an_iab_and_an_adcp_seller_under_one_budget_and_one_app
     assert detail.status_code == 200 and adcp_deals[0].deal_id in detail.content.decode()
 
 
-def test_a_floor_only_product_is_bid_at_most_the_ceiling_and_recorded_as_floor_and_bid(sellers):
+def test_a_floor_only_product_is_bid_at_most_the_ceiling_and_recorded_as_floor_and_bid(sellers, media_buyer):
     _iab, adcp, _ = sellers()
     job = run(
         new_job(auto_approve=True, **brief(channels=["display"], kpis={"target_cpm_usd": 3.1, "max_cpm_usd": 3.5})),
@@ -167,6 +167,9 @@ def test_a_floor_only_product_is_bid_at_most_the_ceiling_and_recorded_as_floor_a
     assert (Decimal(deal.pricing["floor_cpm"]), Decimal(deal.pricing["bid_cpm"])) == (Decimal("2.5"), Decimal("3.1"))
     package = adcp.state.sandbox.media_buys[deal.deal_id].packages[0]
     assert package.bid == Decimal("3.1") and package.option.option_id == "cpm-auction"
+    page = media_buyer.get(f"/app/deals/{deal.pk}/").content.decode()
+    assert "Seller's floor" in page and "$2.50 CPM" in page and "Our bid" in page and "$3.10 CPM" in page
+    assert "Quoted" not in page and deal.deal_id in page
 
 
 def test_a_floor_above_the_ceiling_is_never_bought_nor_priced(sellers):
@@ -216,10 +219,12 @@ def test_a_submitted_buy_is_followed_until_it_completes_with_no_worker_waiting_a
         poll(now + timedelta(minutes=1))
     monkeypatch.undo()
     assert not booked(job, "AdCP Sandbox")
-    # Its claim lapses after one interval; the next poll records each buy once and finishes the job.
-    result = poll(now + timedelta(minutes=2))
-    assert result["booked"] == len(pending) and result["jobs_finished"] == 1
-    assert poll(now + timedelta(minutes=3))["polled"] == 0
+    # Its claim lapses (an interval past the slowest poll); the next poll records each buy once, finishes the job.
+    # The lines it had not reached are polled by the next beat; the one it held waits until its claim lapses.
+    assert poll(now + timedelta(minutes=1, seconds=30))["booked"] == len(pending) - 1
+    result = poll(now + timedelta(minutes=5))
+    assert result["booked"] == 1 and result["jobs_finished"] == 1
+    assert poll(now + timedelta(minutes=10))["polled"] == 0
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETED, job.errors
     deals = booked(job, "AdCP Sandbox")
@@ -372,3 +377,35 @@ def test_adcp_endpoints_are_seeded_as_adcp_sellers_and_disabled_when_dropped(set
     assert seller_seed_from_settings() == []
     seller.refresh_from_db()
     assert not seller.enabled
+
+
+def test_a_cancel_during_booking_never_sends_an_order_that_was_not_sent(sellers):
+    _iab, adcp, _ = sellers()
+    job = run(new_job(**brief()), JobStage.PLAN, JobStage.RESEARCH)
+    services.job_approve_all(job_id=str(job.pk), actor="alice")
+    # A booking step had started when the cancel came (a cancel then only asks the step to stop).
+    type(job).objects.filter(pk=job.pk).update(cancel_requested=True)
+    job = run(job, JobStage.BOOK)
+    assert job.status == JobStatus.CANCELLED
+    assert not adcp.state.sandbox.media_buys and not adcp.state.sandbox.tasks
+    for line in adcp_lines(job):
+        assert line.status == RecommendationStatus.BOOKING_FAILED and "nothing was booked" in line.status_reason
+    assert held(adcp_lines(job)) == 0
+
+
+def test_a_task_that_cannot_be_read_for_longer_than_a_review_fails_its_line(sellers):
+    _iab, adcp, _clock = sellers(approval_delay=HOUR)
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    adcp.state.sandbox.tasks.clear()  # the seller forgot the tasks: every status check fails
+    now = timezone.now()
+    assert poll(now + timedelta(minutes=1))["errors"] == len(adcp_lines(job))
+    assert all(r.status == RecommendationStatus.APPROVED for r in adcp_lines(job))
+    assert any(
+        "checking the seller's task" in e for e in Recommendation.objects.get(pk=adcp_lines(job)[0].pk).job.errors
+    )
+    poll(now + timedelta(hours=73))
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.errors
+    for line in adcp_lines(job):
+        assert line.status == RecommendationStatus.BOOKING_FAILED and "could not be read" in line.status_reason
+    assert held(adcp_lines(job)) == 0

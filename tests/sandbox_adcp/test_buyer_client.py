@@ -208,3 +208,13 @@ def test_the_web_process_never_imports_the_adcp_client():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_brief_ranks_the_agents_products_and_they_price_quotes_like_the_wholesale_catalog(seller, connect):
+    client = connect(seller)
+    products = client.list_products(brief="Premium CTV streaming for cord cutters, video completion")
+    assert products[0].product_id == "ctv-premium-streaming"
+    assert "Matches the brief" in products[0].raw["brief_relevance"]
+    # No second catalog read: the quote is priced from the products the brief answered.
+    quote = client.request_quote(quote_request(seller, "ctv-premium-streaming", deal_type="PG", impressions=200_000))
+    assert quote.final_cpm == Decimal("35")
