@@ -36,6 +36,17 @@ def _embedded_broker_polling(**kwargs: object) -> None:
         sqlalchemy.Transport.polling_interval = settings.CELERY_EMBEDDED_POLL_SECONDS
 
 
+@worker_init.connect
+def _adcp_preloaded(**kwargs: object) -> None:
+    """Import the AdCP client in the worker's parent, before the pool forks, when AdCP sellers exist (or
+    ``ADCP_PRELOAD=on``): its typed models cost ~550 MiB per process, which the children then share
+    copy-on-write instead of each importing its own (``gc.freeze`` keeps the collector off those pages)."""
+    from buyer.sellers.adcp_preload import adcp_preload_wanted, preload_adcp
+
+    if adcp_preload_wanted():
+        preload_adcp()
+
+
 @task_prerun.connect
 @task_postrun.connect
 def _connections_to_pool(sender: object = None, **kwargs: object) -> None:

@@ -203,6 +203,9 @@ SELLER_BREAKER_COOLDOWN_SECONDS = env_int("SELLER_BREAKER_COOLDOWN_SECONDS", 60,
 # AdCP sales agents to seed as sellers with protocol adcp (comma-separated base URLs; MCP at {url}/mcp), as
 # SELLER_ENDPOINTS seeds the others. ``make run ADCP_SANDBOX_PORT=8020`` sets it to the AdCP sandbox.
 ADCP_SELLER_ENDPOINTS = env_url_list("ADCP_SELLER_ENDPOINTS")
+# Import the AdCP client in each worker's parent before its pool forks (shared by the children): on, off, or
+# auto (on when an AdCP seller is enabled or seeded). See buyer/sellers/adcp_preload.py.
+ADCP_PRELOAD = env_choice("ADCP_PRELOAD", "auto", ("auto", "on", "off"))
 ADCP_BRAND_DOMAIN = env_str("ADCP_BRAND_DOMAIN", "buyer.example")
 ADCP_OPERATOR_DOMAIN = env_str("ADCP_OPERATOR_DOMAIN", "")
 # Orders a seller takes for review (a task submitted, working or input-required) are polled this often...

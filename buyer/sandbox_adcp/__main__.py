@@ -7,6 +7,7 @@ sandbox authenticates nobody and must not be exposed by accident.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -60,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         malformed=args.malformed,
         latency_ms=args.latency_ms,
         allowed_hosts=args.allowed_hosts,
+        # Ids unique to this run (mb-3f9a1c-00001): a restarted sandbox must not reissue a recorded buy's id.
+        id_prefix=secrets.token_hex(3) + "-",
     )
     mode = "synchronous" if not app.state.sandbox.asynchronous else "asynchronous approvals"
     print(

@@ -72,6 +72,7 @@ def create_app(
     input_message: str = DEFAULT_INPUT_MESSAGE,
     allowed_hosts: Sequence[str] = (),
     agent_card: bool = True,
+    id_prefix: str = "",
 ) -> Starlette:
     """Build one AdCP sandbox seller with its own catalog and empty state.
 
@@ -82,7 +83,8 @@ def create_app(
     ``POST /_sandbox/tasks/{id}/approve``; ``stuck`` keeps every task ``working``; ``malformed`` answers
     payloads that fail the AdCP schemas; ``latency_ms`` delays every task. ``allowed_hosts`` are ``Host``
     values MCP accepts besides 127.0.0.1/localhost (DNS-rebinding protection; Starlette's ``TestClient``
-    sends ``testserver``).
+    sends ``testserver``). ``agent_card`` serves ``/.well-known/agent.json``; ``id_prefix`` goes into every
+    media buy and task id (the CLI gives each run its own, so a restart never reissues a recorded id).
 
     The state is reachable as ``app.state.sandbox`` (tests may replace its ``clock`` or change the knobs
     between orders). MCP needs the ASGI lifespan (uvicorn's default). Raises ``ValueError`` on an unknown
@@ -101,6 +103,7 @@ def create_app(
         input_required=input_required,
         stuck=stuck,
         input_message=input_message,
+        id_prefix=id_prefix,
     )
 
     def epoch() -> float:

@@ -249,8 +249,12 @@ class SandboxAdcpState:
         input_required: bool = False,
         stuck: bool = False,
         input_message: str = DEFAULT_INPUT_MESSAGE,
+        id_prefix: str = "",
     ) -> None:
         self.catalog = catalog
+        # Prepended to every id (the CLI gives each run its own), so a restarted sandbox never reissues the
+        # ids of media buys a buyer already recorded.
+        self.id_prefix = id_prefix
         self.clock: Callable[[], datetime] = clock or _utcnow
         self.approval_delay = approval_delay
         self.input_required = input_required
@@ -274,7 +278,7 @@ class SandboxAdcpState:
         """``mb-00001``, ``task-00001``…: one sequence per prefix. An asynchronous buy gets its id when the
         seller first notices its task has completed (a poll or a read), so ids follow the order of events."""
         self._issued[prefix] = self._issued.get(prefix, 0) + 1
-        return f"{prefix}-{self._issued[prefix]:05d}"
+        return f"{prefix}-{self.id_prefix}{self._issued[prefix]:05d}"
 
     # ---------------------------------------------------------------------------------------------- products
 

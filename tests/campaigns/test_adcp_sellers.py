@@ -409,3 +409,24 @@ def test_a_task_that_cannot_be_read_for_longer_than_a_review_fails_its_line(sell
     for line in adcp_lines(job):
         assert line.status == RecommendationStatus.BOOKING_FAILED and "could not be read" in line.status_reason
     assert held(adcp_lines(job)) == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "sellers_there", "endpoints", "wanted"),
+    [
+        ("auto", [], [], False),
+        ("auto", [{"protocol": "adcp"}], [], True),
+        ("auto", [{"protocol": "adcp", "enabled": False}], [], False),
+        ("auto", [{"protocol": "auto", "discovered_protocol": "adcp"}], [], True),
+        ("auto", [{"protocol": "rest"}], ["http://127.0.0.1:9"], True),
+        ("on", [], [], True),
+        ("off", [{"protocol": "adcp"}], [], False),
+    ],
+)
+def test_workers_preload_the_adcp_client_only_where_an_adcp_seller_is(settings, mode, sellers_there, endpoints, wanted):
+    from buyer.sellers.adcp_preload import adcp_preload_wanted
+
+    settings.ADCP_PRELOAD, settings.ADCP_SELLER_ENDPOINTS = mode, endpoints
+    for n, fields in enumerate(sellers_there):
+        Seller.objects.create(name=f"S{n}", base_url=f"http://127.0.0.1:{9000 + n}", **fields)
+    assert adcp_preload_wanted() is wanted

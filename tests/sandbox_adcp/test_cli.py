@@ -89,3 +89,15 @@ def test_the_cli_serves_mcp_until_stopped():
             _, stderr = proc.communicate()
     assert b"asynchronous approvals" in stderr
     assert f"http://127.0.0.1:{port}/mcp".encode() in stderr
+
+
+def test_each_cli_run_issues_ids_of_its_own(monkeypatch):
+    from buyer.sandbox_adcp import __main__ as cli
+
+    served = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kw: served.append(app.state.sandbox))
+    cli.main(["--port", "8020"])
+    cli.main(["--port", "8020"])
+    first, second = served
+    assert first._next_id("mb").startswith("mb-") and first.id_prefix != second.id_prefix
+    assert first._next_id("mb") != second._next_id("mb")
