@@ -468,6 +468,8 @@ CELERY_BEAT_SCHEDULE = {
     "pacing-thin-snapshots": {"task": "pacing.tasks.thin_snapshots", "schedule": 6 * 3600.0},
     "deals-refresh": {"task": "campaigns.tasks.refresh_deals", "schedule": 3600.0},
     "seller-tasks-poll": {"task": "campaigns.tasks.poll_seller_tasks", "schedule": float(ADCP_TASK_POLL_SECONDS)},
+    # Budget cuts of approved reallocations still due at AdCP sellers (retries, changes under review).
+    "budget-cuts-apply": {"task": "pacing.tasks.apply_budget_cuts", "schedule": float(ADCP_TASK_POLL_SECONDS)},
     # The job list reads its total from per-status counts; folding keeps them a few rows (PostgreSQL).
     "jobs-fold-counts": {"task": "campaigns.tasks.fold_job_counts", "schedule": 10.0},
 }

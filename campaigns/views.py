@@ -789,6 +789,7 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "delivered_cpm": _delivered_cpm(deal),
         "price": reconcile(deal),
         "pacing": deal_pacing(deal),
+        "budget_cuts": list(deal.budget_cuts.select_related("proposal").order_by("pk")),
         "refresh_hours": settings.DEAL_REFRESH_HOURS,
         "seller_status_note": SELLER_STATUS_NOTES.get(deal.seller_status, ""),
         "openrtb_readable": _openrtb_readable(deal.openrtb_params),

@@ -344,3 +344,56 @@ class ChannelBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}: ${micros_to_decimal(self.budget_micros):,.2f}"
+
+
+class CutStatus(models.TextChoices):
+    PENDING = "pending"  # to be sent to the seller (again, after a transient failure)
+    SUBMITTED = "submitted"  # the seller took it for review: followed by its task id
+    APPLIED = "applied"
+    FAILED = "failed"
+
+
+class SellerBudgetCut(models.Model):
+    """What an approved reallocation takes from one deal at its seller: an AdCP media buy's package budget cut
+    to what the deal is projected to spend (never below what it spent), so the money moved to another channel
+    cannot also be spent by the channel that gave it. Sent after the approval commits (``update_media_buy``,
+    its idempotency key derived from this row); the deal's cost follows once the seller confirms."""
+
+    proposal = models.ForeignKey(ReallocationProposal, on_delete=models.CASCADE, related_name="budget_cuts")
+    deal = models.ForeignKey(BookedDeal, on_delete=models.CASCADE, related_name="budget_cuts")
+    from_budget_micros = models.BigIntegerField()
+    to_budget_micros = models.BigIntegerField()
+    to_impressions = models.BigIntegerField()
+    status = models.CharField(max_length=12, choices=CutStatus.choices, default=CutStatus.PENDING)
+    task_id = models.CharField(max_length=200, blank=True, default="")
+    message = models.CharField(max_length=500, blank=True, default="", help_text="The seller's words, if any.")
+    attempts = models.PositiveIntegerField(default=0)
+    due_at = models.DateTimeField(help_text="When it is next sent or checked (moved ahead to claim it).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["proposal", "deal"], name="one_cut_per_proposal_deal"),
+            models.CheckConstraint(
+                condition=Q(to_budget_micros__gt=0) & Q(to_budget_micros__lt=models.F("from_budget_micros")),
+                name="cut_lowers_a_positive_budget",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.deal_id}: {self.from_budget} -> {self.to_budget} ({self.status})"
+
+    @property
+    def from_budget(self) -> Decimal:
+        return micros_to_decimal(self.from_budget_micros)
+
+    @property
+    def to_budget(self) -> Decimal:
+        return micros_to_decimal(self.to_budget_micros)
+
+    @property
+    def amount(self) -> Decimal:
+        return micros_to_decimal(self.from_budget_micros - self.to_budget_micros)

@@ -88,6 +88,19 @@ def proposal(item: ReallocationProposal) -> dict[str, Any]:
             }
             for m in item.moves.all()
         ],
+        "budget_cuts": [
+            {
+                "deal_id": c.deal.deal_id,
+                "seller": c.deal.seller.name if c.deal.seller else "",
+                "channel": c.deal.channel,
+                "from_budget": _money(c.from_budget_micros),
+                "to_budget": _money(c.to_budget_micros),
+                "status": c.status,
+                "message": c.message,
+                "decided_at": c.decided_at,
+            }
+            for c in item.budget_cuts.all()
+        ],
         "rationale": item.rationale,
         "budgets_before": {k: _money(v) for k, v in (item.budgets_before or {}).items()},
         "created_at": item.created_at,

@@ -3,7 +3,9 @@ not spend to the channels that over-pace; a media buyer approves or rejects.
 
 Nothing is booked by a proposal. Approving records the new channel budgets (their sum is the campaign budget,
 before and after) and starts, for each channel that receives money, a top-up booking job for exactly the moved
-amount through the normal flow: research at the sellers, real quotes, and a person's approval of its lines.
+amount through the normal flow: research at the sellers, real quotes, and a person's approval of its lines. The
+giving channels' deals at AdCP sellers are cut to what they are projected to spend (``budget_cuts``), after the
+approval commits.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from buyer.sellers.money import decimal_to_micros, micros_to_decimal
 from campaigns import ledger
 from campaigns.models import BookingJob, Campaign
 from campaigns.services import JobStateError, job_create_top_up
+from pacing.budget_cuts import budget_cuts_plan
 from pacing.maths import Move, plan_reallocation
 from pacing.models import (
     ChannelBudget,
@@ -296,9 +299,10 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
     # The money moved is what the giving channels will not spend: what of it they committed is released for the
     # top-up that spends it, so it fits the campaign's budget (and goes back if the top-up does not spend it).
     projected = _projected(job, [m.from_channel for m in moves])
+    released: dict[str, int] = defaultdict(int)
     for move in moves:
         move.top_up_job = top_ups[move.to_channel]
-        ledger.release_for_reallocation(
+        released[move.from_channel] += ledger.release_for_reallocation(
             job,
             channel=move.from_channel,
             amount_micros=move.amount_micros,
@@ -307,6 +311,10 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
             top_up=move.top_up_job,
         )
     ReallocationMove.objects.bulk_update(moves, ["top_up_job"])
+    # What the giving channels' AdCP deals can no longer spend is cut at their sellers once this commits.
+    cuts = budget_cuts_plan(proposal, released=dict(released))
+    if cuts:
+        transaction.on_commit(lambda: _send_cuts(proposal.pk))
     proposal.status, proposal.decided_at, proposal.decided_by = ProposalStatus.APPROVED, timezone.now(), actor
     proposal.save(update_fields=["status", "decided_at", "decided_by"])
     event_emit(
@@ -322,9 +330,20 @@ def _approve(proposal: ReallocationProposal, *, actor: str) -> ReallocationPropo
             "budgets_before": {k: micros_to_decimal(v) for k, v in before.items()},
             "budgets_after": {k: micros_to_decimal(v) for k, v in after.items()},
             "top_up_jobs": {channel: str(j.pk) for channel, j in top_ups.items()},
+            "seller_budget_cuts": [{"deal_id": c.deal.deal_id, "from": c.from_budget, "to": c.to_budget} for c in cuts],
         },
     )
     return proposal
+
+
+def _send_cuts(proposal_pk: int) -> None:
+    from pacing.tasks import apply_budget_cuts
+
+    try:
+        apply_budget_cuts.delay(proposal_pk)
+    except Exception:
+        # The broker is away: beat sends every cut still due.
+        logger.warning("could not queue the budget cuts of proposal %s; beat sends them", proposal_pk, exc_info=True)
 
 
 def _still_unspent(job: BookingJob, moves: list[ReallocationMove], budgets: dict[str, int]) -> None:

@@ -128,6 +128,19 @@ class MoveOut(Schema):
     top_up_job_id: str | None
 
 
+class BudgetCutOut(Schema):
+    """A giving channel's deal at an AdCP seller, its budget cut there by the approved reallocation."""
+
+    deal_id: str
+    seller: str
+    channel: str
+    from_budget: float
+    to_budget: float
+    status: Literal["pending", "submitted", "applied", "failed"]
+    message: str = Field(description="The seller's words: why it failed, or what it says while reviewing it")
+    decided_at: datetime | None
+
+
 class ProposalOut(Schema):
     proposal_id: int
     campaign_id: str
@@ -135,6 +148,9 @@ class ProposalOut(Schema):
     status: str
     amount: float
     moves: list[MoveOut]
+    budget_cuts: list[BudgetCutOut] = Field(
+        description="Approved: the giving channels' AdCP deals whose budgets are cut at their sellers"
+    )
     rationale: str
     budgets_before: dict[str, float]
     created_at: datetime

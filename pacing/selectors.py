@@ -357,7 +357,9 @@ def alert_list(
 
 
 def proposal_list(*, status: str | None = None, job_id: Any = None) -> QuerySet[ReallocationProposal]:
-    proposals = ReallocationProposal.objects.select_related("job__campaign").prefetch_related("moves")
+    proposals = ReallocationProposal.objects.select_related("job__campaign").prefetch_related(
+        "moves", "budget_cuts__deal__seller"
+    )
     if status:
         proposals = proposals.filter(status=status)
     if job_id is not None:
@@ -373,7 +375,7 @@ def proposal_get(proposal_id: Any) -> ReallocationProposal | None:
         return None
     return (
         ReallocationProposal.objects.select_related("job__campaign")
-        .prefetch_related("moves__top_up_job")
+        .prefetch_related("moves__top_up_job", "budget_cuts__deal__seller")
         .filter(pk=key)
         .first()
     )

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from pacing import services
+from pacing.budget_cuts import budget_cuts_apply
 from pacing.snapshots import snapshots_thin
 
 # At-least-once: every task here is idempotent (readings no newer than the stored ones change nothing; a run
@@ -47,3 +48,9 @@ def refresh_campaign(run_id: int) -> None:
 @shared_task(name="pacing.tasks.thin_snapshots", soft_time_limit=900, time_limit=960, **POLICY)
 def thin_snapshots() -> dict[str, int]:
     return snapshots_thin()
+
+
+@shared_task(name="pacing.tasks.apply_budget_cuts", soft_time_limit=600, time_limit=660, **POLICY)
+def apply_budget_cuts(proposal_id: int | None = None) -> dict[str, int]:
+    """Send an approved reallocation's budget cuts to the sellers (all cuts due when no proposal is named)."""
+    return budget_cuts_apply(proposal_id=proposal_id)

@@ -30,6 +30,8 @@ class EventType(models.TextChoices):
     DEAL_BOOKED = "deal.booked"
     DEAL_PRICE_MISMATCH = "deal.price_mismatch"
     DEAL_STATUS_CHANGED = "deal.status_changed"
+    DEAL_BUDGET_CHANGED = "deal.budget_changed"
+    DEAL_BUDGET_CHANGE_FAILED = "deal.budget_change_failed"
     BOOKING_FAILED = "booking.failed"
     # A seller took an order for review (an AdCP task): followed until it completes or fails; emitted again
     # when the seller's status or message changes (``input-required`` carries what it needs).

@@ -53,6 +53,8 @@ EVENT_LABELS: dict[str, str] = {
     EventType.JOB_CANCELLED: "Job cancelled",
     EventType.JOB_RESUMED: "Job resumed",
     EventType.DEAL_STATUS_CHANGED: "Deal status changed",
+    EventType.DEAL_BUDGET_CHANGED: "Deal budget cut at the seller",
+    EventType.DEAL_BUDGET_CHANGE_FAILED: "Deal budget cut failed",
     EventType.PACING_DELIVERY_FAILED: "Delivery unreadable",
     EventType.PACING_SNAPSHOT_TAKEN: "Pacing snapshot",
     EventType.PACING_DEVIATION_DETECTED: "Pacing deviation",
@@ -152,6 +154,13 @@ def event_summary(event: Event) -> str:
         case EventType.DEAL_STATUS_CHANGED:
             text = f"{event.deal_id}: {payload.get('from', '?')} → {payload.get('to', '?')}"
             return f"{text} ({payload['reason']})" if payload.get("reason") else text
+        case EventType.DEAL_BUDGET_CHANGED:
+            return (
+                f"{event.deal_id} · {payload.get('seller', '')}: {_usd(payload.get('from'))} → "
+                f"{_usd(payload.get('to'))} (reallocation {payload.get('proposal_id', '?')})"
+            )
+        case EventType.DEAL_BUDGET_CHANGE_FAILED:
+            return f"{event.deal_id} · {payload.get('seller', '')}: {payload.get('reason', '')}"
         case EventType.PACING_DELIVERY_FAILED:
             return f"{payload.get('seller', '')}: {counted(count('deals'), 'deal')}, {payload.get('error', '')}"
         case EventType.PACING_SNAPSHOT_TAKEN:

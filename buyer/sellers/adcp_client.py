@@ -19,7 +19,8 @@ The wire is the official ``adcp`` client's (typed requests, responses validated 
   ``submitted`` with a ``task_id``: :class:`~buyer.sellers.errors.SellerTaskPending`, followed by
   ``task_status`` from a periodic task — nothing waits.
 - ``get_deal`` → ``get_media_buys``; ``deal_performance`` → ``get_media_buy_delivery``; ``health`` →
-  ``get_adcp_capabilities``.
+  ``get_adcp_capabilities``; ``set_budget`` (an approved reallocation cutting what a deal may spend) →
+  ``update_media_buy`` on its package, with an idempotency key derived from our records.
 
 Failures are ``SellerError``: the seller's own AdCP error code (``PRODUCT_NOT_FOUND``…, lower-cased) for a
 refusal, ``invalid_response`` for an answer that fails schema validation, ``timeout`` / ``connection_error``
@@ -57,7 +58,7 @@ from adcp.validation.client_hooks import ValidationHookConfig
 from .errors import SellerError, SellerTaskPending
 from .money import cost_for, decimal_to_micros, micros_to_decimal
 from .rest import CREDENTIAL_SCHEMES, MAX_BACKOFF_S, Secret, excerpt
-from .types import BuyerIdentity, Deal, DealPerformance, Product, Quote, QuoteRequest, TaskState
+from .types import BudgetChange, BuyerIdentity, Deal, DealPerformance, Product, Quote, QuoteRequest, TaskState
 
 __all__ = ["ADCP_PATH", "SellerAdcpClient", "decode_quote_id", "encode_quote_id"]
 
@@ -371,27 +372,21 @@ class SellerAdcpClient:
             why = f"create_media_buy: the order cannot be stated: {_first(exc)}"
             raise SellerError(why, code="unbookable") from None
         data = self._data("create_media_buy", lambda c: c.create_media_buy(request))
-        status = str(data.get("status") or "")
-        if status in PENDING_STATUSES or (data.get("task_id") and not data.get("media_buy_id")):
-            if not isinstance(data.get("task_id"), str) or not data["task_id"].strip() or len(data["task_id"]) > 200:
-                # Nothing to follow: the buyer cannot know whether the order will book. Never guessed.
-                raise SellerError(f"create_media_buy: {status or 'pending'} without a task_id", code="invalid_response")
-            raise SellerTaskPending(
-                task_id=str(data.get("task_id") or ""),
-                status=status or "submitted",
-                message=self._scrub(str(data.get("message") or "")),
-            )
+        self._raise_if_pending("create_media_buy", data)
         return self._deal(data, terms, quote_id)
 
-    def task_status(self, task_id: str, *, quote_id: str) -> TaskState:
-        """Where an asynchronous order stands (``get_task_status``); a completed one carries its deal."""
+    def task_status(self, task_id: str, *, quote_id: str | None = None) -> TaskState:
+        """Where an asynchronous task stands (``get_task_status``). A completed order (``quote_id`` given) carries
+        its deal; another completed task (an update) carries none: read the media buy back for its result."""
         from adcp.types import GetTaskStatusRequest
 
         request = _request(GetTaskStatusRequest, {"task_id": task_id, "include_result": True})
         data = self._data("get_task_status", lambda c: c.get_task_status(request))
         status = str(data.get("status") or "")
         message = self._scrub(str(data.get("message") or ""))
-        if status == "completed":
+        if status == "completed" and quote_id is None:
+            return TaskState(task_id=task_id, status=status, message=message)
+        if status == "completed" and quote_id is not None:
             result = data.get("result")
             if not isinstance(result, dict) or not result.get("media_buy_id"):
                 raise SellerError(f"task {task_id} completed without a media buy", code="invalid_response")
@@ -404,6 +399,52 @@ class SellerAdcpClient:
         if status in PENDING_STATUSES:
             return TaskState(task_id=task_id, status=status, message=message)
         raise SellerError(f"task {task_id}: unknown status {status[:40]!r}", code="invalid_response")
+
+    def set_budget(
+        self, deal_id: str, *, package_id: str, budget: Decimal, impressions: int, idempotency_key: str
+    ) -> BudgetChange:
+        """Change one package's budget (and the impressions it buys) with ``update_media_buy``; the seller's
+        figures, or ``SellerTaskPending`` when it takes the change for review. The seller refuses a budget
+        below what the package has spent (its error code, e.g. ``budget_too_low``, and message)."""
+        from adcp.types import UpdateMediaBuyRequest
+
+        if not budget > 0 or impressions < 0:
+            raise ValueError("the budget must be positive and the impressions not negative")
+        fields = {
+            "idempotency_key": _key(idempotency_key),
+            "account": self.account,
+            "media_buy_id": deal_id,
+            "packages": [{"package_id": package_id, "budget": float(budget), "impressions": impressions}],
+        }
+        request = _request(UpdateMediaBuyRequest, fields)
+        data = self._data("update_media_buy", lambda c: c.update_media_buy(request))
+        self._raise_if_pending("update_media_buy", data)
+        status = str(data.get("status") or "")
+        if data.get("media_buy_id") not in (None, deal_id):
+            raise SellerError("update_media_buy: the answer names another media buy", code="invalid_response")
+        affected = [
+            p for p in data.get("affected_packages") or [] if isinstance(p, dict) and p.get("package_id") == package_id
+        ]
+        if not affected:
+            # The seller confirmed without stating the package: what it holds now is read back.
+            return self.budget_of(deal_id, package_id=package_id)
+        return _budget_change(deal_id, affected[0], status=str(data.get("media_buy_status") or status))
+
+    def budget_of(self, deal_id: str, *, package_id: str) -> BudgetChange:
+        """The budget one package of a media buy holds now (``get_media_buys``)."""
+        from adcp.types import GetMediaBuysRequest
+
+        request = _request(GetMediaBuysRequest, {"media_buy_ids": [deal_id]})
+        data = self._data("get_media_buys", lambda c: c.get_media_buys(request))
+        for buy in data.get("media_buys") or []:
+            if not isinstance(buy, dict) or buy.get("media_buy_id") != deal_id:
+                continue
+            for package in buy.get("packages") or []:
+                if isinstance(package, dict) and package.get("package_id") == package_id:
+                    return _budget_change(deal_id, package, status=str(buy.get("status") or ""))
+        raise SellerError(
+            f"the seller holds no package {package_id!r} in {deal_id!r}", status=404, code="deal_not_found"
+        )
 
     def get_deal(self, deal_id: str, *, quote_id: str | None = None) -> Deal:
         """The media buy ``deal_id`` (``get_media_buys``), in the terms the booking asked for when known."""
@@ -452,6 +493,18 @@ class SellerAdcpClient:
         )
 
     # -- internals: mapping ----------------------------------------------------------------------------------
+
+    def _raise_if_pending(self, name: str, data: dict[str, Any]) -> None:
+        """``SellerTaskPending`` when the seller took the call as a task to follow by its id."""
+        status = str(data.get("status") or "")
+        if status in PENDING_STATUSES or (data.get("task_id") and not data.get("media_buy_id")):
+            task_id = data.get("task_id")
+            if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > 200:
+                # Nothing to follow: the buyer cannot know whether the change will happen. Never guessed.
+                raise SellerError(f"{name}: {status or 'pending'} without a task_id", code="invalid_response")
+            raise SellerTaskPending(
+                task_id=task_id, status=status or "submitted", message=self._scrub(str(data.get("message") or ""))
+            )
 
     def _product(self, product_id: str) -> Product:
         catalog = self._catalog if self._catalog is not None and product_id in self._catalog else None
@@ -760,6 +813,20 @@ def _best_option(options: list[dict[str, Any]]) -> dict[str, Any]:
         return 2
 
     return min(options, key=rank)
+
+
+def _budget_change(deal_id: str, package: dict[str, Any], *, status: str) -> BudgetChange:
+    budget = _price(package.get("budget"))
+    if budget is None:
+        raise SellerError(f"media buy {deal_id}: the package states no budget", code="invalid_response")
+    impressions = package.get("impressions")
+    return BudgetChange(
+        deal_id=deal_id,
+        package_id=str(package.get("package_id")),
+        budget=budget,
+        impressions=int(impressions) if isinstance(impressions, int | float) and impressions >= 0 else None,
+        status=status,
+    )
 
 
 def _request(model: Any, fields: dict[str, Any]) -> Any:

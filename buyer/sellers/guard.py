@@ -32,7 +32,7 @@ from buyer.logs import log_context
 from buyer.sellers.errors import SellerError
 from buyer.sellers.models import BreakerState
 from buyer.sellers.rest import Secret, excerpt
-from buyer.sellers.types import Deal, DealPerformance, NegotiationRound, Product, Quote, TaskState
+from buyer.sellers.types import BudgetChange, Deal, DealPerformance, NegotiationRound, Product, Quote, TaskState
 
 logger = logging.getLogger("buyer.sellers")
 
@@ -351,6 +351,12 @@ class GuardedSellerClient:
 
     def task_status(self, *args: Any, **kwargs: Any) -> TaskState:
         return self._call("task_status", args, kwargs)
+
+    def set_budget(self, *args: Any, **kwargs: Any) -> BudgetChange:
+        return self._call("set_budget", args, kwargs)
+
+    def budget_of(self, *args: Any, **kwargs: Any) -> BudgetChange:
+        return self._call("budget_of", args, kwargs)
 
     def media_kit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._call("media_kit", args, kwargs)

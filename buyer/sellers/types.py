@@ -148,3 +148,15 @@ class TaskState:
     @property
     def pending(self) -> bool:
         return self.deal is None and self.status in {"submitted", "working", "input-required", "auth-required"}
+
+
+@dataclass(frozen=True)
+class BudgetChange:
+    """A booked deal's budget as the seller holds it after the buyer changed it (AdCP ``update_media_buy``):
+    the package's ``budget`` and, when the seller states them, the impressions it now delivers."""
+
+    deal_id: str
+    package_id: str
+    budget: Decimal
+    impressions: int | None = None
+    status: str = ""

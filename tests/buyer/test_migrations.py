@@ -22,10 +22,17 @@ SHIPPED = {
         "0007_job_counts_and_versions",
         "0008_seller_tasks",
     ],
-    "events": ["0001_initial", "0002_pacing_negotiation_deal_event_types", "0003_plan_review", "0004_booking_pending"],
+    "events": [
+        "0001_initial",
+        "0002_pacing_negotiation_deal_event_types",
+        "0003_plan_review",
+        "0004_booking_pending",
+        "0005_budget_cuts",
+    ],
     "sellers": ["0001_initial", "0002_seller_credentials_protocol_health", "0003_adcp_protocol"],
     "llm": ["0001_initial", "0002_gateway_breaker_and_stop_reason"],
     "health": ["0001_initial"],
+    "pacing": ["0001_initial", "0002_budget_cuts"],
     "metrics": ["0001_initial"],
 }
 

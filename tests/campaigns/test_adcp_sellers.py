@@ -430,3 +430,198 @@ def test_workers_preload_the_adcp_client_only_where_an_adcp_seller_is(settings, 
     for n, fields in enumerate(sellers_there):
         Seller.objects.create(name=f"S{n}", base_url=f"http://127.0.0.1:{9000 + n}", **fields)
     assert adcp_preload_wanted() is wanted
+
+
+# --- an approved reallocation cuts the giving channel's AdCP deals at their seller -------------------------------
+
+
+def _reallocation_from_display(sellers, request, *, days=4):
+    """A campaign booked at both sellers, ``days`` into its flight, display pacing at half its due and ctv 30 %
+    ahead in our records: a proposal moving money from display to ctv. (job, proposal, AdCP app, its clock)."""
+    from pacing.maths import elapsed_share
+    from pacing.models import ReallocationProposal
+    from pacing.snapshots import snapshot_run_create, snapshot_take
+    from tests.pacing.conftest import deliver
+
+    _iab, adcp, clock = sellers()
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    assert {d.channel for d in booked(job, "AdCP Sandbox")} >= {"display"}, "the AdCP seller must hold a display deal"
+    clock.advance(days=days)
+    moment = time_machine.travel(clock.now, tick=False)
+    moment.start()
+    request.addfinalizer(moment.stop)
+    share = elapsed_share(job.campaign.start_date, job.campaign.end_date, clock.now)
+    for deal in BookedDeal.objects.filter(job=job):
+        pace = Decimal("0.5") if deal.channel == "display" else Decimal("1.3")
+        deliver(deal, spend_micros=int(deal.cost_micros * share * pace), as_of=clock.now)
+    snapshot_take(run=snapshot_run_create(), as_of=clock.now)
+    proposal = ReallocationProposal.objects.get(job=job)
+    assert {(m.from_channel, m.to_channel) for m in proposal.moves.all()} == {("display", "ctv")}
+    return job, proposal, adcp, clock
+
+
+def test_an_approved_reallocation_cuts_the_giving_channels_adcp_deals_at_the_seller(
+    sellers, request, django_capture_on_commit_callbacks, media_buyer
+):
+    from pacing.budget_cuts import budget_cuts_apply
+    from pacing.models import CutStatus, PacingSnapshot, Scope, SellerBudgetCut
+    from pacing.reallocation import proposal_approve
+
+    job, proposal, adcp, clock = _reallocation_from_display(sellers, request)
+    committed = ledger.committed_micros(job)
+    before = {d.pk: (d.cost_micros, d.impressions) for d in BookedDeal.objects.filter(job=job)}
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        proposal_approve(proposal_id=proposal.pk, actor="ada")
+    # The cuts are sent after the approval commits (beside the top-up's dispatch), never inside it.
+    assert [c.__qualname__ for c in queued if "_approve" in c.__qualname__] == ["_approve.<locals>.<lambda>"]
+    released = committed - ledger.committed_micros(job)
+    cuts = list(SellerBudgetCut.objects.filter(proposal=proposal))
+    display_adcp = [d for d in booked(job, "AdCP Sandbox") if d.channel == "display"]
+    assert {c.deal_id for c in cuts} <= {d.pk for d in display_adcp} and cuts
+    # Never more than the ledger released, and each deal keeps at least what it is projected to spend.
+    assert 0 < sum(c.from_budget_micros - c.to_budget_micros for c in cuts) <= released
+    for cut in cuts:
+        projected = PacingSnapshot.objects.current().get(scope=Scope.DEAL, deal_id=cut.deal_id).projected_micros
+        assert projected <= cut.to_budget_micros < cut.from_budget_micros
+    # Nothing changed at the seller yet.
+    buys = adcp.state.sandbox.media_buys
+    assert all(buys[c.deal.deal_id].packages[0].budget == c.from_budget for c in cuts)
+
+    assert budget_cuts_apply(now=clock.now) == {"applied": len(cuts)}
+    for cut in SellerBudgetCut.objects.filter(proposal=proposal):
+        assert cut.status == CutStatus.APPLIED
+        package = buys[cut.deal.deal_id].packages[0]
+        assert package.budget == cut.to_budget
+        cut.deal.refresh_from_db()
+        assert cut.deal.cost_micros == cut.to_budget_micros and cut.deal.impressions <= cut.to_impressions
+        assert cut.deal.pricing["budget"] == str(cut.to_budget)
+        event = Event.objects.get(event_type=EventType.DEAL_BUDGET_CHANGED, deal_id=cut.deal.deal_id)
+        assert event.payload["to"] == str(cut.to_budget)
+    # The IAB deals and the other channel's deals are untouched.
+    cut_pks = {c.deal_id for c in cuts}
+    for deal in BookedDeal.objects.filter(job=job).exclude(pk__in=cut_pks):
+        assert (deal.cost_micros, deal.impressions) == before[deal.pk]
+    # Done is done: nothing is sent twice.
+    assert budget_cuts_apply(now=clock.now + timedelta(hours=1)) == {}
+    # The media buyer sees each cut on the proposal (API and campaign page) and on the deal's page.
+    answer = media_buyer.get(f"/pacing/proposals/{proposal.pk}").json()
+    assert sorted((c["deal_id"], c["status"], c["to_budget"]) for c in answer["budget_cuts"]) == sorted(
+        (c.deal.deal_id, "applied", float(c.to_budget)) for c in cuts
+    )
+    page = media_buyer.get(f"/app/pacing/campaigns/{job.pk}/").content.decode()
+    assert "Budgets cut at sellers" in page and all(c.deal.deal_id in page for c in cuts)
+    deal_page = media_buyer.get(f"/app/deals/{cuts[0].deal_id}/").content.decode()
+    assert 'id="budget-cuts"' in deal_page and f"reallocation {proposal.pk}" in deal_page
+
+
+def test_a_budget_cut_sent_twice_after_a_lost_answer_cuts_once(sellers, request):
+    from pacing.budget_cuts import budget_cuts_apply
+    from pacing.models import CutStatus, SellerBudgetCut
+    from pacing.reallocation import proposal_approve
+
+    _job, proposal, adcp, clock = _reallocation_from_display(sellers, request)
+    proposal_approve(proposal_id=proposal.pk, actor="ada")
+    assert budget_cuts_apply(now=clock.now)["applied"]
+    cut = SellerBudgetCut.objects.filter(proposal=proposal).first()
+    revision = adcp.state.sandbox.media_buys[cut.deal.deal_id].revision
+    # A worker killed after the seller applied it, before we recorded it: the cut is sent again, same key.
+    SellerBudgetCut.objects.filter(pk=cut.pk).update(status=CutStatus.PENDING, decided_at=None)
+    BookedDeal.objects.filter(pk=cut.deal_id).update(cost_micros=cut.from_budget_micros)
+    cut.refresh_from_db()
+    assert budget_cuts_apply(now=clock.now) == {}  # claimed for the length of the killed worker's calls
+    assert budget_cuts_apply(now=cut.due_at) == {"applied": 1}
+    buy = adcp.state.sandbox.media_buys[cut.deal.deal_id]
+    assert buy.revision == revision and buy.packages[0].budget == cut.to_budget  # replayed, not applied again
+    cut.deal.refresh_from_db()
+    assert cut.deal.cost_micros == cut.to_budget_micros
+
+
+def test_a_cut_the_seller_refuses_is_recorded_with_its_words_and_changes_nothing(sellers, request):
+    from pacing.budget_cuts import budget_cuts_apply
+    from pacing.models import CutStatus, SellerBudgetCut
+    from pacing.reallocation import proposal_approve
+
+    _job, proposal, adcp, clock = _reallocation_from_display(sellers, request)
+    proposal_approve(proposal_id=proposal.pk, actor="ada")
+    # By the time the cut is sent, the seller has spent more than the cut would leave (its own clock runs on).
+    clock.advance(days=14)
+    assert budget_cuts_apply(now=timezone.now())["failed"] >= 1
+    failed = SellerBudgetCut.objects.filter(proposal=proposal, status=CutStatus.FAILED)
+    for cut in failed:
+        assert "budget_too_low" in cut.message.lower() or "cannot go below" in cut.message
+        cut.deal.refresh_from_db()
+        assert cut.deal.cost_micros == cut.from_budget_micros
+        assert adcp.state.sandbox.media_buys[cut.deal.deal_id].packages[0].budget == cut.from_budget
+        event = Event.objects.get(event_type=EventType.DEAL_BUDGET_CHANGE_FAILED, deal_id=cut.deal.deal_id)
+        assert "cannot go below" in event.payload["reason"]
+
+
+def test_a_seller_that_is_down_gets_the_cut_later_with_backoff(sellers, request, monkeypatch):
+    from buyer.sellers.adcp_client import SellerAdcpClient
+    from pacing.budget_cuts import budget_cuts_apply
+    from pacing.models import CutStatus, SellerBudgetCut
+    from pacing.reallocation import proposal_approve
+
+    _job, proposal, adcp, _clock = _reallocation_from_display(sellers, request)
+    proposal_approve(proposal_id=proposal.pk, actor="ada")
+    real = SellerAdcpClient.set_budget
+
+    def down(self, *args, **kwargs):
+        from buyer.sellers.errors import SellerError
+
+        raise SellerError("update_media_buy: connection refused", code="connection_error", retryable=True)
+
+    monkeypatch.setattr(SellerAdcpClient, "set_budget", down)
+    now = timezone.now()
+    assert budget_cuts_apply(now=now) == {"retrying": SellerBudgetCut.objects.filter(proposal=proposal).count()}
+    cut = SellerBudgetCut.objects.filter(proposal=proposal).first()
+    assert (cut.status, cut.attempts) == (CutStatus.PENDING, 1) and cut.due_at > now
+    assert budget_cuts_apply(now=now) == {}  # not due yet
+    monkeypatch.setattr(SellerAdcpClient, "set_budget", real)
+    assert budget_cuts_apply(now=cut.due_at)["applied"] >= 1
+    cut.refresh_from_db()
+    assert cut.status == CutStatus.APPLIED
+    assert adcp.state.sandbox.media_buys[cut.deal.deal_id].packages[0].budget == cut.to_budget
+
+
+def test_a_cut_the_seller_takes_for_review_is_followed_by_its_task_until_it_applies(sellers, request, monkeypatch):
+    from buyer.sellers.adcp_client import SellerAdcpClient
+    from buyer.sellers.errors import SellerTaskPending
+    from buyer.sellers.types import TaskState
+    from pacing.budget_cuts import budget_cuts_apply
+    from pacing.models import CutStatus, SellerBudgetCut
+    from pacing.reallocation import proposal_approve
+
+    _job, proposal, adcp, clock = _reallocation_from_display(sellers, request)
+    proposal_approve(proposal_id=proposal.pk, actor="ada")
+    real = SellerAdcpClient.set_budget
+    answers = iter(["working", "completed"])
+
+    def reviewed(self, deal_id, **kwargs):
+        real(self, deal_id, **kwargs)  # the seller applies it after its review
+        raise SellerTaskPending(task_id=f"task-{deal_id}", status="submitted", message="Budget change under review")
+
+    monkeypatch.setattr(SellerAdcpClient, "set_budget", reviewed)
+    monkeypatch.setattr(
+        SellerAdcpClient, "task_status", lambda self, task_id, **kw: TaskState(task_id=task_id, status=next(answers))
+    )
+    SellerBudgetCut.objects.filter(proposal=proposal).exclude(
+        pk=SellerBudgetCut.objects.filter(proposal=proposal).first().pk
+    ).delete()  # one cut, so the task answers follow it
+    cut = SellerBudgetCut.objects.get(proposal=proposal)
+    assert budget_cuts_apply(now=clock.now) == {"submitted": 1}
+    cut.refresh_from_db()
+    assert (cut.status, cut.task_id, cut.message) == (
+        CutStatus.SUBMITTED,
+        f"task-{cut.deal.deal_id}",
+        "Budget change under review",
+    )
+    assert cut.deal.cost_micros == cut.from_budget_micros  # not cut in our records before the seller confirms
+    assert budget_cuts_apply(now=cut.due_at) == {"submitted": 1}  # still working
+    cut.refresh_from_db()
+    assert budget_cuts_apply(now=cut.due_at) == {"applied": 1}
+    cut.refresh_from_db()
+    cut.deal.refresh_from_db()
+    assert cut.status == CutStatus.APPLIED and cut.deal.cost_micros == cut.to_budget_micros
+    assert adcp.state.sandbox.media_buys[cut.deal.deal_id].packages[0].budget == cut.to_budget

@@ -128,6 +128,36 @@ def test_a_buy_is_booked_read_back_and_replayed_under_the_same_key(seller, conne
     assert missing.value.code == "deal_not_found"
 
 
+def test_a_budget_is_cut_with_update_media_buy_once_per_key_and_never_below_spend(seller, connect):
+    client = connect(seller)
+    quote = client.request_quote(quote_request(seller, "news-run-of-site", deal_type="PA", target=Decimal("3")))
+    deal = client.book_deal(idempotency_key="job-9:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
+    package_id = deal.raw["pricing"]["package_id"]
+    change = client.set_budget(
+        deal.deal_id, package_id=package_id, budget=Decimal("120"), impressions=40_000, idempotency_key="cut-1-of-job-9"
+    )
+    assert (change.deal_id, change.package_id, change.budget) == (deal.deal_id, package_id, Decimal("120"))
+    buy = seller.state.media_buys[deal.deal_id]
+    revision = buy.revision
+    assert buy.packages[0].budget == Decimal("120")
+    again = client.set_budget(
+        deal.deal_id, package_id=package_id, budget=Decimal("120"), impressions=40_000, idempotency_key="cut-1-of-job-9"
+    )
+    assert again.budget == Decimal("120") and buy.revision == revision  # replayed, not applied twice
+    assert client.budget_of(deal.deal_id, package_id=package_id).budget == Decimal("120")
+    # Once the package has spent more than the new budget, the seller refuses it: a refusal, not a fault.
+    seller.clock.advance(days=9, hours=12)
+    with pytest.raises(SellerError) as low:
+        client.set_budget(
+            deal.deal_id, package_id=package_id, budget=Decimal("1"), impressions=300, idempotency_key="cut-2-of-job-9"
+        )
+    assert low.value.code == "budget_too_low" and not counts_as_failure(low.value)
+    assert buy.packages[0].budget == Decimal("120")
+    with pytest.raises(SellerError) as missing:
+        client.budget_of(deal.deal_id, package_id="pkg-nope")
+    assert missing.value.code == "deal_not_found"
+
+
 def test_an_order_taken_for_review_is_a_pending_task_followed_to_its_deal(make_seller, connect):
     seller = make_seller(approval_delay=600)
     client = connect(seller)
