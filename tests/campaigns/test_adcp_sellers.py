@@ -625,3 +625,60 @@ def test_a_cut_the_seller_takes_for_review_is_followed_by_its_task_until_it_appl
     cut.deal.refresh_from_db()
     assert cut.status == CutStatus.APPLIED and cut.deal.cost_micros == cut.to_budget_micros
     assert adcp.state.sandbox.media_buys[cut.deal.deal_id].packages[0].budget == cut.to_budget
+
+
+def test_a_deal_with_a_cut_still_open_gets_no_second_one_and_a_stale_cut_never_raises_a_budget(sellers, request):
+    from pacing.budget_cuts import budget_cuts_apply, budget_cuts_plan
+    from pacing.models import CutStatus, SellerBudgetCut
+    from pacing.reallocation import proposal_approve
+
+    _job, proposal, adcp, clock = _reallocation_from_display(sellers, request)
+    proposal_approve(proposal_id=proposal.pk, actor="ada")
+    cut = SellerBudgetCut.objects.filter(proposal=proposal).first()
+    # Another approval planned while this cut is open (a retry, a review) leaves the deal to it.
+    assert budget_cuts_plan(proposal, released={"display": 10_000_000}) == []
+    # A cut planned from the deal's old budget, left behind by one that then went further, is refused.
+    assert budget_cuts_apply(now=clock.now)["applied"]
+    cut.refresh_from_db()
+    stale = SellerBudgetCut.objects.create(
+        proposal=proposal.__class__.objects.create(
+            job=proposal.job, amount_micros=5_000_000, rationale="stale", expires_at=clock.now, run=proposal.run
+        ),
+        deal=cut.deal,
+        from_budget_micros=cut.from_budget_micros,
+        to_budget_micros=cut.from_budget_micros - 5_000_000,
+        to_impressions=1,
+        due_at=clock.now,
+    )
+    assert budget_cuts_apply(now=clock.now) == {"failed": 1}
+    stale.refresh_from_db()
+    assert stale.status == CutStatus.FAILED and "already" in stale.message
+    assert adcp.state.sandbox.media_buys[cut.deal.deal_id].packages[0].budget == cut.to_budget
+
+
+def test_a_run_whose_claim_lapsed_writes_nothing(sellers, request, monkeypatch):
+    from buyer.sellers.adcp_client import SellerAdcpClient
+    from pacing.budget_cuts import budget_cuts_apply
+    from pacing.models import CutStatus, SellerBudgetCut
+    from pacing.reallocation import proposal_approve
+
+    _job, proposal, _adcp, clock = _reallocation_from_display(sellers, request)
+    proposal_approve(proposal_id=proposal.pk, actor="ada")
+    SellerBudgetCut.objects.filter(proposal=proposal).exclude(
+        pk=SellerBudgetCut.objects.filter(proposal=proposal).first().pk
+    ).delete()
+    cut = SellerBudgetCut.objects.get(proposal=proposal)
+    real = SellerAdcpClient.set_budget
+
+    def slow(self, *args, **kwargs):
+        # This call outlasts its claim: another run claims the cut meanwhile.
+        SellerBudgetCut.objects.filter(pk=cut.pk).update(due_at=clock.now + timedelta(hours=5))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SellerAdcpClient, "set_budget", slow)
+    assert budget_cuts_apply(now=clock.now) == {"lapsed": 1}
+    cut.refresh_from_db()
+    cut.deal.refresh_from_db()
+    assert cut.status == CutStatus.PENDING  # the run that holds it now decides; nothing recorded twice
+    assert cut.deal.cost_micros == cut.from_budget_micros
+    assert not Event.objects.filter(event_type=EventType.DEAL_BUDGET_CHANGED).exists()
