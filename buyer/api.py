@@ -1,4 +1,5 @@
-"""The root REST API. Every route needs an API key except the public ones (health and the docs)."""
+"""The root REST API. Every route needs an API key except the public ones: health, the docs, and the signed
+webhooks of AdCP sellers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError
 
+from buyer.adcp_webhooks import router as adcp_webhooks_router
 from buyer.apikeys.auth import read_auth
 from buyer.errors import DomainError
 from buyer.events.api import router as events_router
@@ -97,3 +99,4 @@ api.add_router("", briefs_router)
 api.add_router("", events_router)
 api.add_router("", sellers_router)
 api.add_router("", pacing_router)
+api.add_router("", adcp_webhooks_router)

@@ -208,6 +208,11 @@ ADCP_SELLER_ENDPOINTS = env_url_list("ADCP_SELLER_ENDPOINTS")
 ADCP_PRELOAD = env_choice("ADCP_PRELOAD", "auto", ("auto", "on", "off"))
 ADCP_BRAND_DOMAIN = env_str("ADCP_BRAND_DOMAIN", "buyer.example")
 ADCP_OPERATOR_DOMAIN = env_str("ADCP_OPERATOR_DOMAIN", "")
+# Where AdCP sellers reach this product (its public base URL, e.g. https://buyer.example.com): orders and budget
+# changes then ask for signed task webhooks at {ADCP_WEBHOOK_URL}/webhooks/adcp/{seller id}; empty: beat polls alone.
+ADCP_WEBHOOK_URL = (
+    check_http_url("ADCP_WEBHOOK_URL", _webhook_url) if (_webhook_url := env_str("ADCP_WEBHOOK_URL", "")) else ""
+)
 # Orders a seller takes for review (a task submitted, working or input-required) are polled this often...
 ADCP_TASK_POLL_SECONDS = env_int("ADCP_TASK_POLL_SECONDS", 30, minimum=1, maximum=3600)
 # ...and fail the line (money released, the seller error on the job) when a task stays "working" longer than

@@ -170,7 +170,8 @@ def build_stack(
 ) -> Stack:
     """Describe the processes; ``sandbox_port=None`` leaves sellers to ``SELLER_ENDPOINTS``. ``adcp_sandbox_port``
     adds the AdCP sandbox sales agent (orders approved after ``ADCP_SANDBOX_APPROVAL_DELAY`` seconds, 30 by
-    default), seeded as an AdCP seller through ``ADCP_SELLER_ENDPOINTS``."""
+    default), seeded as an AdCP seller through ``ADCP_SELLER_ENDPOINTS``, which sends its task webhooks to the web
+    process (``ADCP_WEBHOOK_URL``, unless set)."""
     python = sys.executable
     base_env = {**os.environ, **(env or {})}
     seller_url = None
@@ -199,6 +200,8 @@ def build_stack(
         adcp_seller_url = f"http://127.0.0.1:{adcp_sandbox_port}"
         if not base_env.get("ADCP_SELLER_ENDPOINTS", "").strip():
             base_env["ADCP_SELLER_ENDPOINTS"] = adcp_seller_url
+        # The sandbox notifies this product's own web process of the orders it approves (signed webhooks).
+        base_env.setdefault("ADCP_WEBHOOK_URL", f"http://127.0.0.1:{port}")
         delay = base_env.get("ADCP_SANDBOX_APPROVAL_DELAY", "30") or "30"
         argv = [python, "-m", "buyer.sandbox_adcp", "--host", "127.0.0.1", "--port", str(adcp_sandbox_port)]
         argv += ["--approval-delay", delay, "--log-level", "warning"]

@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST[:PORT]",
         help="a Host header MCP accepts besides 127.0.0.1/localhost (DNS-rebinding protection); repeatable",
     )
+    parser.add_argument(
+        "--webhook-interval",
+        type=non_negative_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="send the task webhooks buyers asked for this often (0: only on POST /_sandbox/webhooks/send)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -63,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed_hosts=args.allowed_hosts,
         # Ids unique to this run (mb-3f9a1c-00001): a restarted sandbox must not reissue a recorded buy's id.
         id_prefix=secrets.token_hex(3) + "-",
+        webhook_interval=args.webhook_interval,
     )
     mode = "synchronous" if not app.state.sandbox.asynchronous else "asynchronous approvals"
     print(

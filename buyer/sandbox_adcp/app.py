@@ -11,6 +11,7 @@ no real seller has (``unauthenticated_routes`` of the library, so they bypass th
 ``GET /_sandbox/tasks``                every task with its status, for demos
 ``POST /_sandbox/tasks/{id}/approve``  the seller's trafficker approves an order in ``input-required``
 ``POST /_sandbox/tasks/{id}/reject``   the seller turns an order down (``{"reason": "..."}`` optional)
+``POST /_sandbox/webhooks/send``       send the task webhooks due now (``{"sent": n}``)
 =====================================  ===============================================================
 
 The sandbox authenticates nobody. A credential, when sent (``x-adcp-auth``, ``Authorization: Bearer`` or
@@ -25,6 +26,7 @@ from datetime import datetime
 from json import JSONDecodeError
 from typing import Any
 
+import anyio
 from adcp.server import IdempotencyStore, MemoryBackend, RequestMetadata, ToolContext, create_mcp_server
 from adcp.validation.client_hooks import SERVER_DEFAULT_VALIDATION, ValidationHookConfig
 from starlette.applications import Starlette
@@ -36,6 +38,7 @@ from buyer.sandbox_adcp import faults
 from buyer.sandbox_adcp.catalog import CATALOG_NAMES, build_catalog
 from buyer.sandbox_adcp.handler import ANONYMOUS, SandboxAdcpHandler
 from buyer.sandbox_adcp.state import DEFAULT_INPUT_MESSAGE, SandboxAdcpError, SandboxAdcpState, TaskRecord
+from buyer.sandbox_adcp.webhooks import WebhookSender
 
 MCP_PATH = "/mcp"
 #: AdCP releases served. 3.0 is left out: its named-format (pre-canonical) shapes do not survive the library's
@@ -73,6 +76,7 @@ def create_app(
     allowed_hosts: Sequence[str] = (),
     agent_card: bool = True,
     id_prefix: str = "",
+    webhook_interval: float = 0.0,
 ) -> Starlette:
     """Build one AdCP sandbox seller with its own catalog and empty state.
 
@@ -85,6 +89,9 @@ def create_app(
     values MCP accepts besides 127.0.0.1/localhost (DNS-rebinding protection; Starlette's ``TestClient``
     sends ``testserver``). ``agent_card`` serves ``/.well-known/agent.json``; ``id_prefix`` goes into every
     media buy and task id (the CLI gives each run its own, so a restart never reissues a recorded id).
+    Tasks whose order carried a ``push_notification_config`` are notified of their status changes, signed
+    (``app.state.webhooks``, a :class:`~buyer.sandbox_adcp.webhooks.WebhookSender`): every ``webhook_interval``
+    seconds from a daemon thread when positive, and on ``POST /_sandbox/webhooks/send``.
 
     The state is reachable as ``app.state.sandbox`` (tests may replace its ``clock`` or change the knobs
     between orders). MCP needs the ASGI lifespan (uvicorn's default). Raises ``ValueError`` on an unknown
@@ -112,6 +119,7 @@ def create_app(
     # Replays expire on the sandbox clock too, so a test that moves time a day sees keys expire.
     idempotency = IdempotencyStore(MemoryBackend(clock=epoch), ttl_seconds=REPLAY_TTL_SECONDS, clock=epoch)
     handler = SandboxAdcpHandler(state, idempotency)
+    sender = WebhookSender(state)
 
     def context_factory(meta: RequestMetadata) -> ToolContext:
         request = meta.request_context
@@ -132,13 +140,16 @@ def create_app(
         validation=validation,
         response_enhancer=faults.malform if malformed else None,
         allowed_hosts=list(allowed_hosts) or None,
-        unauthenticated_routes=_control_routes(state),
+        unauthenticated_routes=_control_routes(state, sender),
         supported_versions=SUPPORTED_VERSIONS,
     )
     app: Starlette = mcp.streamable_http_app(streamable_http_path=MCP_PATH)
     if agent_card:
         app.router.routes.insert(0, _agent_card_route(state))
     app.state.sandbox = state
+    app.state.webhooks = sender
+    if webhook_interval > 0:
+        sender.start(webhook_interval)
     return app
 
 
@@ -158,7 +169,7 @@ def _agent_card_route(state: SandboxAdcpState) -> Route:
     return Route("/.well-known/agent.json", card, methods=["GET"])
 
 
-def _control_routes(state: SandboxAdcpState) -> list[Route]:
+def _control_routes(state: SandboxAdcpState, sender: WebhookSender) -> list[Route]:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "healthy"})
 
@@ -187,8 +198,13 @@ def _control_routes(state: SandboxAdcpState) -> list[Route]:
             return _control_error(exc)
         return JSONResponse(_task_wire(task))
 
+    async def send_webhooks(request: Request) -> Response:
+        sent = await anyio.to_thread.run_sync(sender.send_due)
+        return JSONResponse({"sent": sent})
+
     return [
         Route("/health", health, methods=["GET"]),
+        Route("/_sandbox/webhooks/send", send_webhooks, methods=["POST"]),
         Route("/_sandbox/tasks", list_tasks, methods=["GET"]),
         Route("/_sandbox/tasks/{task_id}/approve", approve, methods=["POST"]),
         Route("/_sandbox/tasks/{task_id}/reject", reject, methods=["POST"]),

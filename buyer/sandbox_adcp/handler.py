@@ -177,7 +177,9 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
             order = self.state.plan_buy(request)
         except SandboxAdcpError as exc:
             raise refused(exc) from None
-        booked = self.state.submit(owner(context), order)
+        config = request.push_notification_config
+        push = config.model_dump(mode="json", exclude_none=True) if config is not None else None
+        booked = self.state.submit(owner(context), order, push=push)
         if isinstance(booked, TaskRecord):
             return {"status": "submitted", "task_id": booked.task_id, "message": booked.message}
         return self._created(booked)

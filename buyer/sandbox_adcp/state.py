@@ -207,6 +207,9 @@ class TaskRecord:
     media_buy_id: str | None = None
     rejection: str | None = None
     history: list[tuple[datetime, str]] = field(default_factory=list)
+    # The buyer's push_notification_config (url, operation_id, authentication), and the last status sent to it.
+    push: dict[str, Any] | None = None
+    notified: str = ""
 
     @property
     def task_type(self) -> str:
@@ -434,8 +437,9 @@ class SandboxAdcpState:
             context=wire.get("context"),
         )
 
-    def submit(self, owner: str, order: BuyOrder) -> MediaBuyRecord | TaskRecord:
-        """Book ``order`` now (synchronous knobs) or queue it as a task; the buy or the task."""
+    def submit(self, owner: str, order: BuyOrder, *, push: dict[str, Any] | None = None) -> MediaBuyRecord | TaskRecord:
+        """Book ``order`` now (synchronous knobs) or queue it as a task (notified at ``push``, the buyer's
+        ``push_notification_config``, when given); the buy or the task."""
         with self.lock:
             now = self.now()
             if not self.asynchronous:
@@ -449,6 +453,7 @@ class SandboxAdcpState:
                 needs_input=self.input_required,
                 stuck=self.stuck,
                 input_message=self.input_message,
+                push=push,
             )
             self._transition(task, "submitted", now)
             self.tasks[task.task_id] = task
@@ -534,6 +539,12 @@ class SandboxAdcpState:
             for task in self.tasks.values():
                 self._settle(task, now)
             return list(self.tasks.values())
+
+    def mark_notified(self, task_id: str, status: str) -> None:
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is not None:
+                task.notified = status
 
     def approve(self, task_id: str) -> TaskRecord:
         """The seller's trafficker approves an order waiting for input (the sandbox control route)."""

@@ -175,6 +175,7 @@ class SellerAdcpClient:
         brand_domain: str = "buyer.example",
         operator_domain: str | None = None,
         pacing: str = "even",
+        webhook_seller: int | None = None,
     ) -> None:
         if credential_scheme not in CREDENTIAL_SCHEMES:
             raise ValueError(f"credential_scheme must be one of {CREDENTIAL_SCHEMES}")
@@ -189,6 +190,8 @@ class SellerAdcpClient:
         self.brand = {"domain": brand_domain}
         self.account = {"brand": {"domain": brand_domain}, "operator": operator_domain or brand_domain}
         self.pacing = pacing if pacing in {"even", "asap", "front_loaded"} else "even"
+        # Our Seller row's id: orders and changes ask for signed task webhooks when ADCP_WEBHOOK_URL is set.
+        self.webhook_seller = webhook_seller
         self._loop: _SessionLoop | None = None
         self._loop_lock = threading.Lock()
         self._catalog: dict[str, Product] | None = None  # the last wholesale catalog: quotes price from it
@@ -366,6 +369,7 @@ class SellerAdcpClient:
         }
         if notes:
             body["name"] = excerpt(notes, 200)
+        self._ask_for_webhooks(body)
         try:
             request = CreateMediaBuyRequest.model_validate(body)
         except ValueError as exc:
@@ -416,6 +420,7 @@ class SellerAdcpClient:
             "media_buy_id": deal_id,
             "packages": [{"package_id": package_id, "budget": float(budget), "impressions": impressions}],
         }
+        self._ask_for_webhooks(fields)
         request = _request(UpdateMediaBuyRequest, fields)
         data = self._data("update_media_buy", lambda c: c.update_media_buy(request))
         self._raise_if_pending("update_media_buy", data)
@@ -493,6 +498,14 @@ class SellerAdcpClient:
         )
 
     # -- internals: mapping ----------------------------------------------------------------------------------
+
+    def _ask_for_webhooks(self, body: dict[str, Any]) -> None:
+        """Ask for signed task webhooks (``buyer.sellers.webhooks``), correlated by the call's idempotency key."""
+        from .webhooks import push_notification_config
+
+        config = push_notification_config(self.webhook_seller, operation_id=body["idempotency_key"])
+        if config is not None:
+            body["push_notification_config"] = config
 
     def _raise_if_pending(self, name: str, data: dict[str, Any]) -> None:
         """``SellerTaskPending`` when the seller took the call as a task to follow by its id."""
@@ -824,7 +837,11 @@ def _budget_change(deal_id: str, package: dict[str, Any], *, status: str) -> Bud
         deal_id=deal_id,
         package_id=str(package.get("package_id")),
         budget=budget,
-        impressions=int(impressions) if isinstance(impressions, int | float) and impressions >= 0 else None,
+        impressions=(
+            int(impressions)
+            if isinstance(impressions, int | float) and not isinstance(impressions, bool) and impressions >= 0
+            else None
+        ),
         status=status,
     )
 

@@ -188,3 +188,20 @@ class Seller(models.Model):
     @property
     def effective_timeout(self) -> float:
         return self.timeout_seconds if self.timeout_seconds is not None else settings.SELLER_TIMEOUT_SECONDS
+
+
+class SellerWebhook(models.Model):
+    """A task notification an AdCP seller sent (``POST /webhooks/adcp/{id}``), kept a week to drop its retries
+    and replays: one row per seller and ``idempotency_key``."""
+
+    seller = models.ForeignKey(Seller, on_delete=models.CASCADE, related_name="+")
+    idempotency_key = models.CharField(max_length=255)
+    task_id = models.CharField(max_length=200)
+    status = models.CharField(max_length=32)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["seller", "idempotency_key"], name="one_webhook_per_seller_key")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}: {self.status}"

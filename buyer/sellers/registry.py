@@ -232,6 +232,7 @@ def _inner_client(seller: Seller, protocol: str, credential: str | None) -> Any:
             seller.base_url,
             brand_domain=settings.ADCP_BRAND_DOMAIN,
             operator_domain=settings.ADCP_OPERATOR_DOMAIN or None,
+            webhook_seller=seller.pk,
             **options,
         )
     if protocol == Protocol.MCP:

@@ -29,7 +29,12 @@ SHIPPED = {
         "0004_booking_pending",
         "0005_budget_cuts",
     ],
-    "sellers": ["0001_initial", "0002_seller_credentials_protocol_health", "0003_adcp_protocol"],
+    "sellers": [
+        "0001_initial",
+        "0002_seller_credentials_protocol_health",
+        "0003_adcp_protocol",
+        "0004_adcp_webhooks",
+    ],
     "llm": ["0001_initial", "0002_gateway_breaker_and_stop_reason"],
     "health": ["0001_initial"],
     "pacing": ["0001_initial", "0002_budget_cuts"],
