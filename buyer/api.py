@@ -93,6 +93,19 @@ def ready(request: HttpRequest):
     return Status(200 if report["status"] == "ready" else 503, report)
 
 
+@api.get(
+    "/.well-known/jwks.json",
+    auth=None,
+    tags=["sellers"],
+    summary="The buyer's public request-signing keys (RFC 9421), for AdCP sellers that verify signed orders",
+)
+def jwks(request: HttpRequest):
+    """Every unretired key of ``manage.py adcp_signing_key``, newest first (the newest signs); empty without one."""
+    from buyer.sellers.signing import jwks as published
+
+    return published()
+
+
 api.add_router("", bookings_router)
 api.add_router("", deals_router)
 api.add_router("", briefs_router)

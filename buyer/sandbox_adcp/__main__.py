@@ -7,9 +7,11 @@ sandbox authenticates nobody and must not be exposed by accident.
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -54,13 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="send the task webhooks buyers asked for this often (0: only on POST /_sandbox/webhooks/send)",
     )
+    parser.add_argument(
+        "--require-signatures",
+        metavar="JWKS_FILE",
+        type=Path,
+        help="demand RFC 9421 signed create/update_media_buy by a key of this JWKS "
+        "(the buyer's: python manage.py adcp_signing_key jwks > buyer-jwks.json)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signed_by = None
+    if args.require_signatures is not None:
+        try:
+            signed_by = {"buyer": json.loads(args.require_signatures.read_text())}
+        except (OSError, ValueError) as exc:
+            parser.error(f"--require-signatures: cannot read a JWKS from {args.require_signatures}: {exc}")
     app = create_app(
+        signed_by=signed_by,
         catalog=args.catalog,
         approval_delay=args.approval_delay,
         input_required=args.input_required,

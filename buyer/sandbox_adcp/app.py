@@ -28,6 +28,8 @@ from typing import Any
 
 import anyio
 from adcp.server import IdempotencyStore, MemoryBackend, RequestMetadata, ToolContext, create_mcp_server
+from adcp.server.signed_requests import RequestSignatureVerification, SignedRequestVerificationMiddleware
+from adcp.signing import StaticSignerKeys
 from adcp.validation.client_hooks import SERVER_DEFAULT_VALIDATION, ValidationHookConfig
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,7 +38,7 @@ from starlette.routing import Route
 
 from buyer.sandbox_adcp import faults
 from buyer.sandbox_adcp.catalog import CATALOG_NAMES, build_catalog
-from buyer.sandbox_adcp.handler import ANONYMOUS, SandboxAdcpHandler
+from buyer.sandbox_adcp.handler import ANONYMOUS, OWNER_KEY, SIGNED_OPERATIONS, SandboxAdcpHandler
 from buyer.sandbox_adcp.state import DEFAULT_INPUT_MESSAGE, SandboxAdcpError, SandboxAdcpState, TaskRecord
 from buyer.sandbox_adcp.webhooks import WebhookSender
 
@@ -77,6 +79,7 @@ def create_app(
     agent_card: bool = True,
     id_prefix: str = "",
     webhook_interval: float = 0.0,
+    signed_by: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Starlette:
     """Build one AdCP sandbox seller with its own catalog and empty state.
 
@@ -91,7 +94,9 @@ def create_app(
     media buy and task id (the CLI gives each run its own, so a restart never reissues a recorded id).
     Tasks whose order carried a ``push_notification_config`` are notified of their status changes, signed
     (``app.state.webhooks``, a :class:`~buyer.sandbox_adcp.webhooks.WebhookSender`): every ``webhook_interval``
-    seconds from a daemon thread when positive, and on ``POST /_sandbox/webhooks/send``.
+    seconds from a daemon thread when positive, and on ``POST /_sandbox/webhooks/send``. ``signed_by`` (agent URL
+    → its JWKS) makes the seller demand RFC 9421 signed ``create_media_buy`` and ``update_media_buy`` calls by one
+    of those keys (advertised under ``request_signing``; an unsigned or wrongly signed call is a 401).
 
     The state is reachable as ``app.state.sandbox`` (tests may replace its ``clock`` or change the knobs
     between orders). MCP needs the ASGI lifespan (uvicorn's default). Raises ``ValueError`` on an unknown
@@ -118,13 +123,16 @@ def create_app(
 
     # Replays expire on the sandbox clock too, so a test that moves time a day sees keys expire.
     idempotency = IdempotencyStore(MemoryBackend(clock=epoch), ttl_seconds=REPLAY_TTL_SECONDS, clock=epoch)
-    handler = SandboxAdcpHandler(state, idempotency)
+    handler = SandboxAdcpHandler(state, idempotency, request_signing=SIGNED_OPERATIONS if signed_by else ())
     sender = WebhookSender(state)
 
     def context_factory(meta: RequestMetadata) -> ToolContext:
         request = meta.request_context
         headers = request.headers if isinstance(request, Request) else {}
-        return ToolContext(caller_identity=caller_identity(headers))
+        who = caller_identity(headers)
+        # The owner of what the caller books stays its credential's even when a signature names the caller
+        # (a verified signer replaces caller_identity): signed orders and unsigned read-backs are one account's.
+        return ToolContext(caller_identity=who, metadata={OWNER_KEY: who})
 
     validation: ValidationHookConfig = SERVER_DEFAULT_VALIDATION
     if malformed:
@@ -146,6 +154,11 @@ def create_app(
     app: Starlette = mcp.streamable_http_app(streamable_http_path=MCP_PATH)
     if agent_card:
         app.router.routes.insert(0, _agent_card_route(state))
+    if signed_by:
+        verification = RequestSignatureVerification(
+            signer_keys=StaticSignerKeys(signed_by), required_for=frozenset(SIGNED_OPERATIONS)
+        )
+        app.add_middleware(SignedRequestVerificationMiddleware, config=verification, transport="mcp")
     app.state.sandbox = state
     app.state.webhooks = sender
     if webhook_interval > 0:

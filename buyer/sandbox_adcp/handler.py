@@ -54,6 +54,10 @@ from buyer.sandbox_adcp.state import (
     money,
 )
 
+#: Where the context factory keeps the caller's credential-derived identity (``owner``).
+OWNER_KEY = "sandbox.owner"
+#: The mutations a seller demanding signed requests requires signed.
+SIGNED_OPERATIONS = ("create_media_buy", "update_media_buy")
 #: Who a call comes from when it carries no credential (the sandbox authenticates nobody).
 ANONYMOUS = "anonymous"
 TOOLS: frozenset[str] = frozenset(
@@ -98,9 +102,12 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
 
     advertised_tools: ClassVar[set[str]] = set(TOOLS)
 
-    def __init__(self, state: SandboxAdcpState, idempotency: IdempotencyStore) -> None:
+    def __init__(
+        self, state: SandboxAdcpState, idempotency: IdempotencyStore, *, request_signing: Sequence[str] = ()
+    ) -> None:
         self.state = state
         self.idempotency = idempotency
+        self.request_signing = tuple(request_signing)  # operations that must come signed (RFC 9421)
         # The store's wrap takes the handler's own (self, params, context) shape.
         self._create_once = idempotency.wrap(SandboxAdcpHandler._create_media_buy)
         self._update_once = idempotency.wrap(SandboxAdcpHandler._update_media_buy)
@@ -117,6 +124,12 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
             "buying_modes": ["brief", "wholesale"],
             "portfolio": {"publisher_domains": catalog.publisher_domains, "primary_channels": catalog.channels},
         }
+        if self.request_signing:
+            response["request_signing"] = {
+                "supported": True,
+                "covers_content_digest": "required",
+                "required_for": list(self.request_signing),
+            }
         return response
 
     async def get_products(
@@ -387,6 +400,8 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
 
 def owner(context: ToolContext | None) -> str:
     """The caller's scope: media buys, tasks and idempotency keys are private to it."""
+    if context is not None and isinstance(context.metadata, dict) and context.metadata.get(OWNER_KEY):
+        return str(context.metadata[OWNER_KEY])
     if context is not None and context.caller_identity:
         return context.caller_identity
     return ANONYMOUS

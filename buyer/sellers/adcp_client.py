@@ -176,6 +176,7 @@ class SellerAdcpClient:
         operator_domain: str | None = None,
         pacing: str = "even",
         webhook_seller: int | None = None,
+        signing: tuple[bytes, str] | None = None,
     ) -> None:
         if credential_scheme not in CREDENTIAL_SCHEMES:
             raise ValueError(f"credential_scheme must be one of {CREDENTIAL_SCHEMES}")
@@ -192,6 +193,9 @@ class SellerAdcpClient:
         self.pacing = pacing if pacing in {"even", "asap", "front_loaded"} else "even"
         # Our Seller row's id: orders and changes ask for signed task webhooks when ADCP_WEBHOOK_URL is set.
         self.webhook_seller = webhook_seller
+        # The buyer's RFC 9421 key (PEM, kid): the library signs what the seller's capabilities ask to be signed.
+        self._signing_pem = Secret(signing[0].decode()) if signing is not None else None
+        self._signing_kid = signing[1] if signing is not None else None
         self._loop: _SessionLoop | None = None
         self._loop_lock = threading.Lock()
         self._catalog: dict[str, Product] | None = None  # the last wholesale catalog: quotes price from it
@@ -603,7 +607,13 @@ class SellerAdcpClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _data_once(self, name: str, call: Callable[[ADCPClient], Awaitable[Any]]) -> dict[str, Any]:
-        from adcp.exceptions import ADCPError, IdempotencyConflictError, IdempotencyExpiredError
+        from adcp.exceptions import (
+            ADCPAuthenticationError,
+            ADCPError,
+            ADCPSigningRequiredError,
+            IdempotencyConflictError,
+            IdempotencyExpiredError,
+        )
 
         loop = self._session()
         try:
@@ -615,6 +625,8 @@ class SellerAdcpClient:
         except FutureTimeout:
             why = f"{name}: no answer within {self.timeout * 2:g} s"
             raise SellerError(why, code="timeout", retryable=True) from None
+        except (ADCPAuthenticationError, ADCPSigningRequiredError) as exc:
+            raise self._refused(name, self._scrub(str(exc))) from None
         except ADCPError as exc:
             raise SellerError(f"{name}: {self._scrub(str(exc))}", code="transport_error", retryable=True) from None
         except (OSError, RuntimeError) as exc:
@@ -638,11 +650,23 @@ class SellerAdcpClient:
             where = f" ({field})" if isinstance(field, str) and field else ""
             return SellerError(f"{name}: {text}{where}", status=400, code=code, retryable=recovery == "transient")
         lowered = text.lower()
+        if "authentication failed" in lowered or "http 401" in lowered:
+            return self._refused(name, text)
         if any(word in lowered for word in ("schema", "validation", "invalid structured content", "structured adcp")):
             return SellerError(f"{name}: the answer fails the AdCP schema: {text}", code="invalid_response")
         if "timed out" in lowered or "timeout" in lowered:
             return SellerError(f"{name}: {text}", code="timeout", retryable=True)
         return SellerError(f"{name}: {text}", code="connection_error", retryable=True)
+
+    @staticmethod
+    def _refused(name: str, text: str) -> SellerError:
+        """A 401: refused, not unwell, so never retried; an unsigned order to a seller demanding signatures says
+        how to sign."""
+        code = "signature_required" if "signature" in text.lower() else "unauthorized"
+        why = (
+            " (set this seller to sign requests; the buyer needs a signing key)" if code == "signature_required" else ""
+        )
+        return SellerError(f"{name}: the seller refused the call: {text}{why}", status=401, code=code)
 
     def _session(self) -> _SessionLoop:
         with self._loop_lock:
@@ -664,7 +688,14 @@ class SellerAdcpClient:
         def make() -> ADCPClient:
             # Responses strict whatever ADCP_ENV says: an answer that fails the schema is a seller error.
             validation = ValidationHookConfig(requests="strict", responses="strict")
-            return ADCPClient(config, account_policy="off", validation=validation)
+            signing = None
+            if self._signing_pem is not None and self._signing_kid:
+                from adcp.signing.autosign import SigningConfig
+                from cryptography.hazmat.primitives import serialization
+
+                key = serialization.load_pem_private_key(self._signing_pem.reveal().encode(), password=None)
+                signing = SigningConfig(private_key=key, key_id=self._signing_kid)  # type: ignore[arg-type]
+            return ADCPClient(config, account_policy="off", validation=validation, signing=signing)
 
         return make
 

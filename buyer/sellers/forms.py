@@ -44,6 +44,7 @@ class SellerAdminForm(forms.ModelForm):
             "timeout_seconds",
             "max_concurrency",
             "credential_scheme",
+            "sign_requests",
             "seat_id",
             "agency_id",
             "advertiser_id",

@@ -105,6 +105,15 @@ class Seller(models.Model):
         max_length=8, choices=CredentialScheme.choices, default=CredentialScheme.API_KEY
     )
     credential_ciphertext = models.TextField(blank=True, default="", editable=False)
+    sign_requests = models.BooleanField(
+        default=False,
+        verbose_name="Sign requests (RFC 9421)",
+        help_text=(
+            "AdCP: give this seller's client the buyer's signing key (manage.py adcp_signing_key create), so "
+            "the calls the seller's capabilities list under request_signing are signed. "
+            "Public keys: /.well-known/jwks.json."
+        ),
+    )
 
     # The buyer's identity at this seller; with a credential it unlocks the seat/agency/advertiser tiers.
     seat_id = models.CharField(max_length=200, blank=True, default="")
@@ -205,3 +214,30 @@ class SellerWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id}: {self.status}"
+
+
+class SigningKey(models.Model):
+    """The buyer's RFC 9421 request-signing key (``buyer.sellers.signing``): the private half stored only as a
+    Fernet token, the public half published at ``/.well-known/jwks.json`` until retired."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    alg = models.CharField(max_length=24, default="ed25519")
+    private_ciphertext = models.TextField()
+    public_jwk = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.kid
+
+    def __repr__(self) -> str:
+        return f"<SigningKey {self.kid}>"
+
+    def set_private_pem(self, pem: bytes) -> None:
+        self.private_ciphertext = crypto.encrypt(pem.decode())
+
+    def private_pem(self) -> bytes:
+        return crypto.decrypt(self.private_ciphertext).encode()

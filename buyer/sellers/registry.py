@@ -29,6 +29,7 @@ from buyer.sellers.errors import SellerError
 from buyer.sellers.guard import GuardedSellerClient, SellerBreaker, concurrency_slot
 from buyer.sellers.models import BreakerState, Protocol, Seller
 from buyer.sellers.selectors import seller_get
+from buyer.sellers.signing import SigningUnavailable, active_key
 from buyer.sellers.types import BuyerIdentity
 
 __all__ = ["client_for", "clients_for", "connection_test", "identity_for", "record_health"]
@@ -72,6 +73,10 @@ def client_for(seller: Seller) -> GuardedSellerClient:
     except ImportError as exc:
         logger.error("seller %s: MCP client unavailable: %s", seller.name, exc)
         refusal = SellerError("this buyer cannot speak MCP yet", code="mcp_unavailable")
+        return GuardedSellerClient(None, refusal=refusal, protocol=protocol, **common)
+    except (SigningUnavailable, CredentialUnreadable) as exc:
+        logger.error("seller %s: %s", seller.name, exc)
+        refusal = SellerError(str(exc), code="signing_unavailable")
         return GuardedSellerClient(None, refusal=refusal, protocol=protocol, **common)
     return GuardedSellerClient(inner, secret=credential, protocol=protocol, **common)
 
@@ -233,6 +238,7 @@ def _inner_client(seller: Seller, protocol: str, credential: str | None) -> Any:
             brand_domain=settings.ADCP_BRAND_DOMAIN,
             operator_domain=settings.ADCP_OPERATOR_DOMAIN or None,
             webhook_seller=seller.pk,
+            signing=active_key() if seller.sign_requests else None,
             **options,
         )
     if protocol == Protocol.MCP:

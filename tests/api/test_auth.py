@@ -11,7 +11,7 @@ from buyer.apikeys.services import api_key_create, api_key_revoke
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"/health", "/health/ready", "/docs", "/redoc", "/openapi.json"}
+PUBLIC = {"/health", "/health/ready", "/docs", "/redoc", "/openapi.json", "/.well-known/jwks.json"}
 # Open to sellers without an API key, and refused without this seller's signature (tests/campaigns/test_adcp_webhooks).
 SIGNED_PREFIX = "/webhooks/adcp/"
 

@@ -34,6 +34,7 @@ SHIPPED = {
         "0002_seller_credentials_protocol_health",
         "0003_adcp_protocol",
         "0004_adcp_webhooks",
+        "0005_request_signing",
     ],
     "llm": ["0001_initial", "0002_gateway_breaker_and_stop_reason"],
     "health": ["0001_initial"],
