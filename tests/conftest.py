@@ -61,12 +61,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app, *, port: int | None = None) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
+def serve_in_thread(app, *, port: int | None = None, **uvicorn_options) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a background thread; yields its base URL (https when
+    ``ssl_certfile`` is among the uvicorn options)."""
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **uvicorn_options)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -75,7 +77,7 @@ def serve_in_thread(app, *, port: int | None = None) -> Iterator[str]:
             raise TimeoutError("test server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if uvicorn_options.get('ssl_certfile') else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="demand RFC 9421 signed create/update_media_buy by a key of this JWKS "
         "(the buyer's: python manage.py adcp_signing_key jwks > buyer-jwks.json)",
     )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="serve https with this certificate (and --tls-key)"
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="demand mutual TLS: a client certificate issued by this CA (with --tls-cert)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -70,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None) or (args.tls_client_ca and args.tls_cert is None):
+        parser.error("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
+    tls_options: dict[str, object] = {}
+    if args.tls_cert is not None:
+        tls_options = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)}
+        if args.tls_client_ca is not None:
+            tls_options |= {"ssl_ca_certs": str(args.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
     signed_by = None
     if args.require_signatures is not None:
         try:
@@ -92,11 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = "synchronous" if not app.state.sandbox.asynchronous else "asynchronous approvals"
     print(
         f"sandbox AdCP seller {app.state.sandbox.catalog.seller_name!r} ({mode}) "
-        f"on http://{args.host}:{args.port}{MCP_PATH}",
+        f"on {'https' if tls_options else 'http'}://{args.host}:{args.port}{MCP_PATH}"
+        + (" (mutual TLS)" if "ssl_ca_certs" in tls_options else ""),
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **tls_options)
     return 0
 
 

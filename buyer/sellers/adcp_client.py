@@ -177,6 +177,7 @@ class SellerAdcpClient:
         pacing: str = "even",
         webhook_seller: int | None = None,
         signing: tuple[bytes, str] | None = None,
+        tls: tuple[str, str, str] | None = None,
     ) -> None:
         if credential_scheme not in CREDENTIAL_SCHEMES:
             raise ValueError(f"credential_scheme must be one of {CREDENTIAL_SCHEMES}")
@@ -196,6 +197,12 @@ class SellerAdcpClient:
         # The buyer's RFC 9421 key (PEM, kid): the library signs what the seller's capabilities ask to be signed.
         self._signing_pem = Secret(signing[0].decode()) if signing is not None else None
         self._signing_kid = signing[1] if signing is not None else None
+        # Mutual TLS and/or the seller's own CA: (client certificate PEM, its key PEM, CA PEM), any may be "".
+        self._tls = None
+        if tls is not None and any(part.strip() for part in tls):
+            from .tls import client_tls_context
+
+            self._tls = client_tls_context(cert_pem=tls[0], key_pem=tls[1], ca_pem=tls[2])
         self._loop: _SessionLoop | None = None
         self._loop_lock = threading.Lock()
         self._catalog: dict[str, Product] | None = None  # the last wholesale catalog: quotes price from it
@@ -658,6 +665,19 @@ class SellerAdcpClient:
             return SellerError(f"{name}: {text}", code="timeout", retryable=True)
         return SellerError(f"{name}: {text}", code="connection_error", retryable=True)
 
+    def _http_factory(self) -> Callable[..., Any] | None:
+        """The MCP transport's HTTP client with this seller's TLS context (mutual TLS, its CA); None: the
+        library's default."""
+        context = self._tls
+        if context is None:
+            return None
+        import httpx2
+
+        def factory(**kwargs: Any) -> Any:
+            return httpx2.AsyncClient(verify=context, **kwargs)
+
+        return factory
+
     @staticmethod
     def _refused(name: str, text: str) -> SellerError:
         """A 401: refused, not unwell, so never retried; an unsigned order to a seller demanding signatures says
@@ -695,7 +715,13 @@ class SellerAdcpClient:
 
                 key = serialization.load_pem_private_key(self._signing_pem.reveal().encode(), password=None)
                 signing = SigningConfig(private_key=key, key_id=self._signing_kid)  # type: ignore[arg-type]
-            return ADCPClient(config, account_policy="off", validation=validation, signing=signing)
+            return ADCPClient(
+                config,
+                account_policy="off",
+                validation=validation,
+                signing=signing,
+                httpx_client_factory=self._http_factory(),
+            )
 
         return make
 

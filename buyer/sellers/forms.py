@@ -28,6 +28,17 @@ class SellerAdminForm(forms.ModelForm):
     clear_credential = forms.BooleanField(
         required=False, label="Clear credential", help_text="Remove the stored credential (public tier only)."
     )
+    tls_client_key = forms.CharField(
+        required=False,
+        strip=True,
+        max_length=16_384,
+        label="TLS client key",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Write-only PEM private key of the client certificate; leave blank to keep the stored one.",
+    )
+    clear_tls_client_key = forms.BooleanField(
+        required=False, label="Clear TLS client key", help_text="Remove the stored key (and stop mutual TLS)."
+    )
 
     class Meta:
         model = Seller
@@ -45,6 +56,8 @@ class SellerAdminForm(forms.ModelForm):
             "max_concurrency",
             "credential_scheme",
             "sign_requests",
+            "tls_client_cert",
+            "tls_ca",
             "seat_id",
             "agency_id",
             "advertiser_id",
@@ -61,7 +74,27 @@ class SellerAdminForm(forms.ModelForm):
         cleaned = super().clean() or {}
         if cleaned.get("credential") and cleaned.get("clear_credential"):
             raise forms.ValidationError("Either type a new credential or clear the stored one, not both.")
+        self._check_tls(cleaned)
         return cleaned
+
+    def _check_tls(self, cleaned: dict[str, Any]) -> None:
+        from buyer.sellers.crypto import CredentialUnreadable
+        from buyer.sellers.tls import check_client_tls
+
+        key = cleaned.get("tls_client_key") or ""
+        if not key and not cleaned.get("clear_tls_client_key") and self.instance.has_tls_client_key:
+            try:
+                key = self.instance.get_tls_client_key()
+            except CredentialUnreadable as exc:
+                raise forms.ValidationError(
+                    f"The stored TLS client key cannot be read ({exc}); type it again."
+                ) from None
+        try:
+            check_client_tls(
+                cert_pem=cleaned.get("tls_client_cert") or "", key_pem=key, ca_pem=cleaned.get("tls_ca") or ""
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(f"Mutual TLS: {exc}.") from None
 
     def save(self, commit: bool = True) -> Seller:
         seller: Seller = super().save(commit=False)
@@ -69,6 +102,10 @@ class SellerAdminForm(forms.ModelForm):
             seller.set_credential(None)
         elif self.cleaned_data.get("credential"):
             seller.set_credential(self.cleaned_data["credential"])
+        if self.cleaned_data.get("clear_tls_client_key"):
+            seller.set_tls_client_key(None)
+        elif self.cleaned_data.get("tls_client_key"):
+            seller.set_tls_client_key(self.cleaned_data["tls_client_key"])
         if commit:
             seller.save()
             self.save_m2m()

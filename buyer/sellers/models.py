@@ -105,6 +105,20 @@ class Seller(models.Model):
         max_length=8, choices=CredentialScheme.choices, default=CredentialScheme.API_KEY
     )
     credential_ciphertext = models.TextField(blank=True, default="", editable=False)
+    # Mutual TLS (AdCP sellers): our client certificate (public), its key (only encrypted), the seller's own CA.
+    tls_client_cert = models.TextField(
+        blank=True,
+        default="",
+        verbose_name="TLS client certificate",
+        help_text="AdCP, mutual TLS: the PEM certificate the buyer presents to this seller (with its key below).",
+    )
+    tls_client_key_ciphertext = models.TextField(blank=True, default="", editable=False)
+    tls_ca = models.TextField(
+        blank=True,
+        default="",
+        verbose_name="Seller CA certificate",
+        help_text="PEM: verify this seller's server certificate against this CA instead of the public ones.",
+    )
     sign_requests = models.BooleanField(
         default=False,
         verbose_name="Sign requests (RFC 9421)",
@@ -170,6 +184,17 @@ class Seller(models.Model):
         if not self.credential_ciphertext:
             return None
         return crypto.decrypt(self.credential_ciphertext)
+
+    def set_tls_client_key(self, pem: str | None) -> None:
+        self.tls_client_key_ciphertext = crypto.encrypt(pem) if pem else ""
+
+    def get_tls_client_key(self) -> str:
+        """The client key's PEM, or "" (``CredentialUnreadable`` when the stored one cannot be decrypted)."""
+        return crypto.decrypt(self.tls_client_key_ciphertext) if self.tls_client_key_ciphertext else ""
+
+    @property
+    def has_tls_client_key(self) -> bool:
+        return bool(self.tls_client_key_ciphertext)
 
     # -- identity, protocol, limits ----------------------------------------------------------------
 

@@ -74,9 +74,11 @@ def client_for(seller: Seller) -> GuardedSellerClient:
         logger.error("seller %s: MCP client unavailable: %s", seller.name, exc)
         refusal = SellerError("this buyer cannot speak MCP yet", code="mcp_unavailable")
         return GuardedSellerClient(None, refusal=refusal, protocol=protocol, **common)
-    except (SigningUnavailable, CredentialUnreadable) as exc:
+    except (SigningUnavailable, CredentialUnreadable, ValueError) as exc:
+        # The seller's signing or TLS set-up cannot be used: refused before anything is sent, saying why.
         logger.error("seller %s: %s", seller.name, exc)
-        refusal = SellerError(str(exc), code="signing_unavailable")
+        code = "signing_unavailable" if isinstance(exc, SigningUnavailable) else "client_setup_unusable"
+        refusal = SellerError(str(exc), code=code)
         return GuardedSellerClient(None, refusal=refusal, protocol=protocol, **common)
     return GuardedSellerClient(inner, secret=credential, protocol=protocol, **common)
 
@@ -239,6 +241,7 @@ def _inner_client(seller: Seller, protocol: str, credential: str | None) -> Any:
             operator_domain=settings.ADCP_OPERATOR_DOMAIN or None,
             webhook_seller=seller.pk,
             signing=active_key() if seller.sign_requests else None,
+            tls=(seller.tls_client_cert, seller.get_tls_client_key(), seller.tls_ca),
             **options,
         )
     if protocol == Protocol.MCP:

@@ -35,6 +35,7 @@ SHIPPED = {
         "0003_adcp_protocol",
         "0004_adcp_webhooks",
         "0005_request_signing",
+        "0006_mutual_tls",
     ],
     "llm": ["0001_initial", "0002_gateway_breaker_and_stop_reason"],
     "health": ["0001_initial"],
