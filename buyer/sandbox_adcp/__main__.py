@@ -13,6 +13,7 @@ import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None) or (args.tls_client_ca and args.tls_cert is None):
         parser.error("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
-    tls_options: dict[str, object] = {}
+    tls_options: dict[str, Any] = {}
     if args.tls_cert is not None:
         tls_options = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)}
         if args.tls_client_ca is not None:
