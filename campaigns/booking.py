@@ -37,6 +37,7 @@ from campaigns.models import (
 )
 from campaigns.services import (
     AUTO_APPROVER,
+    DuplicateDealId,
     deal_record,
     job_add_errors,
     job_advance,
@@ -269,9 +270,13 @@ def step_book(job: BookingJob) -> None:
                             start(pool, line, requoted=True)
                     else:
                         assert call.deal is not None
-                        recorded = deal_record(
-                            recommendation=line, deal=call.deal, flag=read_back_mismatch(line, call.deal)
-                        )
+                        try:
+                            recorded = deal_record(
+                                recommendation=line, deal=call.deal, flag=read_back_mismatch(line, call.deal)
+                            )
+                        except DuplicateDealId as exc:
+                            _line_failed(job, line, str(exc))
+                            continue
                         if recorded.held:  # other terms than approved, or more than the budget holds
                             why = f"{line.seller_name} booked another line differently ({recorded.flag})"
                             held.setdefault(line.seller_url, why)
@@ -328,7 +333,10 @@ def step_book_recover(job: BookingJob) -> None:
             if deal is None:
                 _line_failed(job, line, f"{interrupted}; the seller holds no deal for quote {line.quote_id}")
                 continue
-            deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
+            try:
+                deal_record(recommendation=line, deal=deal, flag=read_back_mismatch(line, deal))
+            except DuplicateDealId as exc:
+                _line_failed(job, line, f"{interrupted}; {exc}")
     finally:
         for client in clients.values():
             client.close()
@@ -354,7 +362,10 @@ def _recover_adcp(job: BookingJob, client: GuardedSellerClient, line: Recommenda
     if call.pending is not None:
         _line_pending(job, line, call.pending)
     elif call.deal is not None:
-        deal_record(recommendation=line, deal=call.deal, flag=read_back_mismatch(line, call.deal))
+        try:
+            deal_record(recommendation=line, deal=call.deal, flag=read_back_mismatch(line, call.deal))
+        except DuplicateDealId as exc:
+            _line_failed(job, line, f"{interrupted}; {exc}")
     else:
         _line_failed(job, line, f"{interrupted}; the seller did not confirm the order ({call.error}): check with it")
 

@@ -36,7 +36,7 @@ from buyer.sellers.registry import client_for
 from buyer.sellers.types import TaskState
 from campaigns import booking
 from campaigns.models import BookingJob, JobStage, JobStatus, Recommendation, RecommendationStatus
-from campaigns.services import deal_record, job_add_errors
+from campaigns.services import DuplicateDealId, deal_record, job_add_errors
 from campaigns.steps import flow_ids
 
 logger = logging.getLogger(__name__)
@@ -128,12 +128,18 @@ def _poll_line(client: GuardedSellerClient, line: Recommendation, now: datetime)
                 Recommendation.objects.filter(pk=line.pk).update(status_reason=f"{reason} ({note})"[:500])
         return "errors"
     if state.deal is not None:
-        with transaction.atomic():
-            # Recorded even if another poll failed the line meanwhile: the seller holds this buy, so it is ours.
-            Recommendation.objects.filter(pk=line.pk).update(
-                seller_task_status=state.status[:24], seller_task_message=state.message, status_reason=""
-            )
-            deal_record(recommendation=line, deal=deal, flag=booking.read_back_mismatch(line, deal))
+        try:
+            with transaction.atomic():
+                # Recorded even if another poll failed the line meanwhile: the seller holds this buy, so it is ours.
+                Recommendation.objects.filter(pk=line.pk).update(
+                    seller_task_status=state.status[:24], seller_task_message=state.message, status_reason=""
+                )
+                deal_record(recommendation=line, deal=deal, flag=booking.read_back_mismatch(line, deal))
+        except DuplicateDealId as exc:
+            with transaction.atomic():
+                if _still_pending(line):
+                    booking._line_failed(job, line, str(exc))
+            return "failed"
         return "booked"
     changed = (state.status, state.message) != (line.seller_task_status, line.seller_task_message)
     since = now if state.status != line.seller_task_status else (line.seller_task_since or now)

@@ -77,6 +77,11 @@ class DealNotFound(NotFound):
         super().__init__("Deal not found")
 
 
+class DuplicateDealId(Conflict):
+    """The seller answered a line's booking with a deal id already recorded for another line: nothing is recorded
+    (one deal is never counted twice); the line is to be checked with the seller."""
+
+
 class DealTransitionError(Conflict):
     """A deal state change the state machine does not allow (API: 409)."""
 
@@ -665,16 +670,17 @@ def job_cancel(*, job_id: str, reason: str = "Cancelled by user.") -> BookingJob
 def deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") -> BookedDeal:
     """Store a seller-issued deal for a line, once, and commit its cost in the campaign's ledger; a deal the
     budget cannot hold is stored held instead (see ``_deal_record``)."""
-    if not flag:
-        cost = decimal_to_micros(deal.final_cpm * deal.impressions / 1000)
-        try:
-            with transaction.atomic():
-                ledger.commit(recommendation, cost_micros=cost, reason=f"deal {deal.deal_id} booked")
-        except ledger.LimitExceeded as exc:
-            flag = f"the seller booked deal {deal.deal_id} beyond a platform limit ({exc}): held"
-        except ledger.BudgetExceeded as exc:
-            flag = f"the seller booked deal {deal.deal_id} for more than the campaign's budget holds ({exc}): held"
-    return _deal_record(recommendation=recommendation, deal=deal, flag=flag)
+    with transaction.atomic():  # the commit and the deal together: a deal refused below commits nothing
+        if not flag:
+            cost = decimal_to_micros(deal.final_cpm * deal.impressions / 1000)
+            try:
+                with transaction.atomic():
+                    ledger.commit(recommendation, cost_micros=cost, reason=f"deal {deal.deal_id} booked")
+            except ledger.LimitExceeded as exc:
+                flag = f"the seller booked deal {deal.deal_id} beyond a platform limit ({exc}): held"
+            except ledger.BudgetExceeded as exc:
+                flag = f"the seller booked deal {deal.deal_id} for more than the campaign's budget holds ({exc}): held"
+        return _deal_record(recommendation=recommendation, deal=deal, flag=flag)
 
 
 def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") -> BookedDeal:
@@ -714,7 +720,19 @@ def _deal_record(*, recommendation: Recommendation, deal: Deal, flag: str = "") 
                     expires_at=deal.expires_at,
                 )
         except IntegrityError:
-            return BookedDeal.objects.get(recommendation=recommendation)
+            existing = BookedDeal.objects.filter(recommendation=recommendation).first()
+            if existing is not None:
+                return existing  # a replay for this line
+            other = (
+                BookedDeal.objects.filter(seller_url=recommendation.seller_url, deal_id=deal.deal_id)
+                .values_list("recommendation__product_id", "job_id")
+                .first()
+            )
+            where = f" (product {other[0]} of job {other[1]})" if other else ""
+            raise DuplicateDealId(
+                f"the seller answered with deal {deal.deal_id}, already recorded for another line{where}: not "
+                "recorded twice; check with the seller whether this line was booked"
+            ) from None
         payload = {
             "product_id": booked.product_id,
             "seller": recommendation.seller_name,

@@ -98,6 +98,13 @@ class SellerAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Request signing and mutual TLS",
+            {
+                "fields": ["sign_requests", "tls_client_cert", "tls_client_key", "clear_tls_client_key", "tls_ca"],
+                "description": "AdCP sellers that demand them. The client key is stored encrypted, never shown again.",
+            },
+        ),
+        (
             "Health",
             {
                 "fields": [

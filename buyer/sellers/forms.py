@@ -15,6 +15,13 @@ def _formfield(field: models.Field, **kwargs: Any) -> forms.Field | None:
     return field.formfield(**kwargs)
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value back: a secret typed into a refused form is not echoed."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class SellerAdminForm(forms.ModelForm):
     """The seller form with a write-only credential: never rendered back, blank keeps the stored one."""
 
@@ -33,7 +40,7 @@ class SellerAdminForm(forms.ModelForm):
         strip=True,
         max_length=16_384,
         label="TLS client key",
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Write-only PEM private key of the client certificate; leave blank to keep the stored one.",
     )
     clear_tls_client_key = forms.BooleanField(
@@ -79,7 +86,7 @@ class SellerAdminForm(forms.ModelForm):
 
     def _check_tls(self, cleaned: dict[str, Any]) -> None:
         from buyer.sellers.crypto import CredentialUnreadable
-        from buyer.sellers.tls import check_client_tls
+        from buyer.sellers.tls import TlsFieldError, check_client_tls
 
         key = cleaned.get("tls_client_key") or ""
         if not key and not cleaned.get("clear_tls_client_key") and self.instance.has_tls_client_key:
@@ -93,6 +100,8 @@ class SellerAdminForm(forms.ModelForm):
             check_client_tls(
                 cert_pem=cleaned.get("tls_client_cert") or "", key_pem=key, ca_pem=cleaned.get("tls_ca") or ""
             )
+        except TlsFieldError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, f"Mutual TLS: {exc}.")
         except ValueError as exc:
             raise forms.ValidationError(f"Mutual TLS: {exc}.") from None
 
@@ -118,4 +127,6 @@ class SellerAdminForm(forms.ModelForm):
         changed = {name for name in self.changed_data if name in columns}
         if self.cleaned_data.get("credential") or self.cleaned_data.get("clear_credential"):
             changed.add("credential_ciphertext")
+        if self.cleaned_data.get("tls_client_key") or self.cleaned_data.get("clear_tls_client_key"):
+            changed.add("tls_client_key_ciphertext")
         return changed

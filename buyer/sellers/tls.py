@@ -43,10 +43,48 @@ def client_tls_context(*, cert_pem: str = "", key_pem: str = "", ca_pem: str = "
     return context
 
 
+class TlsFieldError(ValueError):
+    """One of the seller's TLS PEMs is unusable: ``field`` names the form field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def check_client_tls(*, cert_pem: str, key_pem: str, ca_pem: str) -> None:
-    """``ValueError`` naming the problem when these PEMs cannot make a TLS client context."""
+    """``TlsFieldError`` naming the field and the problem when these PEMs cannot make a TLS client context."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     if cert_pem.strip() and not key_pem.strip():
-        raise ValueError("a client certificate needs its private key")
+        raise TlsFieldError("tls_client_key", "a client certificate needs its private key")
     if key_pem.strip() and not cert_pem.strip():
-        raise ValueError("a client key needs its certificate")
-    client_tls_context(cert_pem=cert_pem, key_pem=key_pem, ca_pem=ca_pem)
+        raise TlsFieldError("tls_client_cert", "a client key needs its certificate")
+    checks = (
+        (
+            "tls_client_cert",
+            cert_pem,
+            "the TLS client certificate is not a PEM certificate",
+            x509.load_pem_x509_certificates,
+        ),
+        ("tls_ca", ca_pem, "the seller CA certificate is not a PEM certificate", x509.load_pem_x509_certificates),
+        (
+            "tls_client_key",
+            key_pem,
+            "the TLS client key is not an unencrypted PEM private key",
+            lambda data: serialization.load_pem_private_key(data, password=None),
+        ),
+    )
+    for field, pem, message, load in checks:
+        if pem.strip():
+            try:
+                load(pem.strip().encode())
+            except (ValueError, TypeError):
+                raise TlsFieldError(field, message) from None
+    try:
+        client_tls_context(cert_pem=cert_pem, key_pem=key_pem, ca_pem=ca_pem)
+    except ValueError as exc:
+        field = "tls_client_key" if "together" in str(exc) else "tls_ca"
+        raise TlsFieldError(
+            field, "the TLS client key is not the certificate's" if field == "tls_client_key" else str(exc)
+        ) from None

@@ -38,6 +38,12 @@ FIELDSETS = (
         ("seat_id", "agency_id", "advertiser_id", "dsp_platform"),
         "Sent as buyer_identity; tiered prices need the credential as well.",
     ),
+    (
+        "Request signing and mutual TLS",
+        ("sign_requests", "tls_client_cert", "tls_client_key", "clear_tls_client_key", "tls_ca"),
+        "AdCP sellers that demand them. The client key is stored encrypted and never shown again; the signing key "
+        "is the buyer's (manage.py adcp_signing_key), published at /.well-known/jwks.json.",
+    ),
 )
 
 

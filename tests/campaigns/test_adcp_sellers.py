@@ -682,3 +682,26 @@ def test_a_run_whose_claim_lapsed_writes_nothing(sellers, request, monkeypatch):
     assert cut.status == CutStatus.PENDING  # the run that holds it now decides; nothing recorded twice
     assert cut.deal.cost_micros == cut.from_budget_micros
     assert not Event.objects.filter(event_type=EventType.DEAL_BUDGET_CHANGED).exists()
+
+
+def test_a_seller_answering_two_lines_with_one_deal_id_records_it_once_and_says_so(sellers, monkeypatch):
+    from dataclasses import replace
+
+    from campaigns import booking
+
+    _iab, _adcp, _clock = sellers()
+    real = booking.with_line_pricing
+    # The seller reads back every order as one media buy id.
+    monkeypatch.setattr(booking, "with_line_pricing", lambda line, deal: replace(real(line, deal), deal_id="mb-reused"))
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    lines = adcp_lines(job)
+    assert len(lines) >= 2
+    [deal] = booked(job, "AdCP Sandbox")
+    assert deal.deal_id == "mb-reused"
+    failed = [line for line in lines if line.status == RecommendationStatus.BOOKING_FAILED]
+    assert len(failed) == len(lines) - 1
+    assert all("already recorded for another line" in line.status_reason for line in failed)
+    # Counted once: the ledger commits what was recorded, and the refused lines hold nothing.
+    assert ledger.committed_micros(job) == sum(d.cost_micros for d in BookedDeal.objects.filter(job=job))
+    assert held(failed) == 0

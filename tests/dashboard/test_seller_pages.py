@@ -11,6 +11,7 @@ from buyer.accounts.models import Role
 from buyer.sandbox import create_app
 from buyer.sellers.models import BreakerState, Seller
 from buyer.sellers.services import seller_set_credential
+from tests.campaigns.test_adcp_mtls import pki as pki  # the fixture: a test CA and client certificates
 from tests.conftest import free_port, serve_in_thread
 from tests.dashboard._admin import message_texts, signed_in
 from tests.factories import SellerFactory
@@ -50,6 +51,9 @@ def _form_data(seller: Seller, **overrides: Any) -> dict[str, Any]:
         "advertiser_id": seller.advertiser_id,
         "dsp_platform": seller.dsp_platform,
         "credential": "",
+        "sign_requests": "on" if seller.sign_requests else None,
+        "tls_client_cert": seller.tls_client_cert,
+        "tls_ca": seller.tls_ca,
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -225,3 +229,79 @@ def test_the_htmx_filter_returns_only_the_table(admin_client, seller):
 
 def test_an_empty_list_says_how_to_add_sellers(admin_client):
     assert "No sellers yet" in admin_client.get(reverse("sellers:list")).content.decode()
+
+
+# --- request signing and mutual TLS ---------------------------------------------------------------------------
+
+
+def test_sign_requests_and_the_tls_fields_are_on_the_page_and_survive_other_edits(admin_client, seller):
+    page = admin_client.get(_edit(seller)).content.decode()
+    for name in ("sign_requests", "tls_client_cert", "tls_client_key", "clear_tls_client_key", "tls_ca"):
+        assert f'name="{name}"' in page, name
+    assert 'id="tls-key-status"' in page
+    admin_client.post(_edit(seller), _form_data(seller, sign_requests="on"))
+    seller.refresh_from_db()
+    assert seller.sign_requests
+    admin_client.post(_edit(seller), _form_data(seller, notes="renewed contract"))
+    seller.refresh_from_db()
+    assert seller.sign_requests and seller.notes == "renewed contract"
+
+
+def test_the_tls_client_key_is_replaced_cleared_and_never_shown_back(admin_client, seller, pki):
+    cert, key = pki["client"]
+    other_cert, other_key = pki["client_2"]
+    assert (
+        admin_client.post(_edit(seller), _form_data(seller, tls_client_cert=cert, tls_client_key=key)).status_code
+        == 302
+    )
+    seller.refresh_from_db()
+    assert seller.get_tls_client_key().strip() == key.strip()
+    page = admin_client.get(_edit(seller)).content.decode()
+    _assert_no_secret(page, key.splitlines()[1])
+    assert "Stored TLS client key: <strong>set" in page
+    # Replaced together with its certificate.
+    data = _form_data(seller, tls_client_cert=other_cert, tls_client_key=other_key)
+    assert admin_client.post(_edit(seller), data).status_code == 302
+    seller.refresh_from_db()
+    assert (seller.tls_client_cert.strip(), seller.get_tls_client_key().strip()) == (
+        other_cert.strip(),
+        other_key.strip(),
+    )
+    # A refused save (an unreadable CA) names the field and never echoes the key typed.
+    refused = admin_client.post(_edit(seller), _form_data(seller, tls_client_key=key, tls_ca="garbage"))
+    assert refused.status_code == 200
+    html = refused.content.decode()
+    _assert_no_secret(html, key.splitlines()[1])
+    assert "the seller CA certificate is not a PEM certificate" in html
+    # Cleared with its certificate; the next save still works.
+    data = _form_data(seller, tls_client_cert="", clear_tls_client_key="on")
+    assert admin_client.post(_edit(seller), data).status_code == 302
+    seller.refresh_from_db()
+    assert not seller.tls_client_cert and not seller.has_tls_client_key
+    assert admin_client.post(_edit(seller), _form_data(seller, notes="x")).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"tls_client_cert": "not a pem", "tls_client_key": "k"},
+            "the TLS client certificate is not a PEM certificate",
+        ),
+        ({"tls_client_cert": "-----BEGIN CERTIFICATE-----", "tls_client_key": "nope"}, "not a PEM certificate"),
+        ({"tls_client_cert": "not a pem"}, "a client certificate needs its private key"),
+        ({"tls_client_key": "key only"}, "a client key needs its certificate"),
+    ],
+)
+def test_unusable_tls_pems_are_refused_next_to_their_field(admin_client, seller, fields, message):
+    response = admin_client.post(_edit(seller), _form_data(seller, **fields))
+    assert response.status_code == 200 and message in response.content.decode()
+
+
+def test_a_key_that_is_not_the_certificates_is_refused(admin_client, seller, pki):
+    cert, _ = pki["client"]
+    _, other_key = pki["client_2"]
+    response = admin_client.post(_edit(seller), _form_data(seller, tls_client_cert=cert, tls_client_key=other_key))
+    assert (
+        response.status_code == 200 and "the TLS client key is not the certificate&#x27;s" in response.content.decode()
+    )
