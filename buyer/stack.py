@@ -167,6 +167,7 @@ def build_stack(
     sandbox_args: list[str] | None = None,
     web_workers: int = 1,
     adcp_sandbox_port: int | None = None,
+    adcp_sandbox_args: list[str] | None = None,
 ) -> Stack:
     """Describe the processes; ``sandbox_port=None`` leaves sellers to ``SELLER_ENDPOINTS``. ``adcp_sandbox_port``
     adds the AdCP sandbox sales agent (orders approved after ``ADCP_SANDBOX_APPROVAL_DELAY`` seconds, 30 by
@@ -204,7 +205,7 @@ def build_stack(
         base_env.setdefault("ADCP_WEBHOOK_URL", f"http://127.0.0.1:{port}")
         delay = base_env.get("ADCP_SANDBOX_APPROVAL_DELAY", "30") or "30"
         argv = [python, "-m", "buyer.sandbox_adcp", "--host", "127.0.0.1", "--port", str(adcp_sandbox_port)]
-        argv += ["--approval-delay", delay, "--log-level", "warning"]
+        argv += ["--approval-delay", delay, "--log-level", "warning", *(adcp_sandbox_args or [])]
         services["sandbox-adcp"] = Service("sandbox-adcp", argv, base_env, log("sandbox-adcp"))
     services["worker"] = Service(
         "worker",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -30,10 +31,35 @@ def adcp_preload_wanted() -> bool:
         return False
 
 
+_ready = False
+_ready_lock = threading.Lock()
+
+
+def adcp_ready() -> None:
+    """Import the client and build its models once per process, one thread at a time, before any AdCP client is
+    made. The library patches its models on first use, and two threads doing it at once (research asks several
+    sellers in parallel) fail with ``RuntimeError: forward compatibility: … lost its …`` — seen in a worker that
+    had not preloaded it (an AdCP seller added after the worker started, or ``ADCP_PRELOAD=off``)."""
+    global _ready
+    if _ready:
+        return
+    with _ready_lock:
+        if not _ready:
+            _build_models()
+            _ready = True
+
+
 def preload_adcp() -> None:
     """Import the client and build the request and response models it uses (the library builds them lazily),
     then freeze the collector's view of them so the children's collections do not touch (copy) those pages."""
     started = time.perf_counter()
+    adcp_ready()
+    gc.collect()
+    gc.freeze()
+    logger.info("AdCP client preloaded for the worker's children in %.1f s", time.perf_counter() - started)
+
+
+def _build_models() -> None:
     import adcp.types as types
 
     import buyer.sellers.adcp_client  # noqa: F401 - imported for its side effect: the modules loaded
@@ -51,8 +77,7 @@ def preload_adcp() -> None:
         "GetTaskStatusResponse",
         "GetAdcpCapabilitiesRequest",
         "GetAdcpCapabilitiesResponse",
+        "UpdateMediaBuyRequest",
+        "UpdateMediaBuyResponse",
     ):
         getattr(types, name, None)
-    gc.collect()
-    gc.freeze()
-    logger.info("AdCP client preloaded for the worker's children in %.1f s", time.perf_counter() - started)

@@ -217,6 +217,9 @@ def _answers_adcp(seller: Seller) -> bool:
     """Whether ``{base_url}/mcp`` answers ``get_adcp_capabilities`` as a media-buy sales agent (AdCP). Asked
     without the credential (capabilities are public) and bounded by the seller's timeout; any failure is "no"."""
     try:
+        from buyer.sellers.adcp_preload import adcp_ready
+
+        adcp_ready()
         from buyer.sellers.adcp_client import SellerAdcpClient
     except ImportError:  # pragma: no cover - adcp is a locked dependency
         return False
@@ -232,7 +235,11 @@ def _inner_client(seller: Seller, protocol: str, credential: str | None) -> Any:
         "max_retries": settings.SELLER_MAX_RETRIES,
     }
     if protocol == Protocol.ADCP:
-        # Imported here: the AdCP client costs seconds and hundreds of MiB to import (its typed models).
+        # Imported here: the AdCP client costs seconds and hundreds of MiB to import (its typed models), and
+        # built one thread at a time (adcp_ready).
+        from buyer.sellers.adcp_preload import adcp_ready
+
+        adcp_ready()
         from buyer.sellers.adcp_client import SellerAdcpClient
 
         return SellerAdcpClient(

@@ -45,7 +45,14 @@ def broker_env(tmp_path: Path) -> dict[str, str]:
 def make_stack(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
-    def factory(*, sandbox_args: list[str] | None = None, web_workers: int = 1, **env: str) -> Stack:
+    def factory(
+        *,
+        sandbox_args: list[str] | None = None,
+        web_workers: int = 1,
+        adcp_sandbox_args: list[str] | None = None,
+        **env: str,
+    ) -> Stack:
+        """The stack; with ``adcp_sandbox_args`` (a list, maybe empty) the AdCP sandbox seller too."""
         (tmp_path / "logs").mkdir(exist_ok=True)
         full_env = {
             "DATABASE_URL": database_url(),
@@ -72,6 +79,8 @@ def make_stack(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Stack
             log_dir=tmp_path / "logs",
             sandbox_args=sandbox_args,
             web_workers=web_workers,
+            adcp_sandbox_port=free_port() if adcp_sandbox_args is not None else None,
+            adcp_sandbox_args=adcp_sandbox_args,
         )
         stacks.append(stack)
         stack.start()
