@@ -10,7 +10,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Schema
@@ -75,12 +77,17 @@ def adcp_webhook(request: HttpRequest, seller_id: int):
 
 
 def make_due(seller_pk: int, task_id: str, now: datetime) -> int:
-    """Make what waits on ``task_id`` at this seller due for the poller now; how many."""
-    lines = Recommendation.objects.filter(seller_id=seller_pk, seller_task_id=task_id, deal__isnull=True).update(
-        seller_task_checked_at=None
+    """Make what waits on ``task_id`` at this seller due for the poller now; how many. A line or cut a poll has
+    claimed (its next check moved past now) is left to that poll, which is asking the seller already."""
+    lines = (
+        Recommendation.objects.filter(seller_id=seller_pk, seller_task_id=task_id, deal__isnull=True)
+        .filter(Q(seller_task_checked_at__isnull=True) | Q(seller_task_checked_at__lte=now))
+        .update(seller_task_checked_at=None)
     )
+    # A cut under review is next checked an interval after its last check; a claim holds it far longer.
+    scheduled = now + timedelta(seconds=settings.ADCP_TASK_POLL_SECONDS)
     cuts = SellerBudgetCut.objects.filter(
-        deal__seller_id=seller_pk, task_id=task_id, status=CutStatus.SUBMITTED
+        deal__seller_id=seller_pk, task_id=task_id, status=CutStatus.SUBMITTED, due_at__lte=scheduled
     ).update(due_at=now)
     return lines + cuts
 

@@ -89,6 +89,16 @@ class SellerAdminForm(forms.ModelForm):
         from buyer.sellers.tls import TlsFieldError, check_client_tls
 
         key = cleaned.get("tls_client_key") or ""
+        if key and cleaned.get("clear_tls_client_key"):
+            self.add_error(
+                "clear_tls_client_key", "Either type a new TLS client key or clear the stored one, not both."
+            )
+            return
+        for public in ("tls_client_cert", "tls_ca"):
+            if "PRIVATE KEY" in (cleaned.get(public) or ""):
+                # Stored in the clear and shown again: a private key belongs in the write-only key field only.
+                self.add_error(public, "This field takes certificates only; the private key goes in “TLS client key”.")
+                return
         if not key and not cleaned.get("clear_tls_client_key") and self.instance.has_tls_client_key:
             try:
                 key = self.instance.get_tls_client_key()

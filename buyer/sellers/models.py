@@ -190,7 +190,15 @@ class Seller(models.Model):
 
     def get_tls_client_key(self) -> str:
         """The client key's PEM, or "" (``CredentialUnreadable`` when the stored one cannot be decrypted)."""
-        return crypto.decrypt(self.tls_client_key_ciphertext) if self.tls_client_key_ciphertext else ""
+        if not self.tls_client_key_ciphertext:
+            return ""
+        try:
+            return crypto.decrypt(self.tls_client_key_ciphertext)
+        except crypto.CredentialUnreadable:
+            raise crypto.CredentialUnreadable(
+                "the stored TLS client key cannot be decrypted with SELLER_CREDENTIALS_KEY; enter it again on the "
+                "Sellers page"
+            ) from None
 
     @property
     def has_tls_client_key(self) -> bool:
@@ -265,4 +273,10 @@ class SigningKey(models.Model):
         self.private_ciphertext = crypto.encrypt(pem.decode())
 
     def private_pem(self) -> bytes:
-        return crypto.decrypt(self.private_ciphertext).encode()
+        try:
+            return crypto.decrypt(self.private_ciphertext).encode()
+        except crypto.CredentialUnreadable:
+            raise crypto.CredentialUnreadable(
+                f"the request-signing key {self.kid} cannot be decrypted with SELLER_CREDENTIALS_KEY; make a new "
+                "one (manage.py adcp_signing_key create) and retire this one"
+            ) from None

@@ -111,19 +111,34 @@ def seller_set_credential(*, seller: Seller, plaintext: str | None) -> None:
 
 
 def seller_rotate_credentials() -> int:
-    """Re-encrypt every stored credential with the first SELLER_CREDENTIALS_KEY; returns how many changed.
+    """Re-encrypt every stored secret (credentials, TLS client keys, request-signing keys) with the first
+    SELLER_CREDENTIALS_KEY; returns how many changed.
 
     Run after putting a new key first, before removing the old one from the list. A credential no key can
     read raises ``crypto.CredentialUnreadable`` before anything is written.
     """
+    from buyer.sellers.models import SigningKey
+
     rotated = {
         pk: crypto.rotate(token)
         for pk, token in Seller.objects.exclude(credential_ciphertext="").values_list("pk", "credential_ciphertext")
     }
+    # The mutual-TLS client keys and the request-signing keys are encrypted with the same keys.
+    tls_keys = {
+        pk: crypto.rotate(token)
+        for pk, token in Seller.objects.exclude(tls_client_key_ciphertext="").values_list(
+            "pk", "tls_client_key_ciphertext"
+        )
+    }
+    signing = {pk: crypto.rotate(token) for pk, token in SigningKey.objects.values_list("pk", "private_ciphertext")}
     with transaction.atomic():
         for pk, token in rotated.items():
             Seller.objects.filter(pk=pk).update(credential_ciphertext=token)
-    return len(rotated)
+        for pk, token in tls_keys.items():
+            Seller.objects.filter(pk=pk).update(tls_client_key_ciphertext=token)
+        for pk, token in signing.items():
+            SigningKey.objects.filter(pk=pk).update(private_ciphertext=token)
+    return len(rotated) + len(tls_keys) + len(signing)
 
 
 # --- protocol discovery -------------------------------------------------------------------------------------

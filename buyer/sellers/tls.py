@@ -24,20 +24,35 @@ def client_tls_context(*, cert_pem: str = "", key_pem: str = "", ca_pem: str = "
     (PEM; loaded through a private file that is removed at once, as ``ssl`` reads chains only from files), and
     the seller's CA instead of the default trust when given. Raises ``ValueError`` naming what cannot be read."""
     import os
+    import secrets
     import tempfile
+
+    from cryptography.hazmat.primitives import serialization
 
     try:
         context = ssl.create_default_context(cadata=ca_pem) if ca_pem.strip() else httpx.create_ssl_context()
     except ssl.SSLError as exc:
         raise ValueError(f"the seller's CA certificate cannot be read: {exc}") from None
     if cert_pem.strip():
+        # The key goes to the file only encrypted, under a password that lives in this process alone: a file a
+        # killed process leaves behind holds nothing usable.
+        password = secrets.token_bytes(32)
+        try:
+            key = serialization.load_pem_private_key(key_pem.strip().encode(), password=None)
+        except (ValueError, TypeError):
+            raise ValueError("the client key is not an unencrypted PEM private key") from None
+        locked = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        ).decode()
         with tempfile.TemporaryDirectory(prefix="buyer-tls-") as folder:
             path = os.path.join(folder, "client.pem")
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as chain:
-                chain.write(cert_pem.strip() + "\n" + key_pem.strip() + "\n")
+                chain.write(cert_pem.strip() + "\n" + locked)
             try:
-                context.load_cert_chain(path)
+                context.load_cert_chain(path, password=password)
             except ssl.SSLError as exc:
                 raise ValueError(f"the client certificate and key cannot be used together: {exc}") from None
     return context

@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from buyer.sellers.models import Seller, SellerWebhook
@@ -70,7 +71,8 @@ def test_a_signed_webhook_makes_the_buyer_read_the_task_now_and_book_the_deal(se
     post, answers = deliver_to(client)
     sender = adcp.state.webhooks
     sender.post = post
-    assert sender.send_due() == len(tasks)
+    with time_machine.travel(now + timedelta(milliseconds=500), tick=False):  # after that poll, as in real time
+        assert sender.send_due() == len(tasks)
     assert {a[2] for a in answers} == {200} and all(a[3]["status"] == "accepted" for a in answers)
     assert {a[1]["status"] for a in answers} == {"completed"}
     # The webhook booked nothing by itself…
@@ -148,3 +150,39 @@ def test_the_buyers_verifier_accepts_the_adcp_librarys_own_signature(settings):
     assert (note.task_id, note.status, note.task_type) == ("task-1", "completed", "create_media_buy")
     assert note.idempotency_key == payload.idempotency_key
     assert webhook_secret(7) != webhook_secret(8)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-AdCP-Signature": "sha256=" + "0" * 64, "X-AdCP-Timestamp": "²"},
+        {"X-AdCP-Signature": "sha256=" + "0" * 64, "X-AdCP-Timestamp": "1" + "0" * 400},
+        {"X-AdCP-Signature": "sha256=" + "0" * 64, "X-AdCP-Timestamp": "9" * 5000},
+        {"X-AdCP-Signature": "sha256=" + "é" * 64, "X-AdCP-Timestamp": "1700000000"},
+        {"X-AdCP-Signature": "sha256=abc", "X-AdCP-Timestamp": "1700000000"},
+    ],
+    ids=["superscript-digit", "huge", "too-long", "non-ascii-signature", "short-signature"],
+)
+def test_malformed_signature_headers_are_a_401_never_a_500(client, headers):
+    seller = Seller.objects.create(name="S", base_url="http://127.0.0.1:9/", protocol="adcp")
+    answer = client.generic(
+        "POST", f"/webhooks/adcp/{seller.pk}", b"{}", content_type="application/json", headers=headers
+    )
+    assert answer.status_code == 401, answer.content
+
+
+def test_a_webhook_never_takes_a_line_over_from_a_poll_that_holds_it(sellers, webhooks_on, client):
+    from buyer.adcp_webhooks import make_due
+    from campaigns.models import Recommendation
+
+    job, _adcp, _clock = awaiting_job(sellers)
+    seller = Seller.objects.get(protocol="adcp")
+    line = Recommendation.objects.filter(job=job, seller=seller).exclude(seller_task_id="").first()
+    now = timezone.now()
+    claimed_until = now + timedelta(minutes=2)
+    Recommendation.objects.filter(pk=line.pk).update(seller_task_checked_at=claimed_until)
+    assert make_due(seller.pk, line.seller_task_id, now) == 0
+    line.refresh_from_db()
+    assert line.seller_task_checked_at == claimed_until
+    Recommendation.objects.filter(pk=line.pk).update(seller_task_checked_at=now - timedelta(seconds=5))
+    assert make_due(seller.pk, line.seller_task_id, now) == 1

@@ -305,3 +305,18 @@ def test_a_key_that_is_not_the_certificates_is_refused(admin_client, seller, pki
     assert (
         response.status_code == 200 and "the TLS client key is not the certificate&#x27;s" in response.content.decode()
     )
+
+
+def test_typing_and_clearing_the_tls_key_at_once_and_a_private_key_in_a_public_field_are_refused(
+    admin_client, seller, pki
+):
+    cert, key = pki["client"]
+    both = admin_client.post(
+        _edit(seller), _form_data(seller, tls_client_cert=cert, tls_client_key=key, clear_tls_client_key="on")
+    )
+    assert both.status_code == 200 and "not both" in both.content.decode()
+    for field in ("tls_client_cert", "tls_ca"):
+        pasted = admin_client.post(_edit(seller), _form_data(seller, **{field: cert + key}))
+        assert pasted.status_code == 200 and "takes certificates only" in pasted.content.decode()
+        seller.refresh_from_db()
+        assert "PRIVATE KEY" not in seller.tls_client_cert + seller.tls_ca

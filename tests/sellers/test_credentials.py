@@ -109,3 +109,27 @@ def test_the_buyer_identity_comes_from_the_sellers_row():
     seller = SellerFactory(seat_id="seat-7", agency_id="ag-1", dsp_platform="ttd")
     assert identity_for(seller) == BuyerIdentity(seat_id="seat-7", agency_id="ag-1", dsp_platform="ttd")
     assert identity_for(SellerFactory()) is None
+
+
+def test_a_rotation_re_encrypts_the_tls_client_keys_and_the_signing_keys_too(settings):
+    from buyer.sellers.models import SigningKey
+    from buyer.sellers.signing import key_create
+
+    settings.SELLER_CREDENTIALS_KEY = [OLD_KEY]
+    seller = SellerFactory()
+    seller.set_tls_client_key("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----")
+    seller.save()
+    key = key_create()
+    pem = key.private_pem()
+
+    settings.SELLER_CREDENTIALS_KEY = [NEW_KEY, OLD_KEY]
+    assert seller_rotate_credentials() == 2
+    settings.SELLER_CREDENTIALS_KEY = [NEW_KEY]
+    assert "abc" in Seller.objects.get(pk=seller.pk).get_tls_client_key()
+    assert SigningKey.objects.get(pk=key.pk).private_pem() == pem
+    # Unreadable under a wrong key: each says what it is and what to do.
+    settings.SELLER_CREDENTIALS_KEY = [OLD_KEY]
+    with pytest.raises(CredentialUnreadable, match="TLS client key"):
+        Seller.objects.get(pk=seller.pk).get_tls_client_key()
+    with pytest.raises(CredentialUnreadable, match="adcp_signing_key create"):
+        SigningKey.objects.get(pk=key.pk).private_pem()
