@@ -205,7 +205,8 @@ def build_stack(
         base_env.setdefault("ADCP_WEBHOOK_URL", f"http://127.0.0.1:{port}")
         delay = base_env.get("ADCP_SANDBOX_APPROVAL_DELAY", "30") or "30"
         argv = [python, "-m", "buyer.sandbox_adcp", "--host", "127.0.0.1", "--port", str(adcp_sandbox_port)]
-        argv += ["--approval-delay", delay, "--log-level", "warning", *(adcp_sandbox_args or [])]
+        # AdCP 3.2's compact lifecycle too (list_products, buy_products): the buyer uses it where offered.
+        argv += ["--approval-delay", delay, "--compact", "--log-level", "warning", *(adcp_sandbox_args or [])]
         services["sandbox-adcp"] = Service("sandbox-adcp", argv, base_env, log("sandbox-adcp"))
     services["worker"] = Service(
         "worker",

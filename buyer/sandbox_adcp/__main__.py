@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PEM",
         help="demand mutual TLS: a client certificate issued by this CA (with --tls-cert)",
     )
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="also offer AdCP 3.2's compact lifecycle: list_products (a versioned offer feed) and buy_products",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -107,8 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ids unique to this run (mb-3f9a1c-00001): a restarted sandbox must not reissue a recorded buy's id.
         id_prefix=secrets.token_hex(3) + "-",
         webhook_interval=args.webhook_interval,
+        compact=args.compact,
     )
     mode = "synchronous" if not app.state.sandbox.asynchronous else "asynchronous approvals"
+    if args.compact:
+        mode += ", compact lifecycle"
     print(
         f"sandbox AdCP seller {app.state.sandbox.catalog.seller_name!r} ({mode}) "
         f"on {'https' if tls_options else 'http'}://{args.host}:{args.port}{MCP_PATH}"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from json import JSONDecodeError
 from typing import Any
 
@@ -38,7 +39,12 @@ from starlette.routing import Route
 
 from buyer.sandbox_adcp import faults
 from buyer.sandbox_adcp.catalog import CATALOG_NAMES, build_catalog
-from buyer.sandbox_adcp.handler import ANONYMOUS, OWNER_KEY, SIGNED_OPERATIONS, SandboxAdcpHandler
+from buyer.sandbox_adcp.handler import (
+    ANONYMOUS,
+    OWNER_KEY,
+    SIGNED_OPERATIONS,
+    SandboxAdcpHandler,
+)
 from buyer.sandbox_adcp.state import DEFAULT_INPUT_MESSAGE, SandboxAdcpError, SandboxAdcpState, TaskRecord
 from buyer.sandbox_adcp.webhooks import WebhookSender
 
@@ -48,7 +54,7 @@ MCP_PATH = "/mcp"
 SUPPORTED_VERSIONS: tuple[str, ...] = ("3.1", "3.2")
 #: How long an idempotency key replays, on the sandbox clock: the spec's recommended floor, 24 hours.
 REPLAY_TTL_SECONDS = 86_400
-_ERROR_STATUS = {"REFERENCE_NOT_FOUND": 404, "INVALID_STATE": 409}
+_ERROR_STATUS = {"REFERENCE_NOT_FOUND": 404, "PRODUCT_NOT_FOUND": 404, "INVALID_STATE": 409}
 
 
 def caller_identity(headers: Mapping[str, str]) -> str:
@@ -80,6 +86,7 @@ def create_app(
     id_prefix: str = "",
     webhook_interval: float = 0.0,
     signed_by: Mapping[str, Mapping[str, Any]] | None = None,
+    compact: bool = False,
 ) -> Starlette:
     """Build one AdCP sandbox seller with its own catalog and empty state.
 
@@ -97,6 +104,9 @@ def create_app(
     seconds from a daemon thread when positive, and on ``POST /_sandbox/webhooks/send``. ``signed_by`` (agent URL
     → its JWKS) makes the seller demand RFC 9421 signed ``create_media_buy`` and ``update_media_buy`` calls by one
     of those keys (advertised under ``request_signing``; an unsigned or wrongly signed call is a 401).
+    ``compact`` adds AdCP 3.2's compact lifecycle (``list_products``, ``buy_products``, advertised under
+    ``media_buy.lifecycle_tools``; signed too under ``signed_by``); ``POST /_sandbox/products/{id}/reprice``
+    then publishes a new price (new feed version: purchases naming the old one are refused).
 
     The state is reachable as ``app.state.sandbox`` (tests may replace its ``clock`` or change the knobs
     between orders). MCP needs the ASGI lifespan (uvicorn's default). Raises ``ValueError`` on an unknown
@@ -123,7 +133,8 @@ def create_app(
 
     # Replays expire on the sandbox clock too, so a test that moves time a day sees keys expire.
     idempotency = IdempotencyStore(MemoryBackend(clock=epoch), ttl_seconds=REPLAY_TTL_SECONDS, clock=epoch)
-    handler = SandboxAdcpHandler(state, idempotency, request_signing=SIGNED_OPERATIONS if signed_by else ())
+    signed = (*SIGNED_OPERATIONS, "buy_products") if compact else SIGNED_OPERATIONS
+    handler = SandboxAdcpHandler(state, idempotency, request_signing=signed if signed_by else (), compact=compact)
     sender = WebhookSender(state)
 
     def context_factory(meta: RequestMetadata) -> ToolContext:
@@ -156,7 +167,7 @@ def create_app(
         app.router.routes.insert(0, _agent_card_route(state))
     if signed_by:
         verification = RequestSignatureVerification(
-            signer_keys=StaticSignerKeys(signed_by), required_for=frozenset(SIGNED_OPERATIONS)
+            signer_keys=StaticSignerKeys(signed_by), required_for=frozenset(signed)
         )
         app.add_middleware(SignedRequestVerificationMiddleware, config=verification, transport="mcp")
     app.state.sandbox = state
@@ -211,6 +222,37 @@ def _control_routes(state: SandboxAdcpState, sender: WebhookSender) -> list[Rout
             return _control_error(exc)
         return JSONResponse(_task_wire(task))
 
+    async def reprice(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except JSONDecodeError:
+            return JSONResponse({"detail": "body must be JSON"}, status_code=400)
+        prices: dict[str, Decimal | None] = {}
+        for name in ("fixed_price", "floor_price"):
+            value = body.get(name) if isinstance(body, dict) else None
+            if value is None:
+                prices[name] = None
+                continue
+            try:
+                price = Decimal(str(value))
+            except InvalidOperation:
+                return JSONResponse({"detail": f"{name} must be a number"}, status_code=400)
+            if not (price.is_finite() and price > 0):
+                return JSONResponse({"detail": f"{name} must be above zero"}, status_code=400)
+            prices[name] = price
+        option = body.get("pricing_option_id") if isinstance(body, dict) else None
+        if not isinstance(option, str) or (prices["fixed_price"] is None) == (prices["floor_price"] is None):
+            detail = "send pricing_option_id and one of fixed_price or floor_price"
+            return JSONResponse({"detail": detail}, status_code=400)
+        try:
+            state.reprice(
+                request.path_params["product_id"], option, fixed=prices["fixed_price"], floor=prices["floor_price"]
+            )
+        except SandboxAdcpError as exc:
+            return _control_error(exc)
+        feed, pricing = state.feed_versions()
+        return JSONResponse({"feed_version": feed, "pricing_version": pricing})
+
     async def send_webhooks(request: Request) -> Response:
         sent = await anyio.to_thread.run_sync(sender.send_due)
         return JSONResponse({"sent": sent})
@@ -219,6 +261,7 @@ def _control_routes(state: SandboxAdcpState, sender: WebhookSender) -> list[Rout
         Route("/health", health, methods=["GET"]),
         Route("/_sandbox/webhooks/send", send_webhooks, methods=["POST"]),
         Route("/_sandbox/tasks", list_tasks, methods=["GET"]),
+        Route("/_sandbox/products/{product_id}/reprice", reprice, methods=["POST"]),
         Route("/_sandbox/tasks/{task_id}/approve", approve, methods=["POST"]),
         Route("/_sandbox/tasks/{task_id}/reject", reject, methods=["POST"]),
     ]

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from adcp.types import Product
+from adcp.types.domains.core.canonical_product import CanonicalProduct
 
 CATALOG_NAMES: tuple[str, ...] = ("default", "premium-video")
 CURRENCY = "USD"
@@ -206,6 +207,13 @@ class CatalogProduct:
                 "format_options": [f.wire() for f in self.formats],
             }
         )
+
+    def offer(self) -> dict[str, Any]:
+        """The product as AdCP 3.2's ``list_products`` publishes it: the canonical offer shape (validated)."""
+        wire = self.wire().model_dump(mode="json", exclude_none=True)
+        offer = {key: value for key, value in wire.items() if key in CanonicalProduct.model_fields}
+        offer["pricing_options"] = [p.wire() for p in self.pricing]
+        return CanonicalProduct.model_validate(offer).model_dump(mode="json", exclude_none=True)
 
 
 def _words(text: str) -> list[str]:

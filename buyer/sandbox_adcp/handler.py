@@ -13,13 +13,14 @@ key and body replays the first answer (``replayed: true``), the same key with an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeVar
 
 from adcp.canonical_formats.fixtures import load_v1_reference_catalog
 from adcp.decisioning.types import AdcpError
+from adcp.negotiation import compute_terms_digest
 from adcp.server import ADCPHandler, IdempotencyStore, ToolContext
 from adcp.server.helpers import STANDARD_ERROR_CODES, valid_actions_for_status
 from adcp.server.responses import (
@@ -32,12 +33,14 @@ from adcp.server.responses import (
     update_media_buy_response,
 )
 from adcp.types import (
+    BuyProductsRequest,
     CreateMediaBuyRequest,
     GetAdcpCapabilitiesRequest,
     GetMediaBuyDeliveryRequest,
     GetMediaBuysRequest,
     GetProductsRequest,
     GetTaskStatusRequest,
+    ListProductsRequest,
     UpdateMediaBuyRequest,
 )
 from adcp.types.legacy import LegacyListCreativeFormatsRequest
@@ -46,6 +49,7 @@ from pydantic import BaseModel
 from buyer.sandbox_adcp.catalog import CURRENCY, CatalogProduct
 from buyer.sandbox_adcp.delivery import ZERO
 from buyer.sandbox_adcp.state import (
+    BuyOrder,
     MediaBuyRecord,
     PackageRecord,
     SandboxAdcpError,
@@ -72,6 +76,10 @@ TOOLS: frozenset[str] = frozenset(
         "get_task_status",
     }
 )
+#: AdCP 3.2's compact lifecycle tasks this seller offers beside the 3.x ones when built ``compact``.
+COMPACT_TOOLS: frozenset[str] = frozenset({"list_products", "buy_products"})
+#: Products per ``list_products`` page (the buyer may ask for fewer).
+LIST_PAGE = 100
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 Recovery = Literal["correctable", "transient", "terminal"]
@@ -98,19 +106,37 @@ def iso(moment: datetime) -> str:
 
 
 class SandboxAdcpHandler(ADCPHandler[ToolContext]):
-    """The AdCP 3.x media-buy baseline: discovery, buying, reading back, updating and polling tasks."""
+    """The AdCP 3.x media-buy baseline: discovery, buying, reading back, updating and polling tasks; with
+    ``compact``, AdCP 3.2's compact lifecycle too: ``list_products`` (the versioned offer feed) and
+    ``buy_products`` (a direct purchase of published offers, refused when the feed it names is stale), advertised
+    in ``tools/list`` and under ``media_buy.lifecycle_tools``."""
 
-    advertised_tools: ClassVar[set[str]] = set(TOOLS)
+    advertised_tools: ClassVar[set[str]] = set(TOOLS | COMPACT_TOOLS)
 
     def __init__(
-        self, state: SandboxAdcpState, idempotency: IdempotencyStore, *, request_signing: Sequence[str] = ()
+        self,
+        state: SandboxAdcpState,
+        idempotency: IdempotencyStore,
+        *,
+        request_signing: Sequence[str] = (),
+        compact: bool = False,
     ) -> None:
         self.state = state
         self.idempotency = idempotency
         self.request_signing = tuple(request_signing)  # operations that must come signed (RFC 9421)
+        self.compact = compact
         # The store's wrap takes the handler's own (self, params, context) shape.
         self._create_once = idempotency.wrap(SandboxAdcpHandler._create_media_buy)
         self._update_once = idempotency.wrap(SandboxAdcpHandler._update_media_buy)
+        self._buy_once = idempotency.wrap(SandboxAdcpHandler._buy_products)
+
+    def advertised_tools_for_instance(self) -> set[str]:
+        """The library's per-instance ``tools/list`` filter: the compact tools only where offered."""
+        return set(TOOLS | COMPACT_TOOLS) if self.compact else set(TOOLS)
+
+    def _compact_only(self, task: str) -> None:
+        if not self.compact:
+            raise refused(SandboxAdcpError("UNSUPPORTED_FEATURE", f"this seller does not offer {task}", field=task))
 
     # ---------------------------------------------------------------------------------------------- discovery
 
@@ -124,6 +150,8 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
             "buying_modes": ["brief", "wholesale"],
             "portfolio": {"publisher_domains": catalog.publisher_domains, "primary_channels": catalog.channels},
         }
+        if self.compact:
+            response["media_buy"]["lifecycle_tools"] = sorted(COMPACT_TOOLS)
         if self.request_signing:
             response["request_signing"] = {
                 "supported": True,
@@ -175,6 +203,48 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
         ]
         return legacy_creative_formats_response(formats)
 
+    async def list_products(
+        self, params: ListProductsRequest | dict[str, Any], context: ToolContext | None = None
+    ) -> Any:
+        request = _typed(ListProductsRequest, params)
+        self._compact_only("list_products")
+        feed, pricing = self.state.feed_versions()
+        base: dict[str, Any] = {"feed_version": feed, "pricing_version": pricing, "cache_scope": "public"}
+        if request.if_feed_version == feed and request.if_pricing_version in (None, pricing):
+            return {"outcome": "unchanged", **base}
+        wanted = {str(p) for p in (request.criteria.product_ids or [])} if request.criteria is not None else set()
+        products = [p for p in self.state.catalog.products if not wanted or p.product_id in wanted]
+        try:
+            offset = int(request.cursor or 0)
+        except ValueError:
+            raise refused(SandboxAdcpError("INVALID_REQUEST", "unknown cursor", field="cursor")) from None
+        size = min(int(request.max_results or 25), LIST_PAGE)
+        page = products[offset : offset + size]
+        answer: dict[str, Any] = {
+            "outcome": "listed",
+            "products": [p.offer() for p in page],
+            **base,
+        }
+        if offset + size < len(products):
+            answer["next_cursor"] = str(offset + size)
+        return answer
+
+    async def buy_products(
+        self, params: BuyProductsRequest | dict[str, Any], context: ToolContext | None = None
+    ) -> Any:
+        return await self._buy_once(self, params, context)
+
+    async def _buy_products(
+        self, params: BuyProductsRequest | dict[str, Any], context: ToolContext | None = None
+    ) -> Any:
+        request = _typed(BuyProductsRequest, params)
+        self._compact_only("buy_products")
+        try:
+            order = self.state.plan_purchase(request)
+        except SandboxAdcpError as exc:
+            raise refused(exc) from None
+        return self._submit(order, request.push_notification_config, context, self._bought)
+
     # ---------------------------------------------------------------------------------------------- buying
 
     async def create_media_buy(
@@ -190,12 +260,18 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
             order = self.state.plan_buy(request)
         except SandboxAdcpError as exc:
             raise refused(exc) from None
-        config = request.push_notification_config
+        return self._submit(order, request.push_notification_config, context, self._created)
+
+    def _submit(
+        self, order: BuyOrder, config: Any, context: ToolContext | None, answer: Callable[[MediaBuyRecord], Any]
+    ) -> Any:
+        """Book ``order`` (or take it as a task, notified at the buyer's push config): ``answer`` of the buy, or
+        the task's ``submitted``."""
         push = config.model_dump(mode="json", exclude_none=True) if config is not None else None
         booked = self.state.submit(owner(context), order, push=push)
         if isinstance(booked, TaskRecord):
             return {"status": "submitted", "task_id": booked.task_id, "message": booked.message}
-        return self._created(booked)
+        return answer(booked)
 
     def _created(self, buy: MediaBuyRecord) -> dict[str, Any]:
         """The create_media_buy success payload (also the terminal ``result`` of an asynchronous buy)."""
@@ -211,6 +287,25 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
         response["currency"] = CURRENCY
         response["total_budget"] = money(buy.total_budget)
         response["pacing"] = buy.pacing
+        if buy.name:
+            response["name"] = buy.name
+        return response
+
+    def _bought(self, buy: MediaBuyRecord) -> dict[str, Any]:
+        """The buy_products success payload (also the terminal ``result`` of an asynchronous purchase)."""
+        response: dict[str, Any] = {
+            "status": "completed",
+            "media_buy_id": buy.media_buy_id,
+            "revision": buy.revision,
+            "media_buy_status": buy.status(self.state.now()),
+            "confirmed_at": iso(buy.confirmed_at),
+            "accepted_proposal": _accepted(buy),
+            "purchase_bindings": [
+                {"purchase_index": i, "product_id": p.product.product_id, "package_id": p.package_id}
+                for i, p in enumerate(buy.packages)
+            ],
+            "available_actions": [],
+        }
         if buy.name:
             response["name"] = buy.name
         return response
@@ -385,12 +480,50 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
                 response["result"] = {"errors": [{**error, "recovery": "terminal"}]}
         elif task.status == "completed" and task.media_buy_id is not None and request.include_result:
             buys, _ = self.state.buys(task.owner, [task.media_buy_id])
-            response["result"] = self._created(buys[0])
+            response["result"] = self._bought(buys[0]) if task.task_type == "buy_products" else self._created(buys[0])
         if request.include_history:
             response["history"] = [
                 {"timestamp": iso(at), "type": "response", "data": {"status": status}} for at, status in task.history
             ]
         return response
+
+
+def _accepted(buy: MediaBuyRecord) -> dict[str, Any]:
+    """The immutable accepted-proposal snapshot a buy_products answer carries: the commercial terms bought, and
+    their RFC 8785 digest."""
+    order = buy.order
+    assert order is not None
+    purchases = []
+    for package in buy.packages:
+        purchase = _package_wire(package)
+        for key in ("package_id", "paused", "canceled", "bid_price", "context"):
+            purchase.pop(key, None)
+        if package.bid is not None:
+            purchase["bidding"] = {"bid_amount": float(package.bid)}
+        purchase["pricing"] = package.option.wire()
+        if package.impressions is not None:
+            purchase["impressions"] = float(package.impressions)
+        purchases.append(purchase)
+    terms: dict[str, Any] = {
+        "source_feed_version": order.feed_version,
+        "source_pricing_version": order.pricing_version,
+        "brand": dict(order.brand or {"domain": "unknown.example"}),
+        "purchases": purchases,
+        "start_time": iso(buy.start),
+        "end_time": iso(buy.end),
+        "pacing": buy.pacing,
+        "total_budget": {"amount": money(buy.total_budget), "currency": CURRENCY},
+    }
+    return {
+        "proposal_id": f"prop-{buy.media_buy_id}",
+        "proposal_kind": "new_media_buy",
+        "proposal_status": "accepted",
+        "media_buy_id": buy.media_buy_id,
+        "accepted_at": iso(buy.confirmed_at),
+        "name": buy.name or f"Media buy {buy.media_buy_id}",
+        "commercial_terms": terms,
+        "terms_digest": compute_terms_digest(terms),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -465,4 +598,4 @@ def _not_found(media_buy_id: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["ANONYMOUS", "TOOLS", "SandboxAdcpHandler", "owner", "refused"]
+__all__ = ["ANONYMOUS", "COMPACT_TOOLS", "TOOLS", "SandboxAdcpHandler", "owner", "refused"]

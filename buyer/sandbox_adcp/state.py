@@ -14,14 +14,16 @@ error arm (``{"errors": [...]}``) or, for tasks without one, a transport error.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from adcp.types import CreateMediaBuyRequest, UpdateMediaBuyRequest
+from adcp.types import BuyProductsRequest, CreateMediaBuyRequest, UpdateMediaBuyRequest
 
 from buyer.sandbox_adcp.catalog import CURRENCY, Catalog, CatalogProduct, PricingSpec
 from buyer.sandbox_adcp.delivery import CENT, ONE, ZERO, Metrics, Segment, delivered, flight_share, spend_at
@@ -87,7 +89,8 @@ class PackageOrder:
 
 @dataclass(frozen=True)
 class BuyOrder:
-    """A validated create_media_buy request: everything needed to book it now or when its task completes."""
+    """A validated create_media_buy or buy_products request: everything needed to book it now or when its task
+    completes (a buy_products order also keeps the offer feed it bought from, for the accepted snapshot)."""
 
     name: str | None
     po_number: str | None
@@ -96,6 +99,10 @@ class BuyOrder:
     pacing: str
     paused: bool
     packages: tuple[PackageOrder, ...]
+    kind: str = "create_media_buy"
+    feed_version: str | None = None
+    pricing_version: str | None = None
+    brand: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -167,6 +174,7 @@ class MediaBuyRecord:
     revision: int = 1
     paused: bool = False
     canceled_at: datetime | None = None
+    order: BuyOrder | None = None  # what was bought (a buy_products answer restates its terms)
 
     def status(self, moment: datetime) -> str:
         """The lifecycle status at ``moment``: canceled, completed, paused, pending_start or active."""
@@ -213,7 +221,7 @@ class TaskRecord:
 
     @property
     def task_type(self) -> str:
-        return "create_media_buy"
+        return self.order.kind
 
     @property
     def message(self) -> str:
@@ -267,6 +275,7 @@ class SandboxAdcpState:
         self.media_buys: dict[str, MediaBuyRecord] = {}
         self.tasks: dict[str, TaskRecord] = {}
         self._issued: dict[str, int] = {}
+        self._published = 1  # the offer feed's revision: a price set back still publishes a new version
 
     def now(self) -> datetime:
         moment = self.clock()
@@ -323,22 +332,85 @@ class SandboxAdcpState:
         found.sort(key=lambda row: (row[0], row[1]))
         return [(product, matched) for _, _, product, matched in found]
 
+    def feed_versions(self) -> tuple[str, str]:
+        """The offer feed's version and its pricing layer's (AdCP 3.2 ``list_products``): digests of what is
+        published and of its revision, so every change gives new versions, never an earlier one again."""
+        products = [p.offer() for p in self.catalog.products]
+        prices = [[p.product_id, [o.wire() for o in p.pricing]] for p in self.catalog.products]
+        return _digest("feed", [self._published, products]), _digest("pricing", [self._published, prices])
+
+    def reprice(self, product_id: str, option_id: str, *, fixed: Decimal | None, floor: Decimal | None) -> None:
+        """Publish a new price for one pricing option (new feed and pricing versions)."""
+        with self.lock:
+            product = self.catalog.product(product_id)
+            option = product.option(option_id) if product is not None else None
+            if product is None or option is None:
+                raise SandboxAdcpError("PRODUCT_NOT_FOUND", f"no pricing option {option_id!r} of {product_id!r}")
+            changed = replace(option, fixed=fixed, floor=floor)
+            pricing = tuple(changed if o.option_id == option_id else o for o in product.pricing)
+            products = tuple(
+                replace(p, pricing=pricing) if p.product_id == product_id else p for p in self.catalog.products
+            )
+            self.catalog = replace(self.catalog, products=products)
+            self._published += 1
+
     # ---------------------------------------------------------------------------------------------- buying
 
     def plan_buy(self, request: CreateMediaBuyRequest) -> BuyOrder:
         """Validate a create_media_buy request against the catalog and the clock; the order to book."""
-        now = self.now()
         if request.proposal_id is not None:
             raise SandboxAdcpError(
                 "UNSUPPORTED_FEATURE", "this seller issues no proposals; buy packages", field="proposal_id"
             )
+        if not request.packages:
+            raise SandboxAdcpError("INVALID_REQUEST", "a media buy needs at least one package", field="packages")
+        return self._plan_order(
+            request,
+            [_dump(p) for p in request.packages],
+            where="packages",
+            name=request.name,
+            po_number=request.po_number,
+        )
+
+    def plan_purchase(self, request: BuyProductsRequest) -> BuyOrder:
+        """Validate a buy_products request (AdCP 3.2's direct purchase of published offers) against the offer
+        feed it names, the catalog and the clock; the order to book. Offers changed since that feed are refused
+        (``CONFLICT``), never bought at the new terms."""
+        feed, pricing = self.feed_versions()
+        if request.feed_version != feed or (request.pricing_version or pricing) != pricing:
+            raise SandboxAdcpError(
+                "CONFLICT",
+                f"the offers changed since feed version {request.feed_version}: list products again "
+                f"(now {feed}, pricing {pricing})",
+                field="feed_version",
+                details={"feed_version": feed, "pricing_version": pricing},
+            )
+        order = self._plan_order(
+            request,
+            [_dump(p) for p in request.purchases],
+            where="purchases",
+            name=request.name,
+            po_number=request.purchase_order_ref,
+        )
+        account = _dump(request.account)
+        brand = account.get("brand") or (_dump(request.brand) if request.brand is not None else None)
+        return replace(order, kind="buy_products", feed_version=feed, pricing_version=pricing, brand=brand)
+
+    def _plan_order(
+        self,
+        request: CreateMediaBuyRequest | BuyProductsRequest,
+        packages: list[dict[str, Any]],
+        *,
+        where: str,
+        name: str | None,
+        po_number: str | None,
+    ) -> BuyOrder:
+        now = self.now()
         allocation = request.budget_allocation
         if allocation is not None and _dump(allocation).get("mode") != "fixed":
             raise SandboxAdcpError(
                 "UNSUPPORTED_FEATURE", "only fixed budget allocation is supported", field="budget_allocation"
             )
-        if not request.packages:
-            raise SandboxAdcpError("INVALID_REQUEST", "a media buy needs at least one package", field="packages")
         start = now if request.start_time == "asap" else _aware(request.start_time)
         end = _aware(request.end_time)
         if end <= start:
@@ -347,9 +419,9 @@ class SandboxAdcpState:
             raise SandboxAdcpError("INVALID_REQUEST", "end_time must be in the future", field="end_time")
         buy_pacing = request.pacing.value if request.pacing is not None else "even"
         buy_bidding = _dump(request.bidding) if request.bidding is not None else {}
-        packages = tuple(
-            self._plan_package(i, _dump(package), start=start, end=end, pacing=buy_pacing, bidding=buy_bidding)
-            for i, package in enumerate(request.packages)
+        planned = tuple(
+            self._plan_package(f"{where}[{i}]", package, start=start, end=end, pacing=buy_pacing, bidding=buy_bidding)
+            for i, package in enumerate(packages)
         )
         if request.total_budget is not None:
             total = _decimal(request.total_budget.amount)
@@ -357,25 +429,25 @@ class SandboxAdcpState:
                 raise SandboxAdcpError(
                     "INVALID_REQUEST", f"this seller sells in {CURRENCY}", field="total_budget.currency"
                 )
-            if total != sum((p.budget for p in packages), ZERO):
+            if total != sum((p.budget for p in planned), ZERO):
                 raise SandboxAdcpError(
                     "INVALID_REQUEST",
-                    "total_budget must equal the sum of the package budgets",
+                    f"total_budget must equal the sum of the {where} budgets",
                     field="total_budget.amount",
                 )
         return BuyOrder(
-            name=request.name,
-            po_number=request.po_number,
+            name=name,
+            po_number=po_number,
             start=start,
             end=end,
             pacing=buy_pacing,
             paused=bool(request.paused),
-            packages=packages,
+            packages=planned,
         )
 
     def _plan_package(
         self,
-        index: int,
+        path: str,
         wire: dict[str, Any],
         *,
         start: datetime,
@@ -383,7 +455,6 @@ class SandboxAdcpState:
         pacing: str,
         bidding: dict[str, Any],
     ) -> PackageOrder:
-        path = f"packages[{index}]"
         product = self.catalog.product(wire["product_id"])
         if product is None:
             raise SandboxAdcpError(
@@ -494,6 +565,7 @@ class SandboxAdcpState:
             confirmed_at=at,
             updated_at=at,
             paused=order.paused,
+            order=order,
         )
         self.media_buys[media_buy_id] = buy
         return buy
@@ -749,6 +821,10 @@ def plan_budget(option: PricingSpec, budget: Decimal) -> Decimal:
     if option.model == "flat_rate" and option.fixed is not None:
         return min(budget, option.fixed)
     return budget
+
+
+def _digest(kind: str, value: Any) -> str:
+    return f"{kind}-" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _dump(model: Any) -> dict[str, Any]:

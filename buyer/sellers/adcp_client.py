@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import random
@@ -91,6 +92,7 @@ FORMAT_WORDS: Mapping[str, str] = {
 PENDING_STATUSES = frozenset({"submitted", "working", "input-required", "auth-required"})
 FAILED_STATUSES = frozenset({"failed", "rejected", "canceled"})
 _QUOTE_PREFIX = "adcp1"
+_OFFER_PREFIX = "adcp2"  # terms of an offer from a versioned feed (AdCP 3.2 list_products), bought by buy_products
 _SEP = "~"
 MAX_QUOTE_ID = 200
 
@@ -111,6 +113,10 @@ class OrderTerms:
     # Decided when the terms are stated (the flight had started: AdCP's "asap"), so every retry of the order
     # sends the same body: a seller hashes it with the idempotency key, and another body would be a conflict.
     asap: bool = False
+    # The offer feed the product was listed from (AdCP 3.2 ``list_products``): bought with ``buy_products`` at
+    # exactly those versions, so a seller whose offers changed meanwhile refuses rather than sells other terms.
+    feed_version: str | None = None
+    pricing_version: str | None = None
 
     @property
     def budget(self) -> Decimal:
@@ -118,29 +124,53 @@ class OrderTerms:
 
 
 def encode_quote_id(terms: OrderTerms) -> str:
-    fields = [
-        _QUOTE_PREFIX,
-        terms.pricing_option_id,
-        str(terms.impressions),
-        str(decimal_to_micros(terms.cpm)),
-        ("b" if terms.bid else "f") + ("a" if terms.asap else "t") + terms.deal_type,
-        terms.flight_start.strftime("%Y%m%d"),
-        terms.flight_end.strftime("%Y%m%d"),
-        terms.product_id,
-    ]
-    if any(_SEP in f for f in fields[:-1]):
-        raise SellerError(f"pricing option {terms.pricing_option_id!r} cannot be named in a quote", code="unbookable")
+    """The terms as a quote id (at most 200 characters). Feed versions that do not fit, or hold the separator,
+    are left out: such an offer is then bought with ``create_media_buy``, the 3.x task every seller keeps."""
+    if terms.feed_version:
+        versions = [terms.feed_version, terms.pricing_version or ""]
+        if not any(_SEP in v for v in versions):
+            offer_id = _SEP.join([_OFFER_PREFIX, *_quote_fields(terms)[:6], *versions, terms.product_id])
+            if len(offer_id) <= MAX_QUOTE_ID:
+                _check_fields(terms)
+                return offer_id
+    fields = [_QUOTE_PREFIX, *_quote_fields(terms), terms.product_id]
+    _check_fields(terms)
     quote_id = _SEP.join(fields)
     if len(quote_id) > MAX_QUOTE_ID:
         raise SellerError(f"product id {terms.product_id[:60]!r}… is too long to book", code="unbookable")
     return quote_id
 
 
+def _quote_fields(terms: OrderTerms) -> list[str]:
+    return [
+        terms.pricing_option_id,
+        str(terms.impressions),
+        str(decimal_to_micros(terms.cpm)),
+        ("b" if terms.bid else "f") + ("a" if terms.asap else "t") + terms.deal_type,
+        terms.flight_start.strftime("%Y%m%d"),
+        terms.flight_end.strftime("%Y%m%d"),
+    ]
+
+
+def _check_fields(terms: OrderTerms) -> None:
+    if _SEP in terms.pricing_option_id:
+        raise SellerError(f"pricing option {terms.pricing_option_id!r} cannot be named in a quote", code="unbookable")
+
+
 def decode_quote_id(quote_id: str) -> OrderTerms:
-    parts = quote_id.split(_SEP, 7)
-    if len(parts) != 8 or parts[0] != _QUOTE_PREFIX:
-        raise SellerError(f"{quote_id[:80]!r} is not a quote of this buyer's AdCP client", code="quote_not_found")
-    _, option, impressions, micros, kind, start, end, product = parts
+    feed: str | None = None
+    pricing: str | None = None
+    if quote_id.startswith(_OFFER_PREFIX + _SEP):
+        parts = quote_id.split(_SEP, 9)
+        if len(parts) != 10:
+            raise SellerError(f"{quote_id[:80]!r} is not a well-formed quote", code="quote_not_found")
+        _, option, impressions, micros, kind, start, end, feed, pricing, product = parts
+    else:
+        parts = quote_id.split(_SEP, 7)
+        if len(parts) != 8 or parts[0] != _QUOTE_PREFIX:
+            why = f"{quote_id[:80]!r} is not a quote of this buyer's AdCP client"
+            raise SellerError(why, code="quote_not_found")
+        _, option, impressions, micros, kind, start, end, product = parts
     try:
         return OrderTerms(
             product_id=product,
@@ -152,6 +182,8 @@ def decode_quote_id(quote_id: str) -> OrderTerms:
             deal_type=kind[2:] or "PD",
             flight_start=datetime.strptime(start, "%Y%m%d").date(),
             flight_end=datetime.strptime(end, "%Y%m%d").date(),
+            feed_version=feed or None,
+            pricing_version=pricing or None,
         )
     except ValueError:
         raise SellerError(f"{quote_id[:80]!r} is not a well-formed quote", code="quote_not_found") from None
@@ -206,6 +238,8 @@ class SellerAdcpClient:
         self._loop: _SessionLoop | None = None
         self._loop_lock = threading.Lock()
         self._catalog: dict[str, Product] | None = None  # the last wholesale catalog: quotes price from it
+        self._tools: frozenset[str] | None = None  # the AdCP 3.2 lifecycle tools the seller advertises
+        self._feed: tuple[str, str | None, list[Product]] | None = None  # the last offer feed read whole
 
     def __repr__(self) -> str:
         credential = "'***'" if self._credential is not None else "None"
@@ -240,6 +274,19 @@ class SellerAdcpClient:
 
         return self._data("get_adcp_capabilities", lambda c: c.get_adcp_capabilities(GetAdcpCapabilitiesRequest()))
 
+    def lifecycle_tools(self) -> frozenset[str]:
+        """The AdCP 3.2 compact lifecycle tools the seller advertises (``media_buy.lifecycle_tools``), read once
+        per client; none when its capabilities cannot be read (the 3.x tasks then, and they say what is wrong)."""
+        if self._tools is None:
+            try:
+                media_buy = _obj(self.capabilities().get("media_buy"))
+            except SellerError as exc:
+                logger.info("seller %s: capabilities unreadable (%s); using the 3.x tasks", self.base_url, exc.code)
+                return frozenset()
+            tools = media_buy.get("lifecycle_tools")
+            self._tools = frozenset(str(t) for t in tools) if isinstance(tools, list) else frozenset()
+        return self._tools
+
     # -- catalog ---------------------------------------------------------------------------------------------
 
     def list_products(self, *, page_size: int = 100, max_products: int = 2000, brief: str = "") -> list[Product]:
@@ -248,6 +295,10 @@ class SellerAdcpClient:
 
         if page_size < 1 or max_products < 1:
             raise ValueError("page_size and max_products must be positive")
+        if "list_products" in self.lifecycle_tools():
+            offers = self._list_offers(page_size=page_size, max_products=max_products)
+            self._catalog = {**(self._catalog or {}), **{p.product_id: p for p in offers}}
+            return offers
         request = (
             GetProductsRequest.model_validate({"buying_mode": "brief", "brief": brief[:2000]})
             if brief.strip()
@@ -255,15 +306,7 @@ class SellerAdcpClient:
         )
         data = self._data("get_products", lambda c: c.get_products(request))
         products: dict[str, Product] = {}
-        skipped = 0
-        for item in data.get("products") or []:
-            try:
-                product = product_from_adcp(item)
-            except (ValueError, TypeError, KeyError, ArithmeticError):
-                skipped += 1
-                continue
-            if len(products) < max_products:
-                products.setdefault(product.product_id, product)
+        skipped = _read_products(data.get("products"), products, max_products)
         if skipped:
             logger.warning("seller %s: skipped %d AdCP products the buyer cannot read", self.base_url, skipped)
         if not products and brief.strip():
@@ -271,6 +314,49 @@ class SellerAdcpClient:
         # Quotes are priced from the products seen (a brief's answer holds whole products too).
         self._catalog = {**(self._catalog or {}), **products}
         return list(products.values())
+
+    def _list_offers(self, *, page_size: int, max_products: int) -> list[Product]:
+        """The seller's offer feed (AdCP 3.2 ``list_products``), page by page; each product remembers the feed and
+        pricing versions it was listed under. Asked again with ``if_feed_version``, an unchanged feed is not sent
+        again (the products read last time stand). The brief does not narrow it: the planner ranks the offers."""
+        from adcp.types import ListProductsRequest
+
+        products: dict[str, Product] = {}
+        skipped = 0
+        cursor: str | None = None
+        known = self._feed
+        while len(products) < max_products:
+            fields: dict[str, Any] = {"max_results": min(page_size, 100)}
+            if cursor is not None:
+                fields["cursor"] = cursor
+            elif known is not None:
+                fields["if_feed_version"] = known[0]
+                if known[1]:
+                    fields["if_pricing_version"] = known[1]
+            request = _request(ListProductsRequest, fields)
+
+            def ask(client: ADCPClient, request: Any = request) -> Awaitable[Any]:
+                return client.list_products(request)
+
+            data = self._data("list_products", ask)
+            data = _obj(data.get("root", data))
+            feed, pricing = data.get("feed_version"), data.get("pricing_version")
+            if not isinstance(feed, str) or not feed or (pricing is not None and not isinstance(pricing, str)):
+                raise SellerError("list_products: the answer names no feed version", code="invalid_response")
+            if data.get("outcome") == "unchanged" and cursor is None and known is not None:
+                return list(known[2])
+            listed_under = {"feed_version": feed, "pricing_version": pricing}
+            skipped += _read_products(data.get("products"), products, max_products, listed_under)
+            next_cursor = data.get("next_cursor")
+            if not isinstance(next_cursor, str) or not next_cursor or next_cursor == cursor:
+                break
+            cursor = next_cursor
+        if skipped:
+            logger.warning("seller %s: skipped %d AdCP offers the buyer cannot read", self.base_url, skipped)
+        listed = list(products.values())
+        versions = {(p.raw["feed_version"], p.raw["pricing_version"]) for p in listed}
+        self._feed = (*next(iter(versions)), listed) if len(versions) == 1 else None
+        return listed
 
     # -- quote, book -----------------------------------------------------------------------------------------
 
@@ -318,6 +404,8 @@ class SellerAdcpClient:
             flight_start=req.flight_start,
             flight_end=req.flight_end,
             asap=_flight(req.flight_start, req.flight_end)[0] <= datetime.now(UTC),
+            feed_version=product.raw.get("feed_version"),
+            pricing_version=product.raw.get("pricing_version"),
         )
         return Quote(
             quote_id=encode_quote_id(terms),
@@ -360,6 +448,8 @@ class SellerAdcpClient:
         from adcp.types import CreateMediaBuyRequest
 
         terms = decode_quote_id(quote_id)
+        if terms.feed_version and "buy_products" in self.lifecycle_tools():
+            return self._buy_products(terms, quote_id, idempotency_key=idempotency_key, notes=notes, pacing=pacing)
         package: dict[str, Any] = {
             "product_id": terms.product_id,
             "pricing_option_id": terms.pricing_option_id,
@@ -369,26 +459,107 @@ class SellerAdcpClient:
         }
         if terms.bid:
             package["bid_price"] = float(terms.cpm)
-        start, end = _flight(terms.flight_start, terms.flight_end)
         body: dict[str, Any] = {
             "idempotency_key": _key(idempotency_key),
             "account": self.account,
             "brand": self.brand,
-            "start_time": "asap" if terms.asap else start.isoformat().replace("+00:00", "Z"),
-            "end_time": end.isoformat().replace("+00:00", "Z"),
+            **_order_times(terms),
             "packages": [package],
         }
+        data = self._send_order("create_media_buy", CreateMediaBuyRequest, body, notes)
+        return self._deal(data, terms, quote_id)
+
+    def _send_order(self, task: str, model: Any, body: dict[str, Any], notes: str | None) -> dict[str, Any]:
+        """Send one order (``create_media_buy`` or ``buy_products``) with its name and webhook request; the
+        seller's answer, or ``SellerTaskPending`` when it takes the order for review."""
         if notes:
             body["name"] = excerpt(notes, 200)
         self._ask_for_webhooks(body)
         try:
-            request = CreateMediaBuyRequest.model_validate(body)
+            request = model.model_validate(body)
         except ValueError as exc:
-            why = f"create_media_buy: the order cannot be stated: {_first(exc)}"
-            raise SellerError(why, code="unbookable") from None
-        data = self._data("create_media_buy", lambda c: c.create_media_buy(request))
-        self._raise_if_pending("create_media_buy", data)
-        return self._deal(data, terms, quote_id)
+            raise SellerError(f"{task}: the order cannot be stated: {_first(exc)}", code="unbookable") from None
+        data = self._data(task, lambda c: getattr(c, task)(request))
+        self._raise_if_pending(task, data)
+        return data
+
+    def _buy_products(
+        self, terms: OrderTerms, quote_id: str, *, idempotency_key: str, notes: str | None, pacing: str | None
+    ) -> Deal:
+        """AdCP 3.2's direct purchase of one published offer (``buy_products``) at the feed versions it was listed
+        under. A seller whose feed changed since refuses (its ``CONFLICT``): the feed is listed again, and when
+        this offer's terms are exactly the ones quoted it is bought once more at the new versions, under a second
+        key derived from the first (a seller never hands out an earlier version again, so the first key can never
+        buy later); terms that changed are a refusal — nothing is bought on other terms than the approved ones.
+        The answer's accepted snapshot must match its digest; the deal is read from it."""
+        try:
+            return self._purchase(terms, quote_id, idempotency_key=idempotency_key, notes=notes, pacing=pacing)
+        except SellerError as exc:
+            if exc.code != "conflict":
+                raise
+            current = self._offer_now(terms)
+            if current is None:
+                raise SellerError(
+                    f"{exc} — the offer's terms changed since it was quoted; research again", code="conflict"
+                ) from None
+        relisted = dataclasses.replace(terms, feed_version=current[0], pricing_version=current[1])
+        return self._purchase(
+            relisted, quote_id, idempotency_key=idempotency_key + ":relisted", notes=notes, pacing=pacing
+        )
+
+    def _offer_now(self, terms: OrderTerms) -> tuple[str, str | None] | None:
+        """The seller's current feed versions when the offer ``terms`` name is still published on exactly those
+        terms (same pricing option, model, currency and price or floor, the bid still over the floor); else None."""
+        self._feed = None  # read the whole feed again
+        listed = {p.product_id: p for p in self._list_offers(page_size=100, max_products=100_000)}
+        self._catalog = {**(self._catalog or {}), **listed}
+        product = listed.get(terms.product_id)
+        options = [o for o in (product.raw.get("pricing_options") or []) if isinstance(o, dict)] if product else []
+        option = next((o for o in options if str(o.get("pricing_option_id")) == terms.pricing_option_id), {})
+        if product is None or option.get("pricing_model") not in BOUGHT_MODELS:
+            return None
+        fixed, floor = _price(option.get("fixed_price")), _price(option.get("floor_price"))
+        same = (floor is not None and fixed is None and floor <= terms.cpm) if terms.bid else fixed == terms.cpm
+        return (product.raw["feed_version"], product.raw["pricing_version"]) if same else None
+
+    def _purchase(
+        self, terms: OrderTerms, quote_id: str, *, idempotency_key: str, notes: str | None, pacing: str | None
+    ) -> Deal:
+        from adcp.types import BuyProductsRequest
+
+        purchase: dict[str, Any] = {
+            "product_id": terms.product_id,
+            "pricing_option_id": terms.pricing_option_id,
+            "budget": float(terms.budget),
+            "impressions": float(terms.impressions),
+            "pacing": pacing if pacing in {"even", "asap", "front_loaded"} else self.pacing,
+        }
+        if terms.bid:
+            purchase["bidding"] = {"bid_amount": float(terms.cpm)}
+        body: dict[str, Any] = {
+            "idempotency_key": _key(idempotency_key),
+            "account": self.account,
+            "feed_version": terms.feed_version,
+            **_order_times(terms),
+            "purchases": [purchase],
+        }
+        if terms.pricing_version:
+            body["pricing_version"] = terms.pricing_version
+        data = self._send_order("buy_products", BuyProductsRequest, body, notes)
+        return self._bought_deal(data, terms, quote_id)
+
+    def _bought_deal(self, data: dict[str, Any], terms: OrderTerms, quote_id: str) -> Deal:
+        """The deal a completed purchase (or create) answer states. A purchase whose accepted snapshot fails its
+        digest is read back from the seller's own record of the media buy instead (it exists: never dropped)."""
+        buy = purchased(data)
+        if buy is None:
+            logger.warning(
+                "seller %s: the accepted terms of %s fail their digest; reading the media buy back",
+                self.base_url,
+                str(data.get("media_buy_id"))[:80],
+            )
+            return self.get_deal(str(data.get("media_buy_id")), quote_id=quote_id)
+        return self._deal(buy, terms, quote_id)
 
     def task_status(self, task_id: str, *, quote_id: str | None = None) -> TaskState:
         """Where an asynchronous task stands (``get_task_status``). A completed order (``quote_id`` given) carries
@@ -405,7 +576,7 @@ class SellerAdcpClient:
             result = data.get("result")
             if not isinstance(result, dict) or not result.get("media_buy_id"):
                 raise SellerError(f"task {task_id} completed without a media buy", code="invalid_response")
-            deal = self._deal(result, decode_quote_id(quote_id), quote_id)
+            deal = self._bought_deal(result, decode_quote_id(quote_id), quote_id)
             return TaskState(task_id=task_id, status=status, message=message, deal=deal)
         if status in FAILED_STATUSES:
             error = _obj(data.get("error"))
@@ -555,7 +726,8 @@ class SellerAdcpClient:
         bid = package.get("bid_price")
         if bid is None and isinstance(package.get("bidding"), dict):
             bid = package["bidding"].get("bid_amount")
-        cpm = _price(bid) if bid is not None else (terms.cpm if terms is not None else None)
+        stated = _price(_obj(package.get("pricing")).get("fixed_price"))  # a buy_products snapshot states its rate
+        cpm = _price(bid) if bid is not None else stated or (terms.cpm if terms is not None else None)
         if cpm is None or cpm <= 0:
             raise SellerError("the media buy states no price the buyer can read", code="invalid_response")
         affordable = int((budget * 1000 / cpm).to_integral_value(rounding=ROUND_DOWN))
@@ -655,7 +827,10 @@ class SellerAdcpClient:
             recovery = str(adcp_error.get("recovery") or "")
             field = adcp_error.get("field")
             where = f" ({field})" if isinstance(field, str) and field else ""
-            return SellerError(f"{name}: {text}{where}", status=400, code=code, retryable=recovery == "transient")
+            # A CONFLICT ("refetch and retry") is retried by reading again, never by resending the same call: for a
+            # purchase it means the offers changed since they were listed, and the approved terms are gone.
+            retryable = recovery == "transient" and code != "conflict"
+            return SellerError(f"{name}: {text}{where}", status=400, code=code, retryable=retryable)
         lowered = text.lower()
         if "authentication failed" in lowered or "http 401" in lowered:
             return self._refused(name, text)
@@ -873,6 +1048,56 @@ def product_from_adcp(item: dict[str, Any]) -> Product:
     )
 
 
+def purchased(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A ``buy_products`` answer (or a purchase task's result) as a media buy with packages, like
+    ``create_media_buy``'s: each purchase of the accepted snapshot under the package id its binding names; None
+    when the snapshot does not match its ``terms_digest``. Any other answer is returned as it is."""
+    if "purchase_bindings" not in data:
+        return data
+    from adcp.negotiation import verify_terms_digest
+
+    proposal = _obj(data.get("accepted_proposal"))
+    terms = _obj(proposal.get("commercial_terms"))
+    try:
+        intact = verify_terms_digest(proposal)
+    except (ValueError, TypeError):
+        intact = False
+    if not intact:
+        return None
+    purchases = [p for p in terms.get("purchases") or [] if isinstance(p, dict)]
+    packages = []
+    for binding in data.get("purchase_bindings") or []:
+        index = _obj(binding).get("purchase_index")
+        if not isinstance(index, int) or not 0 <= index < len(purchases):
+            raise SellerError("buy_products: a binding names no purchase", code="invalid_response")
+        packages.append({**purchases[index], "package_id": binding.get("package_id")})
+    return {
+        "media_buy_id": data.get("media_buy_id"),
+        "media_buy_status": data.get("media_buy_status") or "",
+        "start_time": terms.get("start_time"),
+        "end_time": terms.get("end_time"),
+        "currency": _obj(terms.get("total_budget")).get("currency") or "USD",
+        "packages": packages,
+        "revision": data.get("revision"),
+    }
+
+
+def _read_products(items: Any, into: dict[str, Product], limit: int, extra: Mapping[str, Any] | None = None) -> int:
+    """Add the AdCP products of ``items`` the buyer can read to ``into`` (the first of each id, up to ``limit``),
+    each carrying ``extra`` in its raw; how many could not be read."""
+    skipped = 0
+    for item in items or []:
+        try:
+            product = product_from_adcp(item)
+        except (ValueError, TypeError, KeyError, ArithmeticError):
+            skipped += 1
+            continue
+        product.raw.update(extra or {})
+        if len(into) < limit:
+            into.setdefault(product.product_id, product)
+    return skipped
+
+
 def _best_option(options: list[dict[str, Any]]) -> dict[str, Any]:
     def rank(option: dict[str, Any]) -> int:
         model = option.get("pricing_model")
@@ -929,6 +1154,14 @@ def _price(value: Any) -> Decimal | None:
 def _flight(start: date, end: date) -> tuple[datetime, datetime]:
     """The campaign's flight (whole days, inclusive) as AdCP times: midnight UTC to the midnight after."""
     return datetime.combine(start, time(0), tzinfo=UTC), datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def _order_times(terms: OrderTerms) -> dict[str, str]:
+    start, end = _flight(terms.flight_start, terms.flight_end)
+    return {
+        "start_time": "asap" if terms.asap else start.isoformat().replace("+00:00", "Z"),
+        "end_time": end.isoformat().replace("+00:00", "Z"),
+    }
 
 
 def _when(value: Any) -> datetime | None:

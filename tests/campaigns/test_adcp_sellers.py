@@ -147,6 +147,53 @@ def test_one_job_books_at_an_iab_and_an_adcp_seller_under_one_budget_and_one_app
     assert detail.status_code == 200 and adcp_deals[0].deal_id in detail.content.decode()
 
 
+def test_a_seller_offering_the_compact_lifecycle_is_bought_from_its_offer_feed_with_buy_products(sellers):
+    _iab, adcp, clock = sellers(compact=True, approval_delay=HOUR)
+    job = run(new_job(auto_approve=True, **brief()), JobStage.PLAN, JobStage.RESEARCH, JobStage.BOOK)
+    lines = adcp_lines(job)
+    assert lines and all(r.quote_id.startswith("adcp2~") for r in lines)  # listed with their feed versions
+    assert job.stage == JobStage.AWAIT_SELLER, job.errors
+    tasks = adcp.state.sandbox.tasks
+    assert len(tasks) == len(lines) and {t.task_type for t in tasks.values()} == {"buy_products"}
+    run(job, JobStage.BOOK)  # a redelivered booking step buys nothing twice
+    assert len(tasks) == len(lines)
+    clock.advance(seconds=HOUR + 1)
+    assert poll(timezone.now() + timedelta(minutes=1))["booked"] == len(lines)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.errors
+    deals = booked(job, "AdCP Sandbox")
+    buys = adcp.state.sandbox.media_buys
+    assert sorted(d.deal_id for d in deals) == sorted(buys) and len(deals) == len(lines)
+    for deal in deals:
+        line = deal.recommendation
+        assert buys[deal.deal_id].order.kind == "buy_products"
+        assert (deal.cpm_micros, deal.impressions, deal.cost_micros) == (
+            line.cpm_micros,
+            line.impressions,
+            line.cost_micros,
+        )
+        assert deal.pricing["package_id"] == buys[deal.deal_id].packages[0].package_id
+
+
+def test_an_offer_repriced_after_approval_fails_its_line_saying_so_and_the_rest_books(sellers):
+    _iab, adcp, _ = sellers(compact=True)
+    job = run(new_job(**brief()), JobStage.PLAN, JobStage.RESEARCH)
+    line, *others = adcp_lines(job)
+    assert others, "the other AdCP lines book"
+    option = line.pricing["pricing_option_id"]
+    adcp.state.sandbox.reprice(line.product_id, option, fixed=Decimal("35"), floor=None)
+    job = approve_and_book(job)
+    assert job.status == JobStatus.COMPLETED, job.errors
+    line.refresh_from_db()
+    assert line.status == RecommendationStatus.BOOKING_FAILED
+    assert "offers changed since feed version" in line.status_reason
+    assert not BookedDeal.objects.filter(recommendation=line).exists()
+    assert held([line]) == 0  # its money is released
+    bought = {p.product.product_id for b in adcp.state.sandbox.media_buys.values() for p in b.packages}
+    assert line.product_id not in bought
+    assert booked(job, "IAB Sandbox") and booked(job, "AdCP Sandbox")
+
+
 def test_a_floor_only_product_is_bid_at_most_the_ceiling_and_recorded_as_floor_and_bid(sellers, media_buyer):
     _iab, adcp, _ = sellers()
     job = run(
