@@ -370,7 +370,12 @@ def rank_candidates(
         rationale = (
             f"Ranked {position} of {len(eligible)} eligible {'/'.join(inventory)} products for "
             f"{allocation.channel}: list CPM ${product.base_cpm:,.2f}, {product.delivery_type.lower()} delivery, "
-            f"{(product.available_impressions or 0):,} impressions available. Planned {impressions:,} "
+            + (
+                f"{product.available_impressions:,} impressions available. "
+                if product.available_impressions is not None
+                else "availability not stated by the seller. "
+            )
+            + f"Planned {impressions:,} "
             f"impressions for ${budget_share:,.2f} ({share / share_total * 100:.0f}% of the channel budget)."
         )
         if matches[(seller_key, product.product_id)]:

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also offer AdCP 3.2's compact lifecycle: list_products (a versioned offer feed) and buy_products",
     )
+    parser.add_argument(
+        "--legacy-formats",
+        action="store_true",
+        help="answer as an AdCP 3.1 seller with its own creative agent: products name formats only by id, "
+        "defined by list_creative_formats",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -113,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         id_prefix=secrets.token_hex(3) + "-",
         webhook_interval=args.webhook_interval,
         compact=args.compact,
+        legacy_formats=args.legacy_formats,
     )
     mode = "synchronous" if not app.state.sandbox.asynchronous else "asynchronous approvals"
     if args.compact:

@@ -87,6 +87,7 @@ def create_app(
     webhook_interval: float = 0.0,
     signed_by: Mapping[str, Mapping[str, Any]] | None = None,
     compact: bool = False,
+    legacy_formats: bool = False,
 ) -> Starlette:
     """Build one AdCP sandbox seller with its own catalog and empty state.
 
@@ -107,6 +108,8 @@ def create_app(
     ``compact`` adds AdCP 3.2's compact lifecycle (``list_products``, ``buy_products``, advertised under
     ``media_buy.lifecycle_tools``; signed too under ``signed_by``); ``POST /_sandbox/products/{id}/reprice``
     then publishes a new price (new feed version: purchases naming the old one are refused).
+    ``legacy_formats`` answers ``get_products`` as an AdCP 3.0/3.1 seller with its own creative agent does: each
+    product names its formats only by id (``format_ids``), defined by ``list_creative_formats``.
 
     The state is reachable as ``app.state.sandbox`` (tests may replace its ``clock`` or change the knobs
     between orders). MCP needs the ASGI lifespan (uvicorn's default). Raises ``ValueError`` on an unknown
@@ -134,7 +137,9 @@ def create_app(
     # Replays expire on the sandbox clock too, so a test that moves time a day sees keys expire.
     idempotency = IdempotencyStore(MemoryBackend(clock=epoch), ttl_seconds=REPLAY_TTL_SECONDS, clock=epoch)
     signed = (*SIGNED_OPERATIONS, "buy_products") if compact else SIGNED_OPERATIONS
-    handler = SandboxAdcpHandler(state, idempotency, request_signing=signed if signed_by else (), compact=compact)
+    handler = SandboxAdcpHandler(
+        state, idempotency, request_signing=signed if signed_by else (), compact=compact, legacy_formats=legacy_formats
+    )
     sender = WebhookSender(state)
 
     def context_factory(meta: RequestMetadata) -> ToolContext:
@@ -274,6 +279,7 @@ def _control_error(exc: SandboxAdcpError) -> Response:
 def _task_wire(task: TaskRecord) -> dict[str, Any]:
     return {
         "task_id": task.task_id,
+        "task_type": task.task_type,
         "status": task.status,
         "message": task.message,
         "created_at": task.created_at.isoformat(),

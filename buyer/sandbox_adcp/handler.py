@@ -78,6 +78,8 @@ TOOLS: frozenset[str] = frozenset(
 )
 #: AdCP 3.2's compact lifecycle tasks this seller offers beside the 3.x ones when built ``compact``.
 COMPACT_TOOLS: frozenset[str] = frozenset({"list_products", "buy_products"})
+#: The seller's own creative agent, owner of the formats an AdCP 3.0/3.1-style seller names (``legacy_formats``).
+OWN_CREATIVE_AGENT = "https://creative.sandbox-seller.example/"
 #: Products per ``list_products`` page (the buyer may ask for fewer).
 LIST_PAGE = 100
 
@@ -120,11 +122,15 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
         *,
         request_signing: Sequence[str] = (),
         compact: bool = False,
+        legacy_formats: bool = False,
     ) -> None:
         self.state = state
         self.idempotency = idempotency
         self.request_signing = tuple(request_signing)  # operations that must come signed (RFC 9421)
         self.compact = compact
+        # Products name their formats only by id, formats of the seller's own creative agent (as AdCP 3.0/3.1
+        # sellers do), defined by list_creative_formats.
+        self.legacy_formats = legacy_formats
         # The store's wrap takes the handler's own (self, params, context) shape.
         self._create_once = idempotency.wrap(SandboxAdcpHandler._create_media_buy)
         self._update_once = idempotency.wrap(SandboxAdcpHandler._update_media_buy)
@@ -133,6 +139,10 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
     def advertised_tools_for_instance(self) -> set[str]:
         """The library's per-instance ``tools/list`` filter: the compact tools only where offered."""
         return set(TOOLS | COMPACT_TOOLS) if self.compact else set(TOOLS)
+
+    def get_adcp_version(self) -> str | None:
+        """The library's server pin: an AdCP 3.1 seller (``legacy_formats``) advertises and checks the 3.1 schemas."""
+        return "3.1" if self.legacy_formats else None
 
     def _compact_only(self, task: str) -> None:
         if not self.compact:
@@ -185,22 +195,30 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
             max_budget=max_budget,
         )
         products = [_product_wire(product, matched) for product, matched in found]
-        return products_response(products, cache_scope="public" if mode == "wholesale" else None)
+        scope = "public" if mode == "wholesale" else None
+        if self.legacy_formats:
+            # The library's builder refuses named formats (they are legacy): the 3.1 wire is stated by hand.
+            answer = dict(products_response([], cache_scope=scope))
+            answer["products"] = [_named_formats(w, p) for w, (p, _) in zip(products, found, strict=True)]
+            return answer
+        return products_response(products, cache_scope=scope)
 
     async def list_creative_formats_legacy(
         self, params: LegacyListCreativeFormatsRequest | dict[str, Any], context: ToolContext | None = None
     ) -> Any:
         request = _typed(LegacyListCreativeFormatsRequest, params)
         offered = self.state.catalog.v1_format_ids
+        owner_url = OWN_CREATIVE_AGENT if self.legacy_formats else None
         asked = {ref.id for ref in request.format_ids or []}
         search = (request.name_search or "").lower()
-        formats = [
-            entry
-            for entry in load_v1_reference_catalog()
-            if entry["format_id"]["id"] in offered
-            and (not asked or entry["format_id"]["id"] in asked)
-            and (not search or search in entry["name"].lower())
-        ]
+        formats = []
+        for entry in load_v1_reference_catalog():
+            if entry["format_id"]["id"] not in offered:
+                continue
+            if owner_url is not None:
+                entry = {**entry, "format_id": {"agent_url": owner_url, "id": _own_id(entry["format_id"]["id"])}}
+            if (not asked or entry["format_id"]["id"] in asked) and (not search or search in entry["name"].lower()):
+                formats.append(entry)
         return legacy_creative_formats_response(formats)
 
     async def list_products(
@@ -469,7 +487,7 @@ class SandboxAdcpHandler(ADCPHandler[ToolContext]):
             "message": task.message,
             "created_at": iso(task.created_at),
             "updated_at": iso(task.updated_at or task.created_at),
-            "has_webhook": False,
+            "has_webhook": task.push is not None,
         }
         if task.completed_at is not None:
             response["completed_at"] = iso(task.completed_at)
@@ -549,6 +567,20 @@ def _product_wire(product: CatalogProduct, matched: Sequence[str]) -> Any:
     if matched:
         wire = wire.model_copy(update={"brief_relevance": f"Matches the brief on: {', '.join(matched)}."})
     return wire
+
+
+def _own_id(v1_id: str) -> str:
+    return "sandbox_" + v1_id
+
+
+def _named_formats(wire: Any, product: CatalogProduct) -> dict[str, Any]:
+    """A product as an AdCP 3.0/3.1 seller with its own creative agent states it: formats named only by id."""
+    body: dict[str, Any] = wire.model_dump(mode="json", exclude_none=True)
+    body.pop("format_options", None)
+    body["format_ids"] = [
+        {"agent_url": OWN_CREATIVE_AGENT, "id": _own_id(v1_id)} for spec in product.formats for v1_id in spec.v1_ids
+    ]
+    return body
 
 
 def _package_wire(package: PackageRecord) -> dict[str, Any]:

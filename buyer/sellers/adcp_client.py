@@ -239,6 +239,9 @@ class SellerAdcpClient:
         self._loop_lock = threading.Lock()
         self._catalog: dict[str, Product] | None = None  # the last wholesale catalog: quotes price from it
         self._tools: frozenset[str] | None = None  # the AdCP 3.2 lifecycle tools the seller advertises
+        # The seller's own named formats (list_creative_formats), as canonical declarations by (owner, id): the
+        # library turns a 3.0/3.1 product's format_ids into format options with them, or drops the product.
+        self._formats: dict[tuple[str, str], dict[str, Any]] | None = None
         self._feed: tuple[str, str | None, list[Product]] | None = None  # the last offer feed read whole
 
     def __repr__(self) -> str:
@@ -305,6 +308,11 @@ class SellerAdcpClient:
             else GetProductsRequest.model_validate({"buying_mode": "wholesale"})
         )
         data = self._data("get_products", lambda c: c.get_products(request))
+        if self._formats is None and _formats_unresolved(data):
+            # A 3.0/3.1 seller naming formats of its own creative agent: learn them, then ask once more.
+            self._formats = self._creative_formats()
+            if self._formats:
+                data = self._data("get_products", lambda c: c.get_products(request))
         products: dict[str, Product] = {}
         skipped = _read_products(data.get("products"), products, max_products)
         if skipped:
@@ -314,6 +322,38 @@ class SellerAdcpClient:
         # Quotes are priced from the products seen (a brief's answer holds whole products too).
         self._catalog = {**(self._catalog or {}), **products}
         return list(products.values())
+
+    def _creative_formats(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The seller's named formats (``list_creative_formats``, AdCP 3.0/3.1), each as the canonical declaration
+        the library projects it to; none when the seller cannot say (its products then stay unread)."""
+        from adcp.canonical_formats import project_v1_format_to_declaration
+        from adcp.types.legacy import LegacyListCreativeFormatsRequest
+
+        request = _request(LegacyListCreativeFormatsRequest, {})
+        try:
+            data = self._data("list_creative_formats", lambda c: c.list_creative_formats_legacy(request))
+        except SellerError as exc:
+            logger.warning("seller %s: its creative formats are unreadable (%s)", self.base_url, exc.code)
+            return {}
+        formats: dict[tuple[str, str], dict[str, Any]] = {}
+        for entry in data.get("formats") or []:
+            ref = _obj(_obj(entry).get("format_id"))
+            if not isinstance(ref.get("agent_url"), str) or not isinstance(ref.get("id"), str):
+                continue
+            declaration = project_v1_format_to_declaration(entry).declaration
+            if declaration is not None:
+                body = declaration.model_dump(mode="json", exclude_none=True)
+                for legacy in ("v1_format_ref", "format_id", "format_ids", "agent_url"):
+                    body.pop(legacy, None)
+                formats[(_owner(ref["agent_url"]), ref["id"])] = body
+        logger.info("seller %s: %d creative formats of its own read", self.base_url, len(formats))
+        return formats
+
+    def _own_format(self, context: Any) -> dict[str, Any] | None:
+        """The library's legacy format converter: a format the seller defined, else None (the library's own
+        catalog, or the product is dropped)."""
+        ref = context.format_id
+        return (self._formats or {}).get((_owner(str(ref.agent_url)), str(ref.id)))
 
     def _list_offers(self, *, page_size: int, max_products: int) -> list[Product]:
         """The seller's offer feed (AdCP 3.2 ``list_products``), page by page; each product remembers the feed and
@@ -404,7 +444,8 @@ class SellerAdcpClient:
             flight_start=req.flight_start,
             flight_end=req.flight_end,
             asap=_flight(req.flight_start, req.flight_end)[0] <= datetime.now(UTC),
-            feed_version=product.raw.get("feed_version"),
+            # Bought with buy_products (at these versions) only where the seller offers it; the quote id decides.
+            feed_version=product.raw.get("feed_version") if "buy_products" in self.lifecycle_tools() else None,
             pricing_version=product.raw.get("pricing_version"),
         )
         return Quote(
@@ -448,7 +489,9 @@ class SellerAdcpClient:
         from adcp.types import CreateMediaBuyRequest
 
         terms = decode_quote_id(quote_id)
-        if terms.feed_version and "buy_products" in self.lifecycle_tools():
+        if terms.feed_version:
+            # Listed from the offer feed: always bought with buy_products, never also with create_media_buy under
+            # the same key (each task keeps its own keys: a seller would take the second as another buy).
             return self._buy_products(terms, quote_id, idempotency_key=idempotency_key, notes=notes, pacing=pacing)
         package: dict[str, Any] = {
             "product_id": terms.product_id,
@@ -497,30 +540,46 @@ class SellerAdcpClient:
         except SellerError as exc:
             if exc.code != "conflict":
                 raise
-            current = self._offer_now(terms)
+            current, change = self._offer_now(terms)
             if current is None:
-                raise SellerError(
-                    f"{exc} — the offer's terms changed since it was quoted; research again", code="conflict"
-                ) from None
+                why = (
+                    f"buy_products: the seller changed this offer after it was quoted ({change}); nothing was "
+                    "bought: research again for its new terms"
+                )
+                raise SellerError(why, status=409, code="offer_changed") from None
         relisted = dataclasses.replace(terms, feed_version=current[0], pricing_version=current[1])
         return self._purchase(
             relisted, quote_id, idempotency_key=idempotency_key + ":relisted", notes=notes, pacing=pacing
         )
 
-    def _offer_now(self, terms: OrderTerms) -> tuple[str, str | None] | None:
+    def _offer_now(self, terms: OrderTerms) -> tuple[tuple[str, str | None] | None, str]:
         """The seller's current feed versions when the offer ``terms`` name is still published on exactly those
-        terms (same pricing option, model, currency and price or floor, the bid still over the floor); else None."""
+        terms (same pricing option and model, the same fixed price, or a floor still at most the bid); else None
+        and what changed, in words."""
         self._feed = None  # read the whole feed again
         listed = {p.product_id: p for p in self._list_offers(page_size=100, max_products=100_000)}
         self._catalog = {**(self._catalog or {}), **listed}
         product = listed.get(terms.product_id)
-        options = [o for o in (product.raw.get("pricing_options") or []) if isinstance(o, dict)] if product else []
-        option = next((o for o in options if str(o.get("pricing_option_id")) == terms.pricing_option_id), {})
-        if product is None or option.get("pricing_model") not in BOUGHT_MODELS:
-            return None
+        if product is None:
+            return None, "it is no longer offered"
+        options = [o for o in product.raw.get("pricing_options") or [] if isinstance(o, dict)]
+        option = next((o for o in options if str(o.get("pricing_option_id")) == terms.pricing_option_id), None)
+        if option is None:
+            return None, f"its pricing option {terms.pricing_option_id} is gone"
+        if option.get("pricing_model") not in BOUGHT_MODELS:
+            return None, f"it is now priced by {option.get('pricing_model')}"
         fixed, floor = _price(option.get("fixed_price")), _price(option.get("floor_price"))
-        same = (floor is not None and fixed is None and floor <= terms.cpm) if terms.bid else fixed == terms.cpm
-        return (product.raw["feed_version"], product.raw["pricing_version"]) if same else None
+        versions = (product.raw["feed_version"], product.raw["pricing_version"])
+        if terms.bid:
+            if fixed is None and floor is not None and floor <= terms.cpm:
+                return versions, ""
+            if fixed is not None:
+                return None, f"it now has a fixed CPM of ${fixed:,.2f} instead of a floor"
+            return None, f"its floor is now ${floor or 0:,.2f}, above our bid of ${terms.cpm:,.2f}"
+        if fixed == terms.cpm:
+            return versions, ""
+        now = f"${fixed:,.2f}" if fixed is not None else f"a floor of ${floor or 0:,.2f}"
+        return None, f"its CPM went from ${terms.cpm:,.2f} to {now}"
 
     def _purchase(
         self, terms: OrderTerms, quote_id: str, *, idempotency_key: str, notes: str | None, pacing: str | None
@@ -896,6 +955,7 @@ class SellerAdcpClient:
                 validation=validation,
                 signing=signing,
                 httpx_client_factory=self._http_factory(),
+                legacy_format_converter=self._own_format,
             )
 
         return make
@@ -1080,6 +1140,18 @@ def purchased(data: dict[str, Any]) -> dict[str, Any] | None:
         "packages": packages,
         "revision": data.get("revision"),
     }
+
+
+#: What the library reports for a 3.0/3.1 product whose named formats it could not turn into format options.
+UNRESOLVED_FORMATS = frozenset({"CANONICAL_PRODUCT_FORMATS_UNAVAILABLE", "FORMAT_PROJECTION_FAILED"})
+
+
+def _formats_unresolved(data: dict[str, Any]) -> bool:
+    return any(_obj(e).get("code") in UNRESOLVED_FORMATS for e in data.get("errors") or [])
+
+
+def _owner(agent_url: str) -> str:
+    return agent_url.strip().rstrip("/").lower()
 
 
 def _read_products(items: Any, into: dict[str, Product], limit: int, extra: Mapping[str, Any] | None = None) -> int:

@@ -186,7 +186,8 @@ def test_an_offer_repriced_after_approval_fails_its_line_saying_so_and_the_rest_
     assert job.status == JobStatus.COMPLETED, job.errors
     line.refresh_from_db()
     assert line.status == RecommendationStatus.BOOKING_FAILED
-    assert "offers changed since feed version" in line.status_reason
+    assert "the seller changed this offer after it was quoted (" in line.status_reason
+    assert "$35.00" in line.status_reason and "nothing was bought: research again" in line.status_reason
     assert not BookedDeal.objects.filter(recommendation=line).exists()
     assert held([line]) == 0  # its money is released
     bought = {p.product.product_id for b in adcp.state.sandbox.media_buys.values() for p in b.packages}
@@ -209,6 +210,7 @@ def test_a_floor_only_product_is_bid_at_most_the_ceiling_and_recorded_as_floor_a
     assert line.pricing["price_type"] == "floor_only"
     assert (Decimal(line.pricing["floor_cpm"]), Decimal(line.pricing["bid_cpm"])) == (Decimal("2.5"), Decimal("3.1"))
     assert "floor only" in line.rationale and "bids $3.10" in line.rationale
+    assert "availability not stated by the seller" in line.rationale  # AdCP states none: never "0 available"
     deal = line.deal
     assert deal.pricing["price_type"] == "floor_only"
     assert (Decimal(deal.pricing["floor_cpm"]), Decimal(deal.pricing["bid_cpm"])) == (Decimal("2.5"), Decimal("3.1"))

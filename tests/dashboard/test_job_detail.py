@@ -146,7 +146,15 @@ def test_seller_text_on_the_job_detail_is_escaped(buyer):
     BookingJob.objects.filter(pk=job.pk).update(errors=["<script>alert('e')</script>"])
     content = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
     assert "<script>alert(" not in content and "<img src=x" not in content and "<b>Seller</b>" not in content
-    assert "&lt;script&gt;alert(&#x27;p&#x27;)&lt;/script&gt;" in content and "&lt;i&gt;5&lt;/i&gt;" in content
+    assert "&lt;script&gt;alert(&#x27;p&#x27;)&lt;/script&gt;" in content
+    assert "<i>5</i>" not in content  # a floor that is not a number is not shown at all
+
+
+def test_a_floor_cpm_reads_as_money(buyer):
+    job = awaiting_job(costs=(1_000,))
+    Recommendation.objects.filter(job=job).update(pricing={"floor_cpm": "2.500000", "price_type": "floor_only"})
+    content = buyer.get(reverse("campaigns:job_detail", args=[job.pk])).content.decode()
+    assert "<dt>Floor CPM</dt><dd>$2.50</dd>" in content and "2.500000" not in content
 
 
 def test_the_timeline_lists_events_newest_first_with_readable_names(buyer):

@@ -218,7 +218,8 @@ def test_an_offer_whose_price_moved_since_it_was_quoted_is_refused_never_bought_
     compact.state.reprice("news-homepage-display", "cpm-fixed", fixed=Decimal("30"), floor=None)
     with pytest.raises(SellerError) as refused:
         client.book_deal(idempotency_key="job-3:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
-    assert refused.value.code == "conflict" and "list products again" in str(refused.value)
+    assert refused.value.code == "offer_changed"
+    assert "its CPM went from $18.00 to $30.00" in str(refused.value) and "nothing was bought" in str(refused.value)
     assert not counts_as_failure(refused.value) and not refused.value.retryable
     assert not compact.state.media_buys
 
@@ -299,3 +300,85 @@ def test_an_offer_unchanged_while_another_price_moved_is_bought_at_the_new_feed_
     # A price set back publishes a new version, never the one the first key named.
     compact.state.reprice("news-run-of-site", "cpm-auction", fixed=None, floor=Decimal("2.5"))
     assert compact.state.feed_versions()[0] != decode_quote_id(quote.quote_id).feed_version
+
+
+# --- AdCP 3.0/3.1 sellers naming formats of their own creative agent ---------------------------------------------
+
+
+def test_products_naming_the_sellers_own_formats_are_read_with_list_creative_formats_and_bought(make_seller, connect):
+    seller = make_seller(legacy_formats=True)
+    client = connect(seller)
+    products = {p.product_id: p for p in client.list_products()}
+    # Without the seller's format definitions the library could not read a single one of them.
+    assert set(products) == {p.product_id for p in seller.state.catalog.products}
+    assert products["video-preroll"].ad_formats == ("video",)
+    assert "banner" in products["news-homepage-display"].ad_formats
+    assert products["audio-streaming"].ad_formats == ("audio",)
+    quote = client.request_quote(quote_request(seller, "news-homepage-display", deal_type="PG"))
+    deal = client.book_deal(idempotency_key="job-8:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
+    assert deal.deal_id in seller.state.media_buys and deal.final_cpm == Decimal("18")
+
+
+def test_a_seller_whose_formats_cannot_be_read_leaves_its_products_unread_and_research_goes_on(
+    make_seller, connect, monkeypatch
+):
+    from buyer.sandbox_adcp.handler import SandboxAdcpHandler
+
+    async def broken(self, params, context=None):
+        raise RuntimeError("formats store down")
+
+    monkeypatch.setattr(SandboxAdcpHandler, "list_creative_formats_legacy", broken)
+    seller = make_seller(legacy_formats=True)
+    client = connect(seller)
+    assert client.list_products() == []
+    assert client.list_products() == []  # asked once per client, not on every research
+
+
+@pytest.mark.parametrize(
+    ("product_id", "deal_type", "target", "fixed", "floor", "said"),
+    [
+        ("news-homepage-display", "PG", None, None, Decimal("20"), "its CPM went from $18.00 to a floor of $20.00"),
+        (
+            "news-run-of-site",
+            "PA",
+            Decimal("3"),
+            None,
+            Decimal("3.5"),
+            "its floor is now $3.50, above our bid of $3.00",
+        ),
+        ("news-run-of-site", "PA", Decimal("3"), Decimal("2"), None, "it now has a fixed CPM of $2.00 instead of"),
+    ],
+)
+def test_a_changed_offer_says_what_changed(compact, connect, product_id, deal_type, target, fixed, floor, said):
+    client = connect(compact)
+    quote = client.request_quote(quote_request(compact, product_id, deal_type=deal_type, target=target))
+    option = decode_quote_id(quote.quote_id).pricing_option_id
+    compact.state.reprice(product_id, option, fixed=fixed, floor=floor)
+    with pytest.raises(SellerError) as refused:
+        client.book_deal(idempotency_key="job-9:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
+    assert refused.value.code == "offer_changed" and said in str(refused.value)
+    assert not compact.state.media_buys
+
+
+def test_the_task_an_offer_is_bought_with_is_decided_by_its_quote_not_by_a_later_capabilities_read(
+    compact, connect, monkeypatch
+):
+    client = connect(compact)
+    quote = client.request_quote(quote_request(compact, "news-homepage-display", deal_type="PG"))
+    # Capabilities unreadable when the booking step runs (a restarted worker, a seller hiccup): the line listed
+    # from the offer feed is still bought with buy_products, never also with create_media_buy under its key.
+    monkeypatch.setattr(SellerAdcpClient, "lifecycle_tools", lambda self: frozenset())
+    deal = client.book_deal(idempotency_key="job-10:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
+    assert compact.state.media_buys[deal.deal_id].order.kind == "buy_products"
+
+
+def test_a_seller_listing_offers_without_buy_products_is_bought_from_with_create_media_buy(
+    compact, connect, monkeypatch
+):
+    monkeypatch.setattr(SellerAdcpClient, "lifecycle_tools", lambda self: frozenset({"list_products"}))
+    client = connect(compact)
+    assert client.list_products()[0].raw["feed_version"]
+    quote = client.request_quote(quote_request(compact, "news-homepage-display", deal_type="PG"))
+    assert quote.quote_id.startswith("adcp1~")
+    deal = client.book_deal(idempotency_key="job-11:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
+    assert compact.state.media_buys[deal.deal_id].order.kind == "create_media_buy"
