@@ -373,6 +373,10 @@ class SandboxAdcpState:
         )
 
     def plan_purchase(self, request: BuyProductsRequest) -> BuyOrder:
+        with self.lock:  # the versions checked are the catalog planned from
+            return self._plan_purchase(request)
+
+    def _plan_purchase(self, request: BuyProductsRequest) -> BuyOrder:
         """Validate a buy_products request (AdCP 3.2's direct purchase of published offers) against the offer
         feed it names, the catalog and the clock; the order to book. Offers changed since that feed are refused
         (``CONFLICT``), never bought at the new terms."""

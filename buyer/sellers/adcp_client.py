@@ -363,10 +363,15 @@ class SellerAdcpClient:
 
         products: dict[str, Product] = {}
         skipped = 0
+        restarted = False
         cursor: str | None = None
+        seen: set[str] = set()
         known = self._feed
-        while len(products) < max_products:
-            fields: dict[str, Any] = {"max_results": min(page_size, 100)}
+        first_versions: tuple[str, str | None] | None = None
+        for _page in range(MAX_FEED_PAGES):
+            if len(products) >= max_products:
+                break
+            fields: dict[str, Any] = {"max_results": min(page_size, 100), "account": self.account}
             if cursor is not None:
                 fields["cursor"] = cursor
             elif known is not None:
@@ -386,10 +391,20 @@ class SellerAdcpClient:
             if data.get("outcome") == "unchanged" and cursor is None and known is not None:
                 return list(known[2])
             listed_under = {"feed_version": feed, "pricing_version": pricing}
+            if first_versions is None:
+                first_versions = (feed, pricing)
+            elif first_versions != (feed, pricing):
+                # The feed changed while it was read: its pages shifted. Read it again from the first page, once.
+                if restarted:
+                    raise SellerError("list_products: the offer feed kept changing while read", code="conflict")
+                restarted, products, cursor, seen, first_versions, skipped = True, {}, None, set(), None, 0
+                continue
+            before = len(products)
             skipped += _read_products(data.get("products"), products, max_products, listed_under)
             next_cursor = data.get("next_cursor")
-            if not isinstance(next_cursor, str) or not next_cursor or next_cursor == cursor:
+            if not isinstance(next_cursor, str) or not next_cursor or next_cursor in seen or len(products) == before:
                 break
+            seen.add(next_cursor)
             cursor = next_cursor
         if skipped:
             logger.warning("seller %s: skipped %d AdCP offers the buyer cannot read", self.base_url, skipped)
@@ -531,26 +546,36 @@ class SellerAdcpClient:
     ) -> Deal:
         """AdCP 3.2's direct purchase of one published offer (``buy_products``) at the feed versions it was listed
         under. A seller whose feed changed since refuses (its ``CONFLICT``): the feed is listed again, and when
-        this offer's terms are exactly the ones quoted it is bought once more at the new versions, under a second
-        key derived from the first (a seller never hands out an earlier version again, so the first key can never
-        buy later); terms that changed are a refusal — nothing is bought on other terms than the approved ones.
-        The answer's accepted snapshot must match its digest; the deal is read from it."""
+        this offer's terms are exactly the ones quoted it is bought at the new versions — under the *same* key, so
+        the seller can never make two buys of this line whatever versions the attempts name (another body under a
+        used key is its ``IDEMPOTENCY_CONFLICT``, and the current versions then replay the buy it made). Terms
+        that changed are a refusal: nothing is bought on other terms than the approved ones. The answer's
+        accepted snapshot must match its digest; the deal is read from it."""
         try:
             return self._purchase(terms, quote_id, idempotency_key=idempotency_key, notes=notes, pacing=pacing)
         except SellerError as exc:
-            if exc.code != "conflict":
+            if exc.code not in {"conflict", "idempotency_conflict"}:
                 raise
-            current, change = self._offer_now(terms)
-            if current is None:
+            first = exc
+        current, change = self._offer_now(terms)
+        if current == (terms.feed_version, terms.pricing_version) and first.code == "conflict":
+            # The feed did not change: the conflict was about something else (a call still running): retried.
+            raise SellerError(f"{first.message} (the offer feed has not changed)", code="conflict", retryable=True)
+        if current is None:
+            if first.code == "idempotency_conflict":
                 why = (
-                    f"buy_products: the seller changed this offer after it was quoted ({change}); nothing was "
-                    "bought: research again for its new terms"
+                    "buy_products: an earlier attempt for this line was taken by the seller at other feed versions "
+                    f"and the offer has changed since ({change}): check the seller for a media buy before booking "
+                    "again"
                 )
-                raise SellerError(why, status=409, code="offer_changed") from None
+                raise SellerError(why, status=409, code="idempotency_conflict")
+            why = (
+                f"buy_products: the seller changed this offer after it was quoted ({change}); nothing was "
+                "bought: research again for its new terms"
+            )
+            raise SellerError(why, status=409, code="offer_changed")
         relisted = dataclasses.replace(terms, feed_version=current[0], pricing_version=current[1])
-        return self._purchase(
-            relisted, quote_id, idempotency_key=idempotency_key + ":relisted", notes=notes, pacing=pacing
-        )
+        return self._purchase(relisted, quote_id, idempotency_key=idempotency_key, notes=notes, pacing=pacing)
 
     def _offer_now(self, terms: OrderTerms) -> tuple[tuple[str, str | None] | None, str]:
         """The seller's current feed versions when the offer ``terms`` name is still published on exactly those
@@ -610,15 +635,23 @@ class SellerAdcpClient:
     def _bought_deal(self, data: dict[str, Any], terms: OrderTerms, quote_id: str) -> Deal:
         """The deal a completed purchase (or create) answer states. A purchase whose accepted snapshot fails its
         digest is read back from the seller's own record of the media buy instead (it exists: never dropped)."""
-        buy = purchased(data)
-        if buy is None:
-            logger.warning(
-                "seller %s: the accepted terms of %s fail their digest; reading the media buy back",
-                self.base_url,
-                str(data.get("media_buy_id"))[:80],
-            )
-            return self.get_deal(str(data.get("media_buy_id")), quote_id=quote_id)
-        return self._deal(buy, terms, quote_id)
+        media_buy_id = data.get("media_buy_id")
+        try:
+            buy = purchased(data)
+            if buy is not None:
+                return self._deal(buy, terms, quote_id)
+            why = "fail their digest"
+        except SellerError as exc:
+            if not isinstance(media_buy_id, str) or not media_buy_id.strip():
+                raise
+            why = f"cannot be read ({exc.message})"
+        logger.warning(
+            "seller %s: the accepted terms of %s %s; reading the media buy back",
+            self.base_url,
+            str(media_buy_id)[:80],
+            why,
+        )
+        return self.get_deal(str(media_buy_id), quote_id=quote_id)
 
     def task_status(self, task_id: str, *, quote_id: str | None = None) -> TaskState:
         """Where an asynchronous task stands (``get_task_status``). A completed order (``quote_id`` given) carries
@@ -1142,6 +1175,8 @@ def purchased(data: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+#: The most pages of an offer feed read at once (100 products each).
+MAX_FEED_PAGES = 200
 #: What the library reports for a 3.0/3.1 product whose named formats it could not turn into format options.
 UNRESOLVED_FORMATS = frozenset({"CANONICAL_PRODUCT_FORMATS_UNAVAILABLE", "FORMAT_PROJECTION_FAILED"})
 

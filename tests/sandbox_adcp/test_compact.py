@@ -382,3 +382,94 @@ def test_a_seller_listing_offers_without_buy_products_is_bought_from_with_create
     assert quote.quote_id.startswith("adcp1~")
     deal = client.book_deal(idempotency_key="job-11:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
     assert compact.state.media_buys[deal.deal_id].order.kind == "create_media_buy"
+
+
+def test_a_lost_answer_then_another_feed_change_never_makes_a_second_buy(compact, connect):
+    client = connect(compact)
+    quote = client.request_quote(quote_request(compact, "news-homepage-display", deal_type="PG"))
+    compact.state.reprice("news-run-of-site", "cpm-auction", fixed=None, floor=Decimal("2.75"))
+    key_ = "job-12:deal:1:" + quote.quote_id
+    deal = client.book_deal(idempotency_key=key_, quote_id=quote.quote_id)  # its answer "lost"
+    compact.state.reprice("news-run-of-site", "cpm-auction", fixed=None, floor=Decimal("2.8"))
+    again = connect(compact)
+    with pytest.raises(SellerError) as conflict:
+        again.book_deal(idempotency_key=key_, quote_id=quote.quote_id)
+    assert conflict.value.code == "idempotency_conflict" and not conflict.value.retryable
+    assert list(compact.state.media_buys) == [deal.deal_id]  # one buy, whatever the attempts named
+
+
+def test_a_conflict_while_the_feed_is_unchanged_is_retried_under_the_same_key_not_bought_again(
+    compact, connect, monkeypatch
+):
+    client = connect(compact)
+    quote = client.request_quote(quote_request(compact, "news-homepage-display", deal_type="PG"))
+
+    def busy(self, terms, quote_id, **kw):
+        raise SellerError("buy_products: still working on it", status=400, code="conflict")
+
+    monkeypatch.setattr(SellerAdcpClient, "_purchase", busy)
+    with pytest.raises(SellerError) as conflict:
+        client.book_deal(idempotency_key="job-13:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
+    assert conflict.value.code == "conflict" and conflict.value.retryable
+    assert "has not changed" in conflict.value.message and not compact.state.media_buys
+
+
+def test_a_purchase_answer_that_cannot_be_read_is_read_back_from_the_seller_never_dropped(
+    compact, connect, monkeypatch
+):
+    import buyer.sellers.adcp_client as module
+
+    def unreadable(data):
+        raise SellerError("buy_products: a binding names no purchase", code="invalid_response")
+
+    monkeypatch.setattr(module, "purchased", unreadable)
+    client = connect(compact)
+    quote = client.request_quote(quote_request(compact, "news-homepage-display", deal_type="PG"))
+    deal = client.book_deal(idempotency_key="job-14:deal:1:" + quote.quote_id, quote_id=quote.quote_id)
+    assert list(compact.state.media_buys) == [deal.deal_id] and deal.final_cpm == Decimal("18")
+
+
+def _offer(product_id):
+    return {
+        "product_id": product_id,
+        "name": product_id,
+        "pricing_options": [
+            {"pricing_option_id": "cpm", "pricing_model": "cpm", "currency": "USD", "fixed_price": 5.0}
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        # cursors cycling A → B → A
+        {None: ["p1"], "A": ["p2"], "B": ["p3"]},
+        # ever-new cursors on pages that add nothing new
+        {None: ["p1"], **{f"c{i}": ["p1"] for i in range(500)}},
+    ],
+)
+def test_a_feed_whose_cursors_never_end_is_read_once_not_for_ever(monkeypatch, pages):
+    calls = []
+
+    def data(self, name, call):
+        class Fake:
+            def list_products(self, request):
+                return request
+
+        request = call(Fake())
+        cursor = request.cursor
+        calls.append(cursor)
+        nxt = {None: "A", "A": "B", "B": "A"}.get(cursor) if "A" in pages else f"c{len(calls)}"
+        return {
+            "outcome": "listed",
+            "products": [_offer(p) for p in pages[cursor]],
+            "feed_version": "f1",
+            "cache_scope": "public",
+            "next_cursor": nxt,
+        }
+
+    monkeypatch.setattr(SellerAdcpClient, "_data", data)
+    monkeypatch.setattr(SellerAdcpClient, "lifecycle_tools", lambda self: frozenset({"list_products"}))
+    client = SellerAdcpClient("http://127.0.0.1:9", credential=TOKEN)
+    products = client.list_products()
+    assert len(calls) <= 4 and {p.product_id for p in products} <= {"p1", "p2", "p3"}
